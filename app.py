@@ -1,0 +1,192 @@
+"""The ASGI application: GraphQL over HTTP and websockets at /graphql, GraphiQL,
+and /healthz. One app factory, one settings object; the engine is opened and
+closed in the Starlette lifespan, one database session per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.types.unset import UNSET
+
+from db.engine import create_engine, create_sessionmaker
+from resolvers.context import Context
+from resolvers.tokens import TokenError, TokenVerifier
+from schema import build_schema
+from settings import Settings, get_settings
+
+log = logging.getLogger("ketenpoort")
+
+FIRST_QUERY = """# ketenpoort: one GraphQL schema for the Dutch educational content chain.
+# Your bearer token is in the Headers tab below (make run printed it).
+# Look a school up by any RIO identifier, e.g. its BRIN6:
+query FirstQuery {
+  organisation(identifier: {value: "09QQ00"}) {
+    __typename
+    ... on Organisation { rioId name level identifiers { scheme value } locations { name } }
+    ... on OrganisationAmbiguous { message candidates { level rioId name } }
+    ... on OrganisationNotFound { message }
+  }
+  entitlements(first: 5) {
+    nodes { id variant status quantity licencesUsed product { productId name } }
+  }
+}
+"""
+
+
+class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
+    """Strawberry's ASGI view with the gateway's context, token check and
+    session lifetime."""
+
+    def __init__(self, settings: Settings, sessionmaker: Callable[[], AsyncSession], **kw: Any):
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.graphiql else None,
+            keep_alive=True,
+            keep_alive_interval=15,
+            **kw,
+        )
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.verifier = TokenVerifier(settings)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        context = Context(self.settings, self.sessionmaker, request, response)
+        if isinstance(request, Request):
+            try:
+                context.caller = self.verifier.verify(request.headers.get("authorization"))
+            except TokenError as error:
+                context.auth_error = str(error)
+        request.state.gateway_context = context
+        return context
+
+    async def run(  # type: ignore[override]
+        self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
+    ) -> Any:
+        try:
+            return await super().run(request, context, root_value)
+        finally:
+            context = getattr(request.state, "gateway_context", None)
+            if context is not None:
+                await context.db.close()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        html = self.graphql_ide_html.replace(
+            "const EXAMPLE_QUERY = `", "const EXAMPLE_QUERY = `" + FIRST_QUERY + "\n", 1
+        )
+        return HTMLResponse(html)
+
+
+class BodySizeLimit:
+    """Refuse request bodies over the configured size before parsing them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "errors": [
+                    {
+                        "message": f"request body exceeds {self.max_bytes} bytes",
+                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                    }
+                ]
+            },
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: Callable[[], AsyncSession] | None = None,
+) -> Starlette:
+    """Build the gateway. Pass `sessionmaker` to run on an engine you manage
+    (tests); otherwise the lifespan opens one for `settings.database_url`."""
+    settings = settings or get_settings()
+    settings.check()
+    holder: dict[str, Any] = {"sessionmaker": sessionmaker}
+
+    def current_sessionmaker() -> AsyncSession:
+        return holder["sessionmaker"]()  # type: ignore[no-any-return]
+
+    graphql = GatewayGraphQL(settings, current_sessionmaker)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = None
+        if holder["sessionmaker"] is None:
+            engine = create_engine(
+                settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo
+            )
+            holder["sessionmaker"] = create_sessionmaker(engine)
+        app.state.sessionmaker = holder["sessionmaker"]
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.dispose()
+
+    async def healthz(request: Request) -> Response:
+        try:
+            async with holder["sessionmaker"]() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:  # the probe must answer, not crash
+            log.warning("health check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "up"})
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.state.graphql = graphql
+    app.state.settings = settings
+    return app

@@ -1,0 +1,144 @@
+"""The `ketenpoort` command: migrate, load the demo, mint development tokens,
+serve the gateway, export the schema, and the ECK iD toolkit (`eckid`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import typer
+
+from settings import get_settings
+
+app = typer.Typer(
+    help="ketenpoort: GraphQL gateway for the Dutch educational content chain.",
+    no_args_is_help=True,
+)
+
+
+def _mount_eckid() -> None:
+    try:
+        from cli.eckid import app as eckid_app
+    except ImportError:  # the toolkit is optional for the gateway itself
+        return
+    app.add_typer(eckid_app, name="eckid", help="ECK iD toolkit: validate, NV-1 hash, sandbox.")
+
+
+_mount_eckid()
+
+
+@app.command()
+def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Upgrade the configured database (DATABASE_URL) to the latest schema."""
+    from db.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"migrated {settings.database_url} to {revision}")
+
+
+@app.command()
+def demo(
+    pupils: int = typer.Option(1000, help="Number of pupils to create."),
+    seed: int = typer.Option(7, help="Random seed (same seed, same data)."),
+) -> None:
+    """Load the demo data into the configured database, unless it holds data already."""
+    from db.demo import is_loaded, load_demo
+    from db.engine import create_engine, create_sessionmaker
+    from resolvers.clock import today
+
+    settings = get_settings()
+    if settings.is_production():
+        typer.echo("refusing to load demo data into a production gateway", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                if await is_loaded(session):
+                    typer.echo("demo data already present; nothing loaded")
+                    return
+                summary = await load_demo(
+                    session,
+                    today=today(),
+                    sandbox_key=settings.sandbox_key.encode(),
+                    pupils=pupils,
+                    seed=seed,
+                )
+                typer.echo(f"demo loaded: {summary}")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@app.command()
+def token(
+    supplier: str = typer.Argument("operator", help="Supplier code (the token's `sub`)."),
+    scope: list[str] = typer.Option(
+        ["operator"], "--scope", "-s", help="Role(s) to grant; repeat for several."
+    ),
+    school: str | None = typer.Option(None, help="For the school role: the school's RIO id."),
+    hours: int = typer.Option(12, help="Lifetime in hours."),
+    url: bool = typer.Option(False, help="Print a GraphiQL URL with the token filled in."),
+    base: str = typer.Option("http://127.0.0.1:8000/graphql", help="Gateway URL for --url."),
+) -> None:
+    """Mint a development token (HS256, refused in production)."""
+    from datetime import timedelta
+
+    from resolvers.tokens import mint_token
+
+    value = mint_token(
+        get_settings(), supplier, scope, school=school, lifetime=timedelta(hours=hours)
+    )
+    if url:
+        headers = json.dumps({"Authorization": f"Bearer {value}"})
+        typer.echo(f"{base}?headers={quote(headers)}")
+    else:
+        typer.echo(value)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Serve the gateway with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        lifespan="on",
+    )
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Path | None = typer.Option(None, help="Write here instead of stdout."),
+) -> None:
+    """Print the GraphQL schema (SDL); CI compares it with schema.graphql."""
+    from schema import schema
+
+    text = schema.as_str() + "\n"
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Entitlement and licence reads, batched per list of keys for DataLoaders."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Entitlee, Entitlement, EntitlementRecipient, Licence
+from domain.entitlements import EntitlementStatus, Variant
+from domain.licences import LicenceStatus
+
+
+def entitlement_list_statement(
+    *,
+    school_ids: list[int] | None = None,
+    product_id: int | None = None,
+    delivery_id: int | None = None,
+    statuses: list[EntitlementStatus] | None = None,
+    variant: Variant | None = None,
+    today: date | None = None,
+) -> Select[tuple[Entitlement]]:
+    """ENDED is derived: filtering on it means 'past its activation period'."""
+    statement = select(Entitlement)
+    if school_ids is not None:
+        statement = statement.where(Entitlement.school_id.in_(school_ids))
+    if product_id is not None:
+        statement = statement.where(Entitlement.product_id == product_id)
+    if delivery_id is not None:
+        statement = statement.where(Entitlement.delivery_id == delivery_id)
+    if variant is not None:
+        statement = statement.where(Entitlement.variant == variant.value)
+    if statuses:
+        stored = [s.value for s in statuses if s != EntitlementStatus.ENDED]
+        if EntitlementStatus.ENDED in statuses and today is not None:
+            ended = Entitlement.activation_until_date < today
+            statement = statement.where(
+                (Entitlement.status.in_(stored) & ~ended)
+                | (ended & Entitlement.status.not_in(["BLOCKED", "CANCELLED"]))
+            )
+        else:
+            statement = statement.where(Entitlement.status.in_(stored))
+            if today is not None:
+                statement = statement.where(
+                    (Entitlement.activation_until_date >= today)
+                    | Entitlement.status.in_(["BLOCKED", "CANCELLED"])
+                )
+    return statement
+
+
+async def by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Entitlement]:
+    rows = await session.scalars(select(Entitlement).where(Entitlement.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def recipients_for(
+    session: AsyncSession, ids: list[int]
+) -> dict[int, list[EntitlementRecipient]]:
+    rows = await session.scalars(
+        select(EntitlementRecipient)
+        .where(EntitlementRecipient.entitlement_id.in_(ids))
+        .order_by(EntitlementRecipient.role, EntitlementRecipient.supplier_id)
+    )
+    found: dict[int, list[EntitlementRecipient]] = defaultdict(list)
+    for row in rows:
+        found[row.entitlement_id].append(row)
+    return found
+
+
+async def entitlees_for(session: AsyncSession, ids: list[int]) -> dict[int, list[Entitlee]]:
+    rows = await session.scalars(
+        select(Entitlee).where(Entitlee.entitlement_id.in_(ids)).order_by(Entitlee.id)
+    )
+    found: dict[int, list[Entitlee]] = defaultdict(list)
+    for row in rows:
+        found[row.entitlement_id].append(row)
+    return found
+
+
+def licence_list_statement(
+    *,
+    school_ids: list[int] | None = None,
+    product_id: int | None = None,
+    person_id: int | None = None,
+    entitlement_ids: list[int] | None = None,
+    status: LicenceStatus | None = None,
+    today: date | None = None,
+) -> Select[tuple[Licence]]:
+    statement = select(Licence)
+    if school_ids is not None:
+        statement = statement.where(Licence.school_id.in_(school_ids))
+    if product_id is not None:
+        statement = statement.where(Licence.product_id == product_id)
+    if person_id is not None:
+        statement = statement.where(Licence.person_id == person_id)
+    if entitlement_ids is not None:
+        statement = statement.where(Licence.entitlement_id.in_(entitlement_ids))
+    if status is not None and today is not None:
+        if status == LicenceStatus.EXPIRED:
+            statement = statement.where(
+                Licence.expiration_date < today, Licence.status != LicenceStatus.BLOCKED.value
+            )
+        elif status == LicenceStatus.ACTIVATED:
+            statement = statement.where(
+                Licence.status == status.value, Licence.expiration_date >= today
+            )
+        else:
+            statement = statement.where(Licence.status == status.value)
+    return statement
+
+
+async def licences_for_entitlements(
+    session: AsyncSession, ids: list[int], limit: int
+) -> dict[int, list[Licence]]:
+    """The first `limit` licences of each entitlement, in one statement: a window
+    function numbers them per entitlement so the database does the cutting."""
+    from sqlalchemy import func
+
+    numbered = (
+        select(
+            Licence.id,
+            func.row_number()
+            .over(partition_by=Licence.entitlement_id, order_by=Licence.id)
+            .label("n"),
+        )
+        .where(Licence.entitlement_id.in_(ids))
+        .subquery()
+    )
+    rows = await session.scalars(
+        select(Licence)
+        .join(numbered, numbered.c.id == Licence.id)
+        .where(numbered.c.n <= limit)
+        .order_by(Licence.entitlement_id, Licence.id)
+    )
+    found: dict[int, list[Licence]] = defaultdict(list)
+    for row in rows:
+        found[row.entitlement_id].append(row)
+    return found
+
+
+async def licences_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Licence]:
+    rows = await session.scalars(select(Licence).where(Licence.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def licences_for_persons(session: AsyncSession, ids: list[int]) -> dict[int, list[Licence]]:
+    rows = await session.scalars(
+        select(Licence).where(Licence.person_id.in_(ids)).order_by(Licence.id)
+    )
+    found: dict[int, list[Licence]] = defaultdict(list)
+    for row in rows:
+        if row.person_id is not None:
+            found[row.person_id].append(row)
+    return found
+
+
+async def entitlements_for_persons(
+    session: AsyncSession, ids: list[int]
+) -> dict[int, list[Entitlement]]:
+    """Individual entitlements naming these persons."""
+    rows = await session.execute(
+        select(Entitlee.person_id, Entitlement)
+        .join(Entitlement, Entitlement.id == Entitlee.entitlement_id)
+        .where(Entitlee.person_id.in_(ids))
+        .order_by(Entitlement.id)
+    )
+    found: dict[int, list[Entitlement]] = defaultdict(list)
+    for person_id, entitlement in rows:
+        found[person_id].append(entitlement)
+    return found

@@ -1,0 +1,1 @@
+"""Resolvers: decode GraphQL input, load through `db/`, call `domain/`, build schema types."""

@@ -1,0 +1,86 @@
+"""Authentication and role checks for every root field.
+
+Every root field of the schema carries one of the permission classes built by
+`requires(...)`: the token must be valid, its supplier registered, and the
+supplier must hold one of the roles the field names (the token's scopes
+intersected with the roles registered for the supplier). Consent checks per
+school come on top of this in the resolvers that read school data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry.permission import BasePermission
+from strawberry.types import Info
+
+from db import suppliers as supplier_queries
+from domain.roles import Role
+from resolvers.context import Context
+from schema.errors import Forbidden, Unauthenticated
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated supplier as the gateway knows it."""
+
+    supplier_id: int
+    supplier_code: str
+    roles: frozenset[Role]
+    school: str | None
+
+    def has(self, *roles: Role) -> bool:
+        return Role.OPERATOR in self.roles or any(role in self.roles for role in roles)
+
+    @property
+    def is_operator(self) -> bool:
+        return Role.OPERATOR in self.roles
+
+
+async def principal(context: Context) -> Principal:
+    """Resolve (once per request) the caller's supplier; raise when unknown."""
+    if context._supplier is not None:
+        return context._supplier  # type: ignore[no-any-return]
+    if context.caller is None:
+        if context.response is not None and hasattr(context.response, "status_code"):
+            context.response.status_code = 401
+        raise Unauthenticated(context.auth_error or "missing bearer token")
+    caller = context.caller
+    row = await context.db.run(lambda s: supplier_queries.by_code(s, caller.supplier_code))
+    if row is None:
+        if context.response is not None and hasattr(context.response, "status_code"):
+            context.response.status_code = 401
+        raise Unauthenticated(f"unknown supplier {caller.supplier_code!r}")
+    supplier_id, registered = row
+    granted = frozenset(role for role in caller.roles if role in registered)
+    if not granted:
+        raise Forbidden(
+            f"supplier {caller.supplier_code!r} is not registered for the scopes "
+            f"{sorted(r.value for r in caller.roles)} of its token"
+        )
+    found = Principal(supplier_id, caller.supplier_code, granted, caller.school)
+    context._supplier = found
+    return found
+
+
+def requires(*roles: Role) -> type[BasePermission]:
+    """A permission class: the caller must be authenticated and hold one of `roles`
+    (the operator holds every role). With no roles, any authenticated caller."""
+    names = ", ".join(role.value for role in roles) or "any role"
+
+    class RequiresRole(BasePermission):
+        message = f"this field requires the scope {names}"
+        required_roles = frozenset(roles)
+
+        async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+            found = await principal(info.context)
+            if roles and not found.has(*roles):
+                raise Forbidden(
+                    f"scope required: this field needs one of [{names}]; "
+                    f"the caller has [{', '.join(sorted(r.value for r in found.roles))}]"
+                )
+            return True
+
+    RequiresRole.__name__ = f"Requires_{'_'.join(r.value for r in roles) or 'any'}"
+    return RequiresRole

@@ -1,0 +1,17 @@
+"""The chain's calendar: dates are Dutch school dates, so "today" is today in
+Europe/Amsterdam, not in UTC (an activation at 00:30 belongs to the new day)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def now() -> datetime:
+    return datetime.now(AMSTERDAM)
+
+
+def today() -> date:
+    return now().date()

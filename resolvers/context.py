@@ -1,0 +1,93 @@
+"""The per-request GraphQL context: who is calling, one database session, and the
+DataLoaders that batch nested fields.
+
+graphql-core resolves sibling fields concurrently, but one AsyncSession cannot
+run two statements at once; every use of the session therefore goes through
+`Database`, which serialises them with a lock. DataLoaders still collapse N
+nested lookups into one statement, so the lock costs nothing on list pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from resolvers.tokens import Caller
+from settings import Settings
+
+T = TypeVar("T")
+
+
+class Database:
+    """One lazily opened session per request, used by one statement at a time."""
+
+    def __init__(self, sessionmaker: Callable[[], AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._session: AsyncSession | None = None
+        self._lock = asyncio.Lock()
+
+    def _get(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._sessionmaker()
+        return self._session
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run read work on the request's session."""
+        async with self._lock:
+            return await work(self._get())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One mutation, one transaction: committed when the block ends, rolled
+        back as a whole when it raises."""
+        async with self._lock:
+            session = self._get()
+            if session.in_transaction():
+                # Reads earlier in the request autobegan a transaction; end it so
+                # the mutation starts on a fresh snapshot.
+                await session.commit()
+            async with session.begin():
+                yield session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+@dataclass
+class Context:
+    """What every resolver gets as `info.context`."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession] | Callable[[], AsyncSession]
+    request: Request | WebSocket | None = None
+    response: Response | WebSocket | None = None
+    caller: Caller | None = None
+    auth_error: str | None = None
+    db: Database = field(init=False)
+    _loaders: Any = field(default=None, init=False)
+    _supplier: Any = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.db = Database(self.sessionmaker)
+
+    @property
+    def loaders(self) -> Any:
+        if self._loaders is None:
+            from resolvers.loaders import Loaders
+
+            self._loaders = Loaders(self.db)
+        return self._loaders
+
+    def fresh_loaders(self) -> None:
+        """Forget cached rows (after a mutation changed them)."""
+        self._loaders = None

@@ -1,0 +1,256 @@
+"""Read resolvers: decode arguments, load through `db/`, build schema types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from sqlalchemy import Select
+from strawberry.types import Info
+
+from db import catalogue, entitlements, organisations
+from db.pagination import InvalidCursor, fetch_page
+from domain.identifiers import (
+    IdentifierError,
+    OrgLevel,
+    PersonIdScheme,
+    validate_product_id,
+)
+from resolvers import lookup
+from resolvers.clock import today
+from schema.errors import BadInput
+from schema.filters import EntitlementFilter, LicenceFilter, OrganisationFilter, ProductFilter
+from schema.lookups import (
+    InvalidIdentifier,
+    OrganisationAmbiguous,
+    OrganisationIdentifierInput,
+    OrganisationLookup,
+    OrganisationNotFound,
+    PersonIdentifierInput,
+    PersonLookup,
+    PersonNotFound,
+)
+from schema.types import Connection, Entitlement, Licence, Organisation, Person, Product
+
+
+def invalid(error: IdentifierError) -> InvalidIdentifier:
+    return InvalidIdentifier(
+        scheme=str(error.scheme) if error.scheme else None,
+        value=error.value,
+        problem=error.problem,
+        message=str(error),
+    )
+
+
+def org_lookup_result(found: lookup.OrgResult) -> Any:
+    match found:
+        case lookup.OrgFound(row):
+            return Organisation.from_row(row)
+        case lookup.OrgAmbiguous(value, candidates, message):
+            return OrganisationAmbiguous(
+                value=value,
+                candidates=[Organisation.from_row(r) for r in candidates],
+                message=message,
+            )
+        case lookup.Malformed(error):
+            return invalid(error)
+        case lookup.OrgNotFound(scheme, value, message):
+            return OrganisationNotFound(value=value, scheme=scheme, message=message)
+    raise AssertionError(found)
+
+
+def person_lookup_result(found: lookup.PersonResult) -> Any:
+    match found:
+        case lookup.PersonFound(row):
+            return Person.from_row(row)
+        case lookup.PersonMissing(scheme, value, message):
+            return PersonNotFound(scheme=scheme, value=value, message=message)
+        case lookup.Malformed(error):
+            return invalid(error)
+        case lookup.OrgNotFound(_, value, message) | lookup.OrgAmbiguous(value, _, message):
+            return InvalidIdentifier(
+                scheme="school", value=value, problem="school", message=message
+            )
+    raise AssertionError(found)
+
+
+async def organisation(
+    info: Info, id: strawberry.ID | None, identifier: OrganisationIdentifierInput | None
+) -> OrganisationLookup:
+    if (id is None) == (identifier is None):
+        raise BadInput("give exactly one of `id` or `identifier`")
+    if id is not None:
+        row = await info.context.loaders.organisation.load(_int_id(id, "id"))
+        if row is None:
+            return OrganisationNotFound(
+                value=str(id), scheme=None, message=f"no organisation has id {id}"
+            )
+        return Organisation.from_row(row)
+    assert identifier is not None
+    found = await lookup.find_organisation(info.context.db, identifier.scheme, identifier.value)
+    return org_lookup_result(found)  # type: ignore[no-any-return]
+
+
+async def pupil(info: Info, eck_id: str) -> PersonLookup:
+    found = await lookup.find_person(info.context.db, PersonIdScheme.ECK_ID, eck_id)
+    return person_lookup_result(found)  # type: ignore[no-any-return]
+
+
+async def person(info: Info, identifier: PersonIdentifierInput) -> PersonLookup:
+    school = (identifier.school.scheme, identifier.school.value) if identifier.school else None
+    found = await lookup.find_person(info.context.db, identifier.scheme, identifier.value, school)
+    return person_lookup_result(found)  # type: ignore[no-any-return]
+
+
+# --- lists ------------------------------------------------------------------------------
+
+
+def _int_id(value: Any, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"{field} must be a gateway id (digits), got {value!r}") from exc
+
+
+def _page_size(info: Info, first: int | None) -> int:
+    settings = info.context.settings
+    size = settings.default_page_size if first is None else first
+    if not 1 <= size <= settings.max_page_size:
+        raise BadInput(f"first must be between 1 and {settings.max_page_size}, got {size}")
+    return size
+
+
+async def _page(
+    info: Info,
+    statement: Select[Any],
+    key: Any,
+    kind: str,
+    first: int | None,
+    after: str | None,
+    build: Any,
+) -> Connection[Any]:
+    size = _page_size(info, first)
+    try:
+        page = await info.context.db.run(
+            lambda s: fetch_page(s, statement, key, kind=kind, first=size, after=after)
+        )
+    except InvalidCursor as exc:
+        raise BadInput(str(exc), argument="after") from exc
+    return Connection.from_page(page, build)
+
+
+async def school_ids(info: Info, school: OrganisationIdentifierInput, field: str) -> list[int]:
+    """The organisation ids a filter's school identifier means; a clear error otherwise."""
+    found = await lookup.find_organisation(info.context.db, school.scheme, school.value)
+    if isinstance(found, lookup.OrgFound):
+        return [found.row.id]
+    if isinstance(found, lookup.OrgAmbiguous):
+        return [row.id for row in found.candidates]
+    if isinstance(found, lookup.Malformed):
+        raise BadInput(str(found.error), field=field)
+    raise BadInput(found.message, field=field)
+
+
+async def product_pk(info: Info, product_id: str, field: str) -> int:
+    try:
+        code, _kind = validate_product_id(product_id)
+    except IdentifierError as exc:
+        raise BadInput(str(exc), field=field) from exc
+    row = await info.context.db.run(lambda s: catalogue.product_by_code(s, code))
+    if row is None:
+        raise BadInput(f"no product has productId {code!r}", field=field, statusCode=11)
+    return row.id
+
+
+async def organisations_list(
+    info: Info, first: int | None, after: str | None, filter: OrganisationFilter | None
+) -> Connection[Organisation]:
+    filter = filter or OrganisationFilter()
+    board_id = None
+    if filter.board is not None:
+        found = await lookup.find_organisation(
+            info.context.db, filter.board.scheme, filter.board.value, OrgLevel.BOARD
+        )
+        if not isinstance(found, lookup.OrgFound):
+            raise BadInput(getattr(found, "message", "unknown board"), field="filter.board")
+        board_id = found.row.id
+    statement = organisations.list_statement(
+        level=filter.level, name_contains=filter.name_contains, board_id=board_id
+    )
+    from db.models import Organisation as Row
+
+    return await _page(info, statement, Row.id, "organisation", first, after, Organisation.from_row)
+
+
+async def products_list(
+    info: Info, first: int | None, after: str | None, filter: ProductFilter | None
+) -> Connection[Product]:
+    from db import suppliers
+    from db.models import Product as Row
+
+    filter = filter or ProductFilter()
+    publisher_id = None
+    if filter.publisher_code:
+        code = filter.publisher_code
+        found = await info.context.db.run(lambda s: suppliers.by_code(s, code))
+        if found is None:
+            raise BadInput(f"no supplier has code {code!r}", field="filter.publisherCode")
+        publisher_id = found[0]
+    statement = catalogue.product_list_statement(
+        type=filter.type, publisher_id=publisher_id, name_contains=filter.name_contains
+    )
+    return await _page(info, statement, Row.id, "product", first, after, Product.from_row)
+
+
+async def entitlements_list(
+    info: Info, first: int | None, after: str | None, filter: EntitlementFilter | None
+) -> Connection[Entitlement]:
+    from db.models import Entitlement as Row
+
+    filter = filter or EntitlementFilter()
+    statement = entitlements.entitlement_list_statement(
+        school_ids=await school_ids(info, filter.school, "filter.school")
+        if filter.school
+        else None,
+        product_id=await product_pk(info, filter.product_id, "filter.productId")
+        if filter.product_id
+        else None,
+        delivery_id=_int_id(filter.delivery_id, "filter.deliveryId")
+        if filter.delivery_id
+        else None,
+        statuses=filter.status,
+        variant=filter.variant,
+        today=today(),
+    )
+    return await _page(info, statement, Row.id, "entitlement", first, after, Entitlement.from_row)
+
+
+async def licences_list(
+    info: Info, first: int | None, after: str | None, filter: LicenceFilter | None
+) -> Connection[Licence]:
+    from db.models import Licence as Row
+
+    filter = filter or LicenceFilter()
+    person_id = None
+    if filter.eck_id:
+        found = await lookup.find_person(info.context.db, PersonIdScheme.ECK_ID, filter.eck_id)
+        if isinstance(found, lookup.Malformed):
+            raise BadInput(str(found.error), field="filter.eckId")
+        if not isinstance(found, lookup.PersonFound):
+            raise BadInput(getattr(found, "message", "unknown person"), field="filter.eckId")
+        person_id = found.row.id
+    statement = entitlements.licence_list_statement(
+        school_ids=await school_ids(info, filter.school, "filter.school")
+        if filter.school
+        else None,
+        product_id=await product_pk(info, filter.product_id, "filter.productId")
+        if filter.product_id
+        else None,
+        person_id=person_id,
+        entitlement_ids=[_int_id(filter.entitlement_id, "filter.entitlementId")]
+        if filter.entitlement_id
+        else None,
+        status=filter.status,
+        today=today(),
+    )
+    return await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)

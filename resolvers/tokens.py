@@ -1,0 +1,142 @@
+"""Bearer tokens (SEM recommendation): a signed JWT carrying `iss`, `aud`, `exp`,
+`iat`, `jti`, the supplier (`sub`) and its scopes (`scope`, space separated).
+
+HS256 with a shared secret is for development and tests; production verifies
+RS256 against a public key file or a JWKS URL. Every failure is a `TokenError`
+whose message says what is wrong, so an integrating engineer can fix it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+
+import jwt
+
+from domain.roles import Role
+from settings import Settings
+
+
+class TokenError(Exception):
+    """The bearer token is missing, malformed, expired or not for this gateway."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a supplier with the roles its token grants. A school
+    administrator's token names the school (`school`, any RIO id of it)."""
+
+    supplier_code: str
+    roles: frozenset[Role]
+    token_id: str
+    school: str | None = None
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles or Role.OPERATOR in self.roles
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def _key(self) -> object:
+        if self.settings.jwt_public_key_file:
+            with open(self.settings.jwt_public_key_file, "rb") as handle:
+                return handle.read()
+        return self.settings.jwt_secret
+
+    @cached_property
+    def _jwks(self) -> jwt.PyJWKClient | None:
+        if self.settings.jwt_jwks_url:
+            return jwt.PyJWKClient(self.settings.jwt_jwks_url, cache_keys=True)
+        return None
+
+    def verify(self, authorization: str | None) -> Caller:
+        if not authorization:
+            raise TokenError("missing bearer token: send 'Authorization: Bearer <jwt>'")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenError("the Authorization header must be 'Bearer <jwt>'")
+        key = self._key
+        if self._jwks is not None:
+            try:
+                key = self._jwks.get_signing_key_from_jwt(token.strip()).key
+            except jwt.PyJWTError as exc:
+                raise TokenError(f"no signing key for this token: {exc}") from exc
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                key=key,  # type: ignore[arg-type]
+                algorithms=self.settings.jwt_algorithms,
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                leeway=self.settings.jwt_leeway_seconds,
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("the token has expired") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenError(
+                f"wrong audience: this gateway accepts aud={self.settings.jwt_audience!r}"
+            ) from exc
+        except jwt.InvalidIssuerError as exc:
+            raise TokenError(
+                f"wrong issuer: this gateway accepts iss={self.settings.jwt_issuer!r}"
+            ) from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenError(f"the token lacks the required claim {exc.claim!r}") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"invalid token: {exc}") from exc
+        return caller_from_claims(claims)
+
+
+def caller_from_claims(claims: dict[str, object]) -> Caller:
+    raw_scope = claims.get("scope", "")
+    scopes = raw_scope.split() if isinstance(raw_scope, str) else list(raw_scope or [])  # type: ignore[call-overload]
+    roles = set()
+    for scope in scopes:
+        try:
+            roles.add(Role(scope))
+        except ValueError as exc:
+            raise TokenError(
+                f"unknown scope {scope!r}; known scopes: {', '.join(r.value for r in Role)}"
+            ) from exc
+    if not roles:
+        raise TokenError("the token grants no scope (roles)")
+    school = claims.get("school")
+    return Caller(
+        supplier_code=str(claims["sub"]),
+        roles=frozenset(roles),
+        token_id=str(claims["jti"]),
+        school=str(school) if school else None,
+    )
+
+
+def mint_token(
+    settings: Settings,
+    supplier_code: str,
+    roles: list[Role] | list[str],
+    *,
+    school: str | None = None,
+    lifetime: timedelta = timedelta(hours=12),
+    now: datetime | None = None,
+) -> str:
+    """A development token signed with the HS256 secret (never in production)."""
+    if settings.is_production():
+        raise TokenError("development tokens cannot be minted in production")
+    issued = now or datetime.now(UTC)
+    claims: dict[str, object] = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": supplier_code,
+        "scope": " ".join(str(Role(r)) for r in roles),
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + lifetime).timestamp()),
+        "jti": str(uuid.uuid4()),
+    }
+    if school:
+        claims["school"] = school
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")

@@ -1,0 +1,47 @@
+"""The GraphQL schema of the gateway. `schema` is the default build (what
+`schema.graphql` is exported from); `build_schema(settings)` applies the
+configured limits (depth, tokens, aliases, introspection, error masking)."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
+from strawberry.extensions.disable_introspection import DisableIntrospection
+
+from schema.errors import GatewayError
+from schema.query import Query
+from settings import Settings
+
+
+def _visible(error: GraphQLError) -> bool:
+    """Errors the caller is meant to read; everything else is masked."""
+    original = error.original_error
+    if isinstance(error, GatewayError) or isinstance(original, GatewayError):
+        return True
+    # Validation and parse errors (no original error, no path) are about the query.
+    return original is None and not error.path
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    extensions: list[object] = [
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaskErrors(
+            should_mask_error=lambda error: not _visible(error),
+            error_message="Unexpected error; it has been logged.",
+        ),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection())
+    return strawberry.Schema(query=Query, extensions=extensions)  # type: ignore[arg-type]
+
+
+schema = build_schema()

@@ -1,0 +1,83 @@
+"""One settings object for the whole gateway, read from the environment.
+
+Every knob has a safe development default so that `make run` works on a fresh
+machine; production refuses to start with a development secret (see `check`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "ketenpoort-development-secret-change-me-0123456789"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Gateway configuration. Environment variables are prefixed `KETENPOORT_`,
+    except `DATABASE_URL`, which keeps its conventional name."""
+
+    model_config = SettingsConfigDict(env_prefix="KETENPOORT_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///ketenpoort.db",
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///file.db or "
+        "postgresql+asyncpg://user@host:5432/db",
+    )
+    db_pool_size: int = 10
+    db_echo: bool = False
+
+    # Tokens (SEM recommendation: iss, aud, exp, iat, jti, supplier, scopes).
+    jwt_secret: str = DEV_SECRET
+    jwt_algorithms: list[str] = ["HS256"]
+    jwt_public_key_file: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "https://ketenpoort.local/dev-issuer"
+    jwt_audience: str = "ketenpoort"
+    jwt_leeway_seconds: int = 30
+
+    # API surface.
+    graphiql: bool = True
+    introspection: bool = True
+    max_page_size: int = 100
+    default_page_size: int = 20
+    max_query_depth: int = 10
+    max_query_tokens: int = 2000
+    max_aliases: int = 15
+    max_body_bytes: int = 5 * 1024 * 1024
+
+    # Demo / sandbox.
+    sandbox_key: str = "ketenpoort-sandbox-key"
+
+    def is_production(self) -> bool:
+        return self.environment == Environment.PRODUCTION
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check(self) -> None:
+        """Refuse configurations that would be unsafe in production."""
+        if self.is_production():
+            if self.jwt_secret == DEV_SECRET and "HS256" in self.jwt_algorithms:
+                raise ValueError("KETENPOORT_JWT_SECRET must be set in production")
+            if self.graphiql or self.introspection:
+                raise ValueError(
+                    "GraphiQL and introspection must be switched off in production "
+                    "(KETENPOORT_GRAPHIQL=false, KETENPOORT_INTROSPECTION=false)"
+                )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
