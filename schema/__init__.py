@@ -15,7 +15,37 @@ from strawberry.extensions import (
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
 from schema.errors import GatewayError
-from schema.query import Query
+from schema.query import ReadQuery
+
+# The roots are composed from one class per capability, so each capability keeps
+# its fields in its own module; the order fixes the order in GraphiQL.
+QUERY_PARTS: tuple[type, ...] = (ReadQuery,)
+MUTATION_PARTS: tuple[type, ...] = ()
+SUBSCRIPTION_PARTS: tuple[type, ...] = ()
+
+
+def _root(name: str, parts: tuple[type, ...], description: str) -> type | None:
+    if not parts:
+        return None
+    return strawberry.type(type(name, parts, {}), description=description)
+
+
+Query = _root(
+    "Query",
+    QUERY_PARTS,
+    "Read the chain: organisations, pupils, products, entitlements, licences, deliveries.",
+)
+Mutation = _root(
+    "Mutation",
+    MUTATION_PARTS,
+    "Change the chain: every mutation is one transaction, idempotent by referenceId where "
+    "the chain sends messages, and answers refusals with typed errors and agreed codes.",
+)
+Subscription = _root(
+    "Subscription",
+    SUBSCRIPTION_PARTS,
+    "Live delivery progress over websockets (graphql-transport-ws and graphql-ws).",
+)
 from settings import Settings
 
 
@@ -41,7 +71,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(query=Query, extensions=extensions)  # type: ignore[arg-type]
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )  # type: ignore[arg-type]
 
 
 schema = build_schema()

@@ -1,4 +1,4 @@
-"""The root Query: lookups by identifier and paginated lists."""
+"""Read API: lookups by identifier and paginated lists (part of the root Query)."""
 
 from __future__ import annotations
 
@@ -32,10 +32,8 @@ After = Annotated[
 ]
 
 
-@strawberry.type(
-    description="Read the chain: organisations, pupils, products, entitlements, licences."
-)
-class Query:
+@strawberry.type(description="Lookups and lists of the read API.")
+class ReadQuery:
     @strawberry.field(
         description="An organisation by the gateway's `id` or by any RIO identifier "
         "(OA_ID, BRIN4, BRIN6, OB_ID, OL_CODE, BP_ID, DD_ID, AS_ID, BGE_CODE).",

@@ -528,9 +528,18 @@ class Licence:
             school_pk=row.school_id,
         )
 
-    @strawberry.field(description="ACTIVATED, BLOCKED, or EXPIRED after expirationDate.")
-    def status(self) -> LicenceStatus:
-        return effective_licence_status(self.stored_status, self.expiration_date, today())
+    @strawberry.field(
+        description="ACTIVATED, BLOCKED (the licence or its whole entitlement is blocked), "
+        "or EXPIRED after expirationDate."
+    )
+    async def status(self, info: Info) -> LicenceStatus:
+        entitlement = await info.context.loaders.entitlement.load(self.entitlement_pk)
+        return effective_licence_status(
+            self.stored_status,
+            self.expiration_date,
+            today(),
+            entitlement_status=EntitlementStatus(entitlement.status) if entitlement else None,
+        )
 
     @strawberry.field(description="The product it gives access to (all components of a set).")
     async def product(self, info: Info) -> Product | None:

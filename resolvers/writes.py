@@ -1,0 +1,74 @@
+"""The write path every mutation shares: one transaction, idempotent by the
+sender's reference id, refusals as typed payloads.
+
+A repeated message (same sender, operation and reference id) gets the stored
+answer and writes nothing. The reference is claimed at the START of the
+transaction: a duplicate delivered in parallel blocks on that row until the
+first commits, then finds the stored answer, so it can never run the change a
+second time (or be refused by the state the first one produced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.idempotency import ReferenceConflict, remember, replay, request_hash
+from db.models import ProcessedMessage
+from db.outbox import Actor
+from resolvers.auth import Principal
+from resolvers.context import Context
+
+Work = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+
+
+def actor(principal: Principal, role: str) -> Actor:
+    return Actor(principal.supplier_id, role)
+
+
+async def run_once(
+    context: Context,
+    principal: Principal,
+    operation: str,
+    reference_id: str,
+    message: Any,
+    work: Work,
+) -> tuple[dict[str, Any], bool]:
+    """Run `work` in one transaction unless this message was processed before.
+
+    Returns (answer, replayed). Raises `ReferenceConflict` for a reused reference
+    with a different message, and whatever `work` raises (rolled back)."""
+    digest = request_hash(message)
+    supplier_id = principal.supplier_id
+    for attempt in range(3):
+        try:
+            async with context.db.transaction() as session:
+                stored = await replay(session, supplier_id, operation, reference_id, digest)
+                if stored is not None:
+                    return stored, True
+                await remember(session, supplier_id, operation, reference_id, digest, {})
+                answer = await work(session)
+                await session.execute(
+                    update(ProcessedMessage)
+                    .where(
+                        ProcessedMessage.supplier_id == supplier_id,
+                        ProcessedMessage.operation == operation,
+                        ProcessedMessage.reference_id == reference_id,
+                    )
+                    .values(response=answer)
+                )
+                context.fresh_loaders()
+                return answer, False
+        except IntegrityError:
+            # A parallel duplicate claimed the reference first; the next attempt
+            # finds its stored answer. Any other integrity error repeats and is raised.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+__all__ = ["ReferenceConflict", "actor", "run_once"]
