@@ -68,3 +68,20 @@ async def fetch_page(
 
 async def count(session: AsyncSession, statement: Select[Any]) -> int:
     return int((await session.execute(statement)).scalar_one())
+
+
+def event_cursor(tx_id: int, event_id: int) -> str:
+    """The position of an event in the stream: (transaction id, event id); see
+    `db.models.Event` for why the transaction id comes first."""
+    return base64.urlsafe_b64encode(f"ev:{tx_id}:{event_id}".encode()).decode().rstrip("=")
+
+
+def decode_event_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        prefix, tx_id, event_id = base64.urlsafe_b64decode(padded.encode()).decode().split(":")
+        if prefix != "ev":
+            raise ValueError(prefix)
+        return int(tx_id), int(event_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidCursor(f"malformed event cursor {cursor!r}") from exc

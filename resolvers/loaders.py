@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from db import catalogue, entitlements, organisations, persons, suppliers
+from db import delivery as deliveries
 from domain.identifiers import OrgLevel
 from resolvers.context import Database
 
@@ -69,6 +70,7 @@ class Loaders:
         self.entitlement = _one(db, entitlements.by_ids)
         self.recipients = _many(db, entitlements.recipients_for)
         self.entitlees = _many(db, entitlements.entitlees_for)
+        self.history = _many(db, deliveries.history)
         self.licences_of_entitlement = _many(
             db, lambda s, ids: entitlements.licences_for_entitlements(s, ids, NESTED_LICENCES)
         )

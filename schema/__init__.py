@@ -14,13 +14,15 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
+from schema.delivery import DeliveryMutation, DeliveryQuery
 from schema.errors import GatewayError
 from schema.query import ReadQuery
+from settings import Settings
 
 # The roots are composed from one class per capability, so each capability keeps
 # its fields in its own module; the order fixes the order in GraphiQL.
-QUERY_PARTS: tuple[type, ...] = (ReadQuery,)
-MUTATION_PARTS: tuple[type, ...] = ()
+QUERY_PARTS: tuple[type, ...] = (ReadQuery, DeliveryQuery)
+MUTATION_PARTS: tuple[type, ...] = (DeliveryMutation,)
 SUBSCRIPTION_PARTS: tuple[type, ...] = ()
 
 
@@ -46,7 +48,6 @@ Subscription = _root(
     SUBSCRIPTION_PARTS,
     "Live delivery progress over websockets (graphql-transport-ws and graphql-ws).",
 )
-from settings import Settings
 
 
 def _visible(error: GraphQLError) -> bool:

@@ -12,10 +12,11 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 from sqlalchemy import Select
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from db import models
-from db.pagination import Page, count
+from db.pagination import Page, count, event_cursor
 from domain.entitlements import (
     EntitlementStatus,
     RecipientRole,
@@ -398,6 +399,29 @@ class EntitlementRecipient:
         return await load_supplier(info, self.supplier_pk)
 
 
+@strawberry.type(description="One event in an entitlement's history.")
+class EntitlementEvent:
+    cursor: str = strawberry.field(description="Position in the event stream.")
+    kind: str = strawberry.field(description="What happened, e.g. ENTITLEMENT_LINK_READY.")
+    status: str | None = strawberry.field(description="Status after the event.")
+    occurred_at: datetime = strawberry.field(description="When it was committed.")
+    actor_role: str | None = strawberry.field(description="Role the actor acted in.")
+    detail: JSON | None = strawberry.field(
+        description="Extra facts, e.g. the failure code and the recipient."
+    )
+
+    @classmethod
+    def from_row(cls, row: models.Event) -> EntitlementEvent:
+        return cls(
+            cursor=event_cursor(row.tx_id, row.id),
+            kind=row.kind,
+            status=row.status,
+            occurred_at=row.occurred_at,
+            actor_role=row.actor_role,
+            detail=row.payload,
+        )
+
+
 @strawberry.type(
     description="An entitlement (aanspraak): the right for some pupils or teachers to start "
     "using one product within an activation period."
@@ -491,6 +515,11 @@ class Entitlement:
             )
             for r in rows
         ]
+
+    @strawberry.field(description="Every status change, failure and quantity change, oldest first.")
+    async def history(self, info: Info) -> list[EntitlementEvent]:
+        rows = await info.context.loaders.history.load(self.pk)
+        return [EntitlementEvent.from_row(r) for r in rows]
 
     @strawberry.field(
         description="The first 50 licences activated on it; use `licences(filter:)` for all."

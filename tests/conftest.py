@@ -206,3 +206,59 @@ class GraphQLClient:
 @pytest.fixture
 def gql(session: AsyncSession) -> GraphQLClient:
     return GraphQLClient(session)
+
+
+@dataclass
+class LiveGateway:
+    """The ASGI app on its own committed database, for tests of truly concurrent
+    requests (the rolled-back `session` fixture serialises everything on one
+    connection, so it cannot show a race)."""
+
+    backend: Backend
+    client: Any
+    engine: AsyncEngine
+
+    async def execute(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        as_: tuple[str, ...] = ("operator", "operator"),
+    ) -> Any:
+        response = await self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {token_for(as_[0], *as_[1:])}"},
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+
+@pytest.fixture(scope="module")
+async def live(backend: Backend) -> AsyncIterator[LiveGateway]:
+    """A fresh database of the test's backend (migrated, small demo) behind the real
+    ASGI app, driven through httpx; dropped afterwards."""
+    import httpx
+
+    from app import create_app
+
+    dropped: str | None = None
+    if backend.is_postgres:
+        dropped, url = await _create_postgres_database()
+    else:
+        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='ketenpoort-live-')) / 'l.db'}"
+    engine = create_engine(url, pool_size=20)
+    async with engine.connect() as conn:
+        await conn.run_sync(upgrade_connection)
+        await conn.commit()
+    async with create_sessionmaker(engine)() as session, session.begin():
+        await load_demo(session, today=today(), sandbox_key=SANDBOX_KEY, pupils=20)
+    app = create_app(TEST_SETTINGS, sessionmaker=create_sessionmaker(engine))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+    ) as client:
+        yield LiveGateway(backend, client, engine)
+    await engine.dispose()
+    if dropped:
+        await _drop_postgres_database(dropped)

@@ -1,0 +1,64 @@
+"""Which suppliers a school lets receive a data type (DOMAIN.md §7).
+
+A supplier receives a data type of a school only while the school has an
+active (not revoked) activation for it and, for the confidential data types, a
+processing agreement (mandate) valid today. Between shop and licence office no
+activation is needed: their bilateral contract gives purpose.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import DataExchange, ProcessingAgreement
+from domain.roles import DataType, Role
+
+
+def _valid_mandate(today: date):  # type: ignore[no-untyped-def]
+    return exists().where(
+        ProcessingAgreement.school_id == DataExchange.school_id,
+        ProcessingAgreement.supplier_id == DataExchange.supplier_id,
+        ProcessingAgreement.valid_from <= today,
+        or_(ProcessingAgreement.valid_until.is_(None), ProcessingAgreement.valid_until >= today),
+    )
+
+
+async def receivers(
+    session: AsyncSession, school_id: int, data_type: DataType, roles: list[Role], today: date
+) -> list[tuple[int, Role]]:
+    """(supplier id, role) pairs that may receive `data_type` of this school today."""
+    statement = select(DataExchange.supplier_id, DataExchange.role).where(
+        DataExchange.school_id == school_id,
+        DataExchange.data_type == data_type.value,
+        DataExchange.role.in_([r.value for r in roles]),
+        DataExchange.revoked_at.is_(None),
+    )
+    if data_type.confidential:
+        statement = statement.where(_valid_mandate(today))
+    rows = await session.execute(statement.distinct().order_by(DataExchange.supplier_id))
+    return [(supplier_id, Role(role)) for supplier_id, role in rows]
+
+
+async def may_receive(
+    session: AsyncSession,
+    school_id: int,
+    supplier_id: int,
+    role: Role,
+    data_type: DataType,
+    today: date,
+) -> bool:
+    statement = select(DataExchange.id).where(
+        and_(
+            DataExchange.school_id == school_id,
+            DataExchange.supplier_id == supplier_id,
+            DataExchange.role == role.value,
+            DataExchange.data_type == data_type.value,
+            DataExchange.revoked_at.is_(None),
+        )
+    )
+    if data_type.confidential:
+        statement = statement.where(_valid_mandate(today))
+    return (await session.scalar(statement.limit(1))) is not None
