@@ -71,4 +71,31 @@ async def run_once(
     raise AssertionError("unreachable")
 
 
-__all__ = ["ReferenceConflict", "actor", "run_once"]
+async def run_write(
+    context: Context,
+    principal: Principal,
+    operation: str,
+    reference_id: str | None,
+    message: Callable[[], Any],
+    work: Work,
+) -> tuple[dict[str, Any], bool]:
+    """`run_once` when the sender gave a reference id (``message()`` builds what is
+    hashed, only then); otherwise one transaction,
+    retried (at most three times) when a concurrent writer made it hit a unique
+    constraint, so `work` must re-read what it decides on (a double click finds
+    the licence the first click created)."""
+    if reference_id is not None:
+        return await run_once(context, principal, operation, reference_id, message(), work)
+    for attempt in range(3):
+        try:
+            async with context.db.transaction() as session:
+                answer = await work(session)
+            context.fresh_loaders()
+            return answer, False
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+__all__ = ["ReferenceConflict", "actor", "run_once", "run_write"]

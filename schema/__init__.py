@@ -17,12 +17,13 @@ from strawberry.extensions.disable_introspection import DisableIntrospection
 from schema.delivery import DeliveryMutation, DeliveryQuery
 from schema.errors import GatewayError
 from schema.query import ReadQuery
+from schema.roster import RosterMutation
 from settings import Settings
 
 # The roots are composed from one class per capability, so each capability keeps
 # its fields in its own module; the order fixes the order in GraphiQL.
 QUERY_PARTS: tuple[type, ...] = (ReadQuery, DeliveryQuery)
-MUTATION_PARTS: tuple[type, ...] = (DeliveryMutation,)
+MUTATION_PARTS: tuple[type, ...] = (DeliveryMutation, RosterMutation)
 SUBSCRIPTION_PARTS: tuple[type, ...] = ()
 
 
