@@ -18,6 +18,7 @@ from sqlalchemy import case, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import consent
+from db.bulk import force_custom_plans, insert_rows, one_of
 from db.models import (
     Contract,
     Delivery,
@@ -56,7 +57,7 @@ from domain.entitlements import (
     initial_status,
     recipients_for,
 )
-from domain.errors import DomainError, StatusCode
+from domain.errors import DomainError, FieldError, StatusCode
 from domain.events import ENTITLEMENT_EVENT, EventKind
 from domain.identifiers import (
     IdentifierError,
@@ -70,6 +71,9 @@ from domain.identifiers import (
 from domain.persons import PersonKind
 from domain.products import ProductType
 from domain.roles import DataType, Role
+
+# Above this many identifiers a lookup is planned for its actual values (db/bulk.py).
+BULK = 100
 
 # --- the request as decoded from GraphQL --------------------------------------------
 
@@ -95,6 +99,8 @@ class LineRequest:
     min_expiration_date: date | None = None
     duration_months: int | None = None
     licence_term_given: bool = False
+    # Entitlees beyond this index came in the bulk `eckIds` list.
+    explicit_entitlees: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,56 @@ class DeliveryRequest:
     order_number: str | None
     contract_number: str | None
     lines: tuple[LineRequest, ...]
+
+
+def bulk_paths(
+    request: DeliveryRequest, problems: tuple[FieldError, ...] | list[FieldError]
+) -> tuple[FieldError, ...]:
+    """Report problems of entitlees sent in the bulk `eckIds` list under that list's
+    own path (`orderLines.i.eckIds.k`), as the sender wrote them."""
+    fixed = []
+    for problem in problems:
+        parts = (problem.field or "").split(".")
+        if len(parts) >= 4 and parts[0] == "orderLines" and parts[2] == "entitlees":
+            explicit = request.lines[int(parts[1])].explicit_entitlees
+            index = int(parts[3]) if parts[3].isdigit() else -1
+            if index >= explicit:
+                field = ".".join(["orderLines", parts[1], "eckIds", str(index - explicit)])
+                problem = FieldError(problem.code, field, problem.message)
+        fixed.append(problem)
+    return tuple(fixed)
+
+
+def message_of(request: DeliveryRequest) -> list[Any]:
+    """The request as plain JSON-able data, for the idempotency fingerprint (built
+    directly: a generic recursive conversion costs seconds for 5,000 entitlees)."""
+    return [
+        request.reference_id,
+        request.school_id,
+        request.private_person,
+        request.buyer_given,
+        request.order_number,
+        request.contract_number,
+        [
+            [
+                line.product_id,
+                line.variant,
+                line.quantity,
+                line.school_subject_id,
+                line.group_id,
+                line.start_date,
+                line.activation_until_date,
+                line.min_expiration_date,
+                line.duration_months,
+                line.licence_term_given,
+                [
+                    [e.eck_id, e.user_scheme, e.user_value, e.activation_code]
+                    for e in line.entitlees
+                ],
+            ]
+            for line in request.lines
+        ],
+    ]
 
 
 @dataclass
@@ -166,7 +222,7 @@ async def _persons(
                 .where(
                     PersonIdentifier.scheme == scheme,
                     PersonIdentifier.scope == scope,
-                    PersonIdentifier.value.in_(chunk),
+                    one_of(session, PersonIdentifier.value, chunk),
                     Person.erased_at.is_(None),
                 )
             )
@@ -238,12 +294,10 @@ async def gather(
             )
             groups = {code: group_id for code, group_id in rows}
 
-    person_keys = {
-        key
-        for line in request.lines
-        for entitlee in line.entitlees
-        if (key := _entitlee_key(entitlee, school_id)) is not None
-    }
+    keys = [[_entitlee_key(e, school_id) for e in line.entitlees] for line in request.lines]
+    person_keys = {key for line_keys in keys for key in line_keys if key is not None}
+    if len(person_keys) > BULK:
+        await force_custom_plans(session)
     persons = await _persons(session, person_keys) if person_keys else {}
 
     entered_codes = {
@@ -279,7 +333,7 @@ async def gather(
 
     spec_lines = []
     resolved_lines = []
-    for line in request.lines:
+    for line, line_keys in zip(request.lines, keys, strict=True):
         code = _clean_product_id(line.product_id)
         product = products.get(code) if code else None
         resolved = ResolvedLine(
@@ -288,8 +342,8 @@ async def gather(
             group_id=groups.get(line.group_id) if line.group_id else None,
         )
         refs = []
-        for entitlee in line.entitlees:
-            ref, person_id = _person_ref(entitlee, school_id, persons, existing_codes)
+        for entitlee, key in zip(line.entitlees, line_keys, strict=True):
+            ref, person_id = _person_ref(entitlee, key, persons, existing_codes)
             refs.append(ref)
             resolved.person_ids.append(person_id)
             resolved.codes.append(
@@ -349,7 +403,7 @@ async def gather(
 
 def _person_ref(
     entitlee: EntiteeRequest,
-    school_id: int | None,
+    key: tuple[str, str, str] | None,
     persons: dict[tuple[str, str, str], tuple[int, str]],
     existing_codes: set[str | None],
 ) -> tuple[PersonRef, int | None]:
@@ -369,7 +423,6 @@ def _person_ref(
         ), None
     else:
         return PersonRef(given=None), None
-    key = _entitlee_key(entitlee, school_id)
     match = persons.get(key) if key else None
     if match is None:
         return PersonRef(given=given, known=False), None
@@ -487,8 +540,7 @@ async def create(
     if recipient_rows:
         await session.execute(insert(EntitlementRecipient), recipient_rows)
     if entitlee_rows:
-        for start in range(0, len(entitlee_rows), 5000):
-            await session.execute(insert(Entitlee), entitlee_rows[start : start + 5000])
+        await insert_rows(session, Entitlee, entitlee_rows)
     await record_events(session, actor, events)
     await audit(
         session,

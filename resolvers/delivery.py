@@ -51,7 +51,9 @@ def decode(input: DeliveryInput) -> store.DeliveryRequest:
                         activation_code=e.activation_code,
                     )
                     for e in line.entitlees or []
-                ),
+                )
+                + tuple(store.EntiteeRequest(eck_id=eck_id) for eck_id in line.eck_ids or []),
+                explicit_entitlees=len(line.entitlees or []),
                 start_date=line.start_date,
                 activation_until_date=line.activation_until_date,
                 min_expiration_date=term.min_expiration_date if term else None,
@@ -83,14 +85,14 @@ async def submit(info: Info, input: DeliveryInput) -> Any:
     context = info.context
     caller = await principal(context)
     request = decode(input)
-    message = strawberry.asdict(input)
+    message = store.message_of(request)
     day = today()
 
     async def work(session: Any) -> dict[str, Any]:
         spec, resolved = await store.gather(session, request, caller.supplier_id, day)
         problems = validate_delivery(spec, day)
         if problems:
-            raise ValidationFailed(problems)
+            raise ValidationFailed(store.bulk_paths(request, problems))
         delivery_id, ids = await store.create(
             session,
             request,
@@ -127,7 +129,7 @@ async def _problems_only(
     session: Any, request: store.DeliveryRequest, seller_id: int, day: Any
 ) -> tuple[FieldError, ...]:
     spec, _resolved = await store.gather(session, request, seller_id, day)
-    return validate_delivery(spec, day)
+    return store.bulk_paths(request, validate_delivery(spec, day))
 
 
 async def _step(

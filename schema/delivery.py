@@ -83,6 +83,12 @@ class OrderLineInput:
     entitlees: list[EntitleeInput] | None = strawberry.field(
         default=None, description="The named persons, for individual variants (codes 2/3)."
     )
+    eck_ids: list[str] | None = strawberry.field(
+        default=None,
+        description="Bulk form for many pupils: their ECK iDs, the same as entitlees with "
+        "only an eckId (and several times cheaper to send for thousands). Problems are "
+        "reported as orderLines.{i}.eckIds.{j}.",
+    )
     start_date: date | None = strawberry.field(
         default=None, description="First day pupils can activate (code 14 before publication)."
     )

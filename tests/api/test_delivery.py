@@ -611,3 +611,24 @@ async def test_large_named_delivery_costs_a_bounded_number_of_statements(
     )
     assert small["__typename"] == large["__typename"] == "DeliverySubmitted"
     assert statements.count == few, statements.statements
+
+
+async def test_bulk_eck_ids_are_entitlees_and_report_their_own_paths(
+    gql: GraphQLClient, session: Any
+) -> None:
+    from db.models import Entitlee, PersonIdentifier
+
+    eck_ids = list(await session.scalars(
+        select(PersonIdentifier.value).where(PersonIdentifier.scheme == "ECK_ID").limit(3)))
+    unknown = "https://ketenid.nl/201703/" + "a" * 128
+    refused = await submit(gql, delivery("bulk-1", orderLines=[line(
+        variant="SCHOOL_PUPIL", quantity=None, entitlees=[{"eckId": eck_ids[0]}],
+        eckIds=[eck_ids[1], unknown])]))
+    assert [(p["code"], p["field"]) for p in refused["problems"]] == [
+        (3, "orderLines.0.eckIds.1")]
+    accepted = await submit(gql, delivery("bulk-2", orderLines=[line(
+        variant="SCHOOL_PUPIL", quantity=None, entitlees=[{"eckId": eck_ids[0]}],
+        eckIds=eck_ids[1:])]))
+    entitlement_id = int(accepted["delivery"]["entitlements"][0]["id"])
+    assert await session.scalar(select(func.count()).select_from(Entitlee).where(
+        Entitlee.entitlement_id == entitlement_id)) == 3
