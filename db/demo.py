@@ -334,6 +334,24 @@ async def load_demo(
                 valid_from=year_start,
             )
         )
+        # The administration system processes pupil data for the school: its mandate.
+        session.add(
+            ProcessingAgreement(
+                school_id=school.id,
+                supplier_id=suppliers["demo-sis"].id,
+                reference=f"VWO-{school.rio_id}-sis",
+                valid_from=year_start,
+            )
+        )
+
+    session.add(
+        ProcessingAgreement(
+            school_id=lyceum.id,
+            supplier_id=suppliers["demo-sis"].id,
+            reference=f"VWO-{lyceum.rio_id}-sis",
+            valid_from=year_start,
+        )
+    )
 
     shop = suppliers["demo-shop"]
     entitlement_count = 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Entitlee, Entitlement, EntitlementRecipient, Licence
@@ -50,8 +51,10 @@ def entitlement_list_statement(
     return statement
 
 
-async def by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Entitlement]:
-    rows = await session.scalars(select(Entitlement).where(Entitlement.id.in_(ids)))
+async def by_ids(
+    session: AsyncSession, ids: list[int], visible: Any = true()
+) -> dict[int, Entitlement]:
+    rows = await session.scalars(select(Entitlement).where(Entitlement.id.in_(ids), visible))
     return {row.id: row for row in rows}
 
 
@@ -112,7 +115,7 @@ def licence_list_statement(
 
 
 async def licences_for_entitlements(
-    session: AsyncSession, ids: list[int], limit: int
+    session: AsyncSession, ids: list[int], limit: int, visible: Any = true()
 ) -> dict[int, list[Licence]]:
     """The first `limit` licences of each entitlement, in one statement: a window
     function numbers them per entitlement so the database does the cutting."""
@@ -125,7 +128,7 @@ async def licences_for_entitlements(
             .over(partition_by=Licence.entitlement_id, order_by=Licence.id)
             .label("n"),
         )
-        .where(Licence.entitlement_id.in_(ids))
+        .where(Licence.entitlement_id.in_(ids), visible)
         .subquery()
     )
     rows = await session.scalars(
@@ -140,14 +143,18 @@ async def licences_for_entitlements(
     return found
 
 
-async def licences_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Licence]:
-    rows = await session.scalars(select(Licence).where(Licence.id.in_(ids)))
+async def licences_by_ids(
+    session: AsyncSession, ids: list[int], visible: Any = true()
+) -> dict[int, Licence]:
+    rows = await session.scalars(select(Licence).where(Licence.id.in_(ids), visible))
     return {row.id: row for row in rows}
 
 
-async def licences_for_persons(session: AsyncSession, ids: list[int]) -> dict[int, list[Licence]]:
+async def licences_for_persons(
+    session: AsyncSession, ids: list[int], visible: Any = true()
+) -> dict[int, list[Licence]]:
     rows = await session.scalars(
-        select(Licence).where(Licence.person_id.in_(ids)).order_by(Licence.id)
+        select(Licence).where(Licence.person_id.in_(ids), visible).order_by(Licence.id)
     )
     found: dict[int, list[Licence]] = defaultdict(list)
     for row in rows:
@@ -157,13 +164,13 @@ async def licences_for_persons(session: AsyncSession, ids: list[int]) -> dict[in
 
 
 async def entitlements_for_persons(
-    session: AsyncSession, ids: list[int]
+    session: AsyncSession, ids: list[int], visible: Any = true()
 ) -> dict[int, list[Entitlement]]:
     """Individual entitlements naming these persons."""
     rows = await session.execute(
         select(Entitlee.person_id, Entitlement)
         .join(Entitlement, Entitlement.id == Entitlee.entitlement_id)
-        .where(Entitlee.person_id.in_(ids))
+        .where(Entitlee.person_id.in_(ids), visible)
         .order_by(Entitlement.id)
     )
     found: dict[int, list[Entitlement]] = defaultdict(list)

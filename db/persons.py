@@ -57,40 +57,52 @@ async def identifiers_for(
 
 
 async def enrolments_for(
-    session: AsyncSession, ids: list[int]
+    session: AsyncSession, ids: list[int], schools: Any = None
 ) -> dict[int, list[tuple[Enrolment, SchoolPeriod]]]:
-    rows = await session.execute(
+    """Enrolments, limited to the schools the caller may see (`schools`: a select
+    of organisation ids, or None for all)."""
+    statement = (
         select(Enrolment, SchoolPeriod)
         .join(SchoolPeriod, SchoolPeriod.id == Enrolment.period_id)
         .where(Enrolment.person_id.in_(ids))
-        .order_by(SchoolPeriod.start_date.desc(), Enrolment.id)
     )
+    if schools is not None:
+        statement = statement.where(Enrolment.school_id.in_(schools))
+    rows = await session.execute(statement.order_by(SchoolPeriod.start_date.desc(), Enrolment.id))
     found: dict[int, list[Any]] = defaultdict(list)
     for enrolment, period in rows:
         found[enrolment.person_id].append((enrolment, period))
     return found
 
 
-async def groups_for(session: AsyncSession, ids: list[int]) -> dict[int, list[TeachingGroup]]:
-    rows = await session.execute(
+async def groups_for(
+    session: AsyncSession, ids: list[int], schools: Any = None
+) -> dict[int, list[TeachingGroup]]:
+    statement = (
         select(GroupMembership.person_id, TeachingGroup)
         .join(TeachingGroup, TeachingGroup.id == GroupMembership.group_id)
         .where(GroupMembership.person_id.in_(ids))
-        .order_by(TeachingGroup.code)
     )
+    if schools is not None:
+        statement = statement.where(TeachingGroup.school_id.in_(schools))
+    rows = await session.execute(statement.order_by(TeachingGroup.code))
     found: dict[int, list[TeachingGroup]] = defaultdict(list)
     for person_id, group in rows:
         found[person_id].append(group)
     return found
 
 
-async def subjects_for(session: AsyncSession, ids: list[int]) -> dict[int, list[SchoolSubject]]:
-    rows = await session.execute(
+async def subjects_for(
+    session: AsyncSession, ids: list[int], schools: Any = None
+) -> dict[int, list[SchoolSubject]]:
+    statement = (
         select(SubjectEnrolment.person_id, SchoolSubject)
         .join(SchoolSubject, SchoolSubject.id == SubjectEnrolment.subject_id)
         .where(SubjectEnrolment.person_id.in_(ids))
-        .order_by(SchoolSubject.code)
     )
+    if schools is not None:
+        statement = statement.where(SchoolSubject.school_id.in_(schools))
+    rows = await session.execute(statement.order_by(SchoolSubject.code))
     found: dict[int, list[SchoolSubject]] = defaultdict(list)
     seen: set[tuple[int, int]] = set()
     for person_id, subject in rows:

@@ -16,19 +16,24 @@ from strawberry.permission import BasePermission
 from strawberry.types import Info
 
 from db import suppliers as supplier_queries
+from db.access import Scope
+from domain.identifiers import OrgLevel
 from domain.roles import Role
+from resolvers.clock import today
 from resolvers.context import Context
 from schema.errors import Forbidden, Unauthenticated
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated supplier as the gateway knows it."""
+    """The authenticated supplier as the gateway knows it. A school administrator's
+    token names its school; `school_id` is that school's organisation id."""
 
     supplier_id: int
     supplier_code: str
     roles: frozenset[Role]
     school: str | None
+    school_id: int | None = None
 
     def has(self, *roles: Role) -> bool:
         return Role.OPERATOR in self.roles or any(role in self.roles for role in roles)
@@ -36,6 +41,11 @@ class Principal:
     @property
     def is_operator(self) -> bool:
         return Role.OPERATOR in self.roles
+
+    @property
+    def scope(self) -> Scope:
+        """Who is asking, for the consent rules in SQL (`db/access.py`)."""
+        return Scope(self.supplier_id, self.roles, self.school_id, today())
 
 
 async def principal(context: Context) -> Principal:
@@ -59,9 +69,24 @@ async def principal(context: Context) -> Principal:
             f"supplier {caller.supplier_code!r} is not registered for the scopes "
             f"{sorted(r.value for r in caller.roles)} of its token"
         )
-    found = Principal(supplier_id, caller.supplier_code, granted, caller.school)
+    school_id = None
+    if Role.SCHOOL in granted:
+        school_id = await _token_school(context, caller.school)
+    found = Principal(supplier_id, caller.supplier_code, granted, caller.school, school_id)
     context._supplier = found
     return found
+
+
+async def _token_school(context: Context, claim: str | None) -> int:
+    """A school administrator's token must name one school (any RIO identifier)."""
+    from resolvers.lookup import OrgFound, find_organisation
+
+    if not claim:
+        raise Unauthenticated("a token with the school scope must carry a `school` claim")
+    found = await find_organisation(context.db, None, claim, OrgLevel.PROVIDER)
+    if not isinstance(found, OrgFound):
+        raise Unauthenticated(f"the token's school {claim!r} is not one known school")
+    return found.row.id
 
 
 def requires(*roles: Role) -> type[BasePermission]:

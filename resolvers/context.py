@@ -85,8 +85,12 @@ class Context:
         if self._loaders is None:
             from resolvers.loaders import Loaders
 
-            self._loaders = Loaders(self.db)
+            self._loaders = Loaders(self.db, self.scope)
         return self._loaders
+
+    def scope(self) -> Any:
+        """The consent scope of the resolved caller (None before authentication)."""
+        return self._supplier.scope if self._supplier is not None else None
 
     def fresh_loaders(self) -> None:
         """Forget cached rows (after a mutation changed them)."""

@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy import false, literal, select
 from strawberry.dataloader import DataLoader
 
-from db import catalogue, entitlements, organisations, persons, suppliers
+from db import access, catalogue, entitlements, organisations, persons, suppliers
 from db import delivery as deliveries
+from db.access import Scope
 from domain.identifiers import OrgLevel
+from domain.roles import DataType
 from resolvers.context import Database
 
 K = TypeVar("K")
@@ -39,7 +42,21 @@ def _many(
 
 
 class Loaders:
-    def __init__(self, db: Database) -> None:
+    """`scope` gives the caller's consent scope when a loader runs (after the
+    permission check resolved the caller); loaders of school data filter by it in
+    SQL, so a nested field never shows what the caller may not read."""
+
+    def __init__(self, db: Database, scope: Callable[[], Scope | None]) -> None:
+        def visible(condition: Callable[[Scope], Any]) -> Any:
+            current = scope()
+            return condition(current) if current is not None else false()
+
+        def schools() -> Any:
+            current = scope()
+            if current is None:
+                return select(literal(None))
+            return access.visible_schools(current, DataType.SCHOOL_ORGANISATION)
+
         self.organisation = _one(db, organisations.by_ids)
         self.organisation_identifiers = _many(db, organisations.identifiers_for)
         self.boards_of = _many(
@@ -64,16 +81,32 @@ class Loaders:
         self.group = _one(db, catalogue.groups_by_ids)
         self.person = _one(db, persons.by_ids)
         self.person_identifiers = _many(db, persons.identifiers_for)
-        self.enrolments = _many(db, persons.enrolments_for)
-        self.person_groups = _many(db, persons.groups_for)
-        self.person_subjects = _many(db, persons.subjects_for)
-        self.entitlement = _one(db, entitlements.by_ids)
+        self.enrolments = _many(db, lambda s, ids: persons.enrolments_for(s, ids, schools()))
+        self.person_groups = _many(db, lambda s, ids: persons.groups_for(s, ids, schools()))
+        self.person_subjects = _many(db, lambda s, ids: persons.subjects_for(s, ids, schools()))
+        self.entitlement = _one(db, entitlements.by_ids)  # internal: status derivation
+        self.visible_entitlement = _one(
+            db, lambda s, ids: entitlements.by_ids(s, ids, visible(access.entitlement_scope))
+        )
         self.recipients = _many(db, entitlements.recipients_for)
         self.entitlees = _many(db, entitlements.entitlees_for)
         self.history = _many(db, deliveries.history)
         self.licences_of_entitlement = _many(
-            db, lambda s, ids: entitlements.licences_for_entitlements(s, ids, NESTED_LICENCES)
+            db,
+            lambda s, ids: entitlements.licences_for_entitlements(
+                s, ids, NESTED_LICENCES, visible(access.licence_scope)
+            ),
         )
-        self.licence = _one(db, entitlements.licences_by_ids)
-        self.licences_of_person = _many(db, entitlements.licences_for_persons)
-        self.entitlements_of_person = _many(db, entitlements.entitlements_for_persons)
+        self.licence = _one(
+            db, lambda s, ids: entitlements.licences_by_ids(s, ids, visible(access.licence_scope))
+        )
+        self.licences_of_person = _many(
+            db,
+            lambda s, ids: entitlements.licences_for_persons(s, ids, visible(access.licence_scope)),
+        )
+        self.entitlements_of_person = _many(
+            db,
+            lambda s, ids: entitlements.entitlements_for_persons(
+                s, ids, visible(access.entitlement_scope)
+            ),
+        )

@@ -8,17 +8,20 @@ import strawberry
 from sqlalchemy import Select
 from strawberry.types import Info
 
-from db import catalogue, entitlements, organisations
+from db import access, catalogue, entitlements, organisations
 from db.pagination import InvalidCursor, fetch_page
+from domain.consent import Access
 from domain.identifiers import (
     IdentifierError,
     OrgLevel,
     PersonIdScheme,
     validate_product_id,
 )
+from domain.roles import DataType
 from resolvers import lookup
+from resolvers.auth import principal
 from resolvers.clock import today
-from schema.errors import BadInput
+from schema.errors import BadInput, ConsentRequired, Forbidden
 from schema.filters import EntitlementFilter, LicenceFilter, OrganisationFilter, ProductFilter
 from schema.lookups import (
     InvalidIdentifier,
@@ -91,15 +94,33 @@ async def organisation(
     return org_lookup_result(found)  # type: ignore[no-any-return]
 
 
+async def _visible_person(info: Info, found: lookup.PersonResult) -> Any:
+    """A found person is shown only to callers that may read its school
+    organisation data; a caller that needs the school's consent is told so; any
+    other caller learns nothing (not found)."""
+    if isinstance(found, lookup.PersonFound):
+        scope = (await principal(info.context)).scope
+        person_id = found.row.id
+        answer = await info.context.db.run(lambda s: access.person_access(s, scope, person_id))
+        if answer is Access.CONSENT_REQUIRED:
+            raise ConsentRequired(
+                "consent required: the pupil's school has not activated the data exchange "
+                "SCHOOL_ORGANISATION for this supplier, or has no valid processing agreement"
+            )
+        if answer is not Access.ALLOWED:
+            return PersonNotFound(scheme=PersonIdScheme.ECK_ID, value="", message="no such person")
+    return person_lookup_result(found)
+
+
 async def pupil(info: Info, eck_id: str) -> PersonLookup:
     found = await lookup.find_person(info.context.db, PersonIdScheme.ECK_ID, eck_id)
-    return person_lookup_result(found)  # type: ignore[no-any-return]
+    return await _visible_person(info, found)  # type: ignore[no-any-return]
 
 
 async def person(info: Info, identifier: PersonIdentifierInput) -> PersonLookup:
     school = (identifier.school.scheme, identifier.school.value) if identifier.school else None
     found = await lookup.find_person(info.context.db, identifier.scheme, identifier.value, school)
-    return person_lookup_result(found)  # type: ignore[no-any-return]
+    return await _visible_person(info, found)  # type: ignore[no-any-return]
 
 
 # --- lists ------------------------------------------------------------------------------
@@ -139,16 +160,40 @@ async def _page(
     return Connection.from_page(page, build)
 
 
-async def school_ids(info: Info, school: OrganisationIdentifierInput, field: str) -> list[int]:
-    """The organisation ids a filter's school identifier means; a clear error otherwise."""
+async def school_ids(
+    info: Info, school: OrganisationIdentifierInput, field: str, data_type: DataType
+) -> list[int]:
+    """The organisation ids a filter's school identifier means, once the caller is
+    known to have the school's consent for `data_type`; a clear error otherwise."""
     found = await lookup.find_organisation(info.context.db, school.scheme, school.value)
     if isinstance(found, lookup.OrgFound):
-        return [found.row.id]
-    if isinstance(found, lookup.OrgAmbiguous):
-        return [row.id for row in found.candidates]
-    if isinstance(found, lookup.Malformed):
+        ids = [found.row.id]
+    elif isinstance(found, lookup.OrgAmbiguous):
+        ids = [row.id for row in found.candidates]
+    elif isinstance(found, lookup.Malformed):
         raise BadInput(str(found.error), field=field)
-    raise BadInput(found.message, field=field)
+    else:
+        raise BadInput(found.message, field=field)
+    await require_school(info, ids, data_type, school.value)
+    return ids
+
+
+async def require_school(info: Info, ids: list[int], data_type: DataType, shown: str) -> None:
+    """Refuse, with the agreed 'consent required', a school the caller may not read
+    `data_type` of: never an empty list that hides the reason."""
+    scope = (await principal(info.context)).scope
+    answers = [
+        await info.context.db.run(lambda s, i=i: access.school_access(s, scope, i, data_type))
+        for i in ids
+    ]
+    if Access.ALLOWED in answers:
+        return
+    if Access.CONSENT_REQUIRED in answers:
+        raise ConsentRequired(
+            f"consent required: school {shown!r} has not activated the data exchange "
+            f"{data_type.value} for this supplier, or has no valid processing agreement with it"
+        )
+    raise Forbidden(f"scope required: this caller cannot read {data_type.value} of {shown!r}")
 
 
 async def product_pk(info: Info, product_id: str, field: str) -> int:
@@ -208,8 +253,9 @@ async def entitlements_list(
     from db.models import Entitlement as Row
 
     filter = filter or EntitlementFilter()
+    scope = (await principal(info.context)).scope
     statement = entitlements.entitlement_list_statement(
-        school_ids=await school_ids(info, filter.school, "filter.school")
+        school_ids=await school_ids(info, filter.school, "filter.school", DataType.ENTITLEMENTS)
         if filter.school
         else None,
         product_id=await product_pk(info, filter.product_id, "filter.productId")
@@ -221,7 +267,7 @@ async def entitlements_list(
         statuses=filter.status,
         variant=filter.variant,
         today=today(),
-    )
+    ).where(access.entitlement_scope(scope))
     return await _page(info, statement, Row.id, "entitlement", first, after, Entitlement.from_row)
 
 
@@ -239,8 +285,9 @@ async def licences_list(
         if not isinstance(found, lookup.PersonFound):
             raise BadInput(getattr(found, "message", "unknown person"), field="filter.eckId")
         person_id = found.row.id
+    scope = (await principal(info.context)).scope
     statement = entitlements.licence_list_statement(
-        school_ids=await school_ids(info, filter.school, "filter.school")
+        school_ids=await school_ids(info, filter.school, "filter.school", DataType.ACTIVATIONS)
         if filter.school
         else None,
         product_id=await product_pk(info, filter.product_id, "filter.productId")
@@ -252,5 +299,5 @@ async def licences_list(
         else None,
         status=filter.status,
         today=today(),
-    )
+    ).where(access.licence_scope(scope))
     return await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)

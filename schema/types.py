@@ -25,7 +25,7 @@ from domain.entitlements import (
     effective_status,
 )
 from domain.identifiers import OrgIdScheme, OrgLevel, PersonIdScheme, Sector
-from domain.licences import LicenceStatus, effective_licence_status
+from domain.licences import LicenceStatus, effective_licence_status, has_access
 from domain.persons import PersonKind
 from domain.products import ProductType
 from resolvers.clock import today
@@ -570,13 +570,27 @@ class Licence:
             entitlement_status=EntitlementStatus(entitlement.status) if entitlement else None,
         )
 
+    @strawberry.field(
+        description="Whether the holder may use the product today: ACTIVATED, not past "
+        "expirationDate, and its entitlement not BLOCKED (a CANCELLED or ENDED entitlement "
+        "keeps its licences working)."
+    )
+    async def has_access(self, info: Info) -> bool:
+        entitlement = await info.context.loaders.entitlement.load(self.entitlement_pk)
+        return entitlement is not None and has_access(
+            self.stored_status,
+            self.expiration_date,
+            today(),
+            EntitlementStatus(entitlement.status),
+        )
+
     @strawberry.field(description="The product it gives access to (all components of a set).")
     async def product(self, info: Info) -> Product | None:
         return await load_product(info, self.product_pk)
 
     @strawberry.field(description="The entitlement it was activated on.")
     async def entitlement(self, info: Info) -> Entitlement | None:
-        row = await info.context.loaders.entitlement.load(self.entitlement_pk)
+        row = await info.context.loaders.visible_entitlement.load(self.entitlement_pk)
         return Entitlement.from_row(row) if row else None
 
     @strawberry.field(description="The holder; null after the person was erased.")

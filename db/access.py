@@ -1,0 +1,229 @@
+"""The consent rules of `domain/consent.py` as SQL, so lists are filtered by the
+database (never in Python) and single reads can tell "no consent" from "not
+yours".
+
+`Scope` is who is asking: the supplier, the roles its token grants, and for a
+school administrator the school. The `*_scope` functions return a condition that
+is true for the rows the caller may see; `school_consent` gives the facts for an
+explicit decision (`domain.consent.decide`) when a caller names a school.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import (
+    DataExchange,
+    Delivery,
+    Enrolment,
+    Entitlement,
+    EntitlementRecipient,
+    Licence,
+    ProcessingAgreement,
+    Product,
+)
+from domain.consent import Access, ConsentFacts, best, decide, needs_activation, needs_mandate
+from domain.entitlements import RecipientRole
+from domain.roles import DataType, Role
+
+
+@dataclass(frozen=True)
+class Scope:
+    supplier_id: int
+    roles: frozenset[Role]
+    school_id: int | None
+    today: date
+
+
+RECIPIENT_ROLE = {
+    Role.LICENSOR: RecipientRole.LICENSOR,
+    Role.PORTAL: RecipientRole.PORTAL,
+    Role.DASHBOARD: RecipientRole.DASHBOARD,
+}
+
+
+def activated(school: Any, supplier_id: int, role: Role, data_type: DataType) -> Any:
+    return exists().where(
+        DataExchange.school_id == school,
+        DataExchange.supplier_id == supplier_id,
+        DataExchange.role == role.value,
+        DataExchange.data_type == data_type.value,
+        DataExchange.revoked_at.is_(None),
+    )
+
+
+def mandated(school: Any, supplier_id: int, today: date) -> Any:
+    return exists().where(
+        ProcessingAgreement.school_id == school,
+        ProcessingAgreement.supplier_id == supplier_id,
+        ProcessingAgreement.valid_from <= today,
+        or_(ProcessingAgreement.valid_until.is_(None), ProcessingAgreement.valid_until >= today),
+    )
+
+
+def consented(school: Any, scope: Scope, role: Role, data_type: DataType) -> Any:
+    """SQL: the school (a column or value) gave this caller, in `role`, what
+    `data_type` needs (activation and/or mandate; nothing for the exemptions)."""
+    conditions = []
+    if needs_activation(role, data_type):
+        conditions.append(activated(school, scope.supplier_id, role, data_type))
+    if needs_mandate(role, data_type):
+        conditions.append(mandated(school, scope.supplier_id, scope.today))
+    return and_(true(), *conditions)
+
+
+def _recipient_of(scope: Scope, role: Role) -> Any:
+    return Entitlement.id.in_(
+        select(EntitlementRecipient.entitlement_id).where(
+            EntitlementRecipient.supplier_id == scope.supplier_id,
+            EntitlementRecipient.role == RECIPIENT_ROLE[role].value,
+        )
+    )
+
+
+def entitlement_scope(scope: Scope, data_type: DataType = DataType.ENTITLEMENTS) -> Any:
+    """SQL on `Entitlement`: the entitlements whose `data_type` data the caller may
+    see (ENTITLEMENTS for the entitlement itself, ACTIVATIONS for its licences)."""
+    if Role.OPERATOR in scope.roles:
+        return true()
+    conditions = []
+    for role in scope.roles:
+        if role == Role.SELLER:
+            conditions.append(
+                Entitlement.delivery_id.in_(
+                    select(Delivery.id).where(Delivery.seller_id == scope.supplier_id)
+                )
+            )
+        elif role == Role.LICENSOR:
+            # The licence office is the publisher's: it sees the entitlements on its
+            # products (in the combined role it is no recipient, but still involved).
+            conditions.append(
+                Entitlement.product_id.in_(
+                    select(Product.id).where(Product.publisher_id == scope.supplier_id)
+                )
+            )
+        elif role in RECIPIENT_ROLE:
+            conditions.append(
+                and_(
+                    _recipient_of(scope, role),
+                    consented(Entitlement.school_id, scope, role, data_type),
+                )
+            )
+        elif role == Role.SCHOOL and scope.school_id is not None:
+            conditions.append(Entitlement.school_id == scope.school_id)
+    return or_(false(), *conditions)
+
+
+def licence_scope(scope: Scope) -> Any:
+    """SQL on `Licence`: activations are visible to those who may see them for the
+    entitlement they were activated on (ACTIVATIONS data type)."""
+    if Role.OPERATOR in scope.roles:
+        return true()
+    return Licence.entitlement_id.in_(
+        select(Entitlement.id).where(entitlement_scope(scope, DataType.ACTIVATIONS))
+    )
+
+
+def person_scope(person_id: Any, scope: Scope) -> Any:
+    """SQL: the caller may read this person's school organisation data at some
+    school where the person is enrolled."""
+    if Role.OPERATOR in scope.roles:
+        return true()
+    conditions = []
+    for role in scope.roles:
+        if role == Role.SCHOOL and scope.school_id is not None:
+            conditions.append(Enrolment.school_id == scope.school_id)
+        elif (
+            decide(
+                role,
+                DataType.SCHOOL_ORGANISATION,
+                ConsentFacts(involved=True, activated=True, mandate_valid=True),
+            )
+            is Access.ALLOWED
+        ):
+            conditions.append(
+                consented(Enrolment.school_id, scope, role, DataType.SCHOOL_ORGANISATION)
+            )
+    return exists().where(Enrolment.person_id == person_id, or_(false(), *conditions))
+
+
+def visible_schools(scope: Scope, data_type: DataType, school_ids: list[int] | None = None) -> Any:
+    """A select of the schools (of `school_ids`, or all) whose `data_type` the
+    caller may read (school-level data: involvement is the school's own decision)."""
+    from db.models import Organisation
+
+    restrict = Organisation.id.in_(school_ids) if school_ids is not None else true()
+    if Role.OPERATOR in scope.roles:
+        return select(Organisation.id).where(restrict)
+    conditions = []
+    for role in scope.roles:
+        if role == Role.SCHOOL:
+            if scope.school_id is not None:
+                conditions.append(Organisation.id == scope.school_id)
+        elif (
+            decide(role, data_type, ConsentFacts(involved=True, activated=True, mandate_valid=True))
+            is Access.ALLOWED
+        ):
+            conditions.append(consented(Organisation.id, scope, role, data_type))
+    return select(Organisation.id).where(restrict, or_(false(), *conditions))
+
+
+async def school_access(
+    session: AsyncSession, scope: Scope, school_id: int, data_type: DataType
+) -> Access:
+    """The decision for one school's `data_type`, over all the caller's roles."""
+    if Role.OPERATOR in scope.roles:
+        return Access.ALLOWED
+    exchange_roles = set(
+        await session.scalars(
+            select(DataExchange.role).where(
+                DataExchange.school_id == school_id,
+                DataExchange.supplier_id == scope.supplier_id,
+                DataExchange.data_type == data_type.value,
+                DataExchange.revoked_at.is_(None),
+            )
+        )
+    )
+    mandate = bool(
+        await session.scalar(select(mandated(school_id, scope.supplier_id, scope.today)))
+    )
+    answers = []
+    for role in scope.roles:
+        involved = role != Role.SCHOOL or scope.school_id == school_id
+        answers.append(
+            decide(
+                role,
+                data_type,
+                ConsentFacts(
+                    involved=involved, activated=role.value in exchange_roles, mandate_valid=mandate
+                ),
+            )
+        )
+    return best(answers)
+
+
+async def person_access(session: AsyncSession, scope: Scope, person_id: int) -> Access:
+    """May the caller read this person's school organisation data? ALLOWED when it
+    may at some school the person is enrolled at; otherwise the best answer over
+    those schools (CONSENT_REQUIRED tells the caller to ask the school)."""
+    if Role.OPERATOR in scope.roles:
+        return Access.ALLOWED
+    if await session.scalar(select(person_scope(person_id, scope))):
+        return Access.ALLOWED
+    school_ids = list(
+        await session.scalars(
+            select(Enrolment.school_id).where(Enrolment.person_id == person_id).distinct()
+        )
+    )
+    answers = [
+        await school_access(session, scope, school_id, DataType.SCHOOL_ORGANISATION)
+        for school_id in school_ids
+    ]
+    return (
+        best([a for a in answers if a is not Access.ALLOWED]) if answers else (Access.NOT_INVOLVED)
+    )
