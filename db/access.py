@@ -227,3 +227,27 @@ async def person_access(session: AsyncSession, scope: Scope, person_id: int) -> 
     return (
         best([a for a in answers if a is not Access.ALLOWED]) if answers else (Access.NOT_INVOLVED)
     )
+
+
+async def entitlement_access(
+    session: AsyncSession, scope: Scope, entitlement_id: int
+) -> tuple[Access, Entitlement | None]:
+    """One entitlement for the caller: ALLOWED with the row; CONSENT_REQUIRED when
+    the caller is a recipient but the school's consent is missing (revoked,
+    never activated, mandate expired); NOT_INVOLVED otherwise (nothing leaks)."""
+    row = await session.scalar(
+        select(Entitlement).where(Entitlement.id == entitlement_id, entitlement_scope(scope))
+    )
+    if row is not None:
+        return Access.ALLOWED, row
+    recipient_roles = [RECIPIENT_ROLE[r].value for r in scope.roles
+                       if r in (Role.PORTAL, Role.DASHBOARD)]
+    if recipient_roles and await session.scalar(
+        select(EntitlementRecipient.entitlement_id).where(
+            EntitlementRecipient.entitlement_id == entitlement_id,
+            EntitlementRecipient.supplier_id == scope.supplier_id,
+            EntitlementRecipient.role.in_(recipient_roles),
+        )
+    ):
+        return Access.CONSENT_REQUIRED, None
+    return Access.NOT_INVOLVED, None

@@ -62,3 +62,90 @@ async def may_receive(
     if data_type.confidential:
         statement = statement.where(_valid_mandate(today))
     return (await session.scalar(statement.limit(1))) is not None
+
+
+# --- managing consent (role school / operator) -------------------------------------
+
+
+async def exchanges_of(session: AsyncSession, school_id: int) -> list[DataExchange]:
+    rows = await session.scalars(
+        select(DataExchange)
+        .where(DataExchange.school_id == school_id)
+        .order_by(DataExchange.supplier_id, DataExchange.data_type, DataExchange.id)
+    )
+    return list(rows)
+
+
+async def agreements_of(session: AsyncSession, school_id: int) -> list[ProcessingAgreement]:
+    rows = await session.scalars(
+        select(ProcessingAgreement)
+        .where(ProcessingAgreement.school_id == school_id)
+        .order_by(ProcessingAgreement.supplier_id, ProcessingAgreement.valid_from)
+    )
+    return list(rows)
+
+
+async def active_exchange(
+    session: AsyncSession, school_id: int, supplier_id: int, role: Role, data_type: DataType
+) -> DataExchange | None:
+    return await session.scalar(
+        select(DataExchange)
+        .where(
+            DataExchange.school_id == school_id,
+            DataExchange.supplier_id == supplier_id,
+            DataExchange.role == role.value,
+            DataExchange.data_type == data_type.value,
+            DataExchange.revoked_at.is_(None),
+        )
+        .with_for_update()
+    )
+
+
+async def add_exchange(
+    session: AsyncSession,
+    school_id: int,
+    supplier_id: int,
+    role: Role,
+    data_type: DataType,
+    by: str,
+) -> DataExchange:
+    row = DataExchange(
+        school_id=school_id,
+        supplier_id=supplier_id,
+        role=role.value,
+        data_type=data_type.value,
+        activated_by=by,
+    )
+    session.add(row)
+    await session.flush()
+    await session.refresh(row)
+    return row
+
+
+async def revoke_exchange(session: AsyncSession, row: DataExchange) -> DataExchange:
+    from sqlalchemy import func
+
+    row.revoked_at = await session.scalar(select(func.now()))
+    await session.flush()
+    return row
+
+
+async def add_agreement(
+    session: AsyncSession,
+    school_id: int,
+    supplier_id: int,
+    reference: str | None,
+    valid_from: date,
+    valid_until: date | None,
+) -> ProcessingAgreement:
+    row = ProcessingAgreement(
+        school_id=school_id,
+        supplier_id=supplier_id,
+        reference=reference,
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+    session.add(row)
+    await session.flush()
+    await session.refresh(row)
+    return row

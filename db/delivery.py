@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, func, insert, literal, or_, select, update
+from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import consent
+from db.access import Scope, consented
 from db.bulk import force_custom_plans, insert_rows, one_of
 from db.models import (
     Contract,
@@ -35,6 +36,7 @@ from db.models import (
     TeachingGroup,
 )
 from db.outbox import Actor, EventRow, audit, record_events
+from domain.consent import ConsentMissing
 from domain.delivery import (
     BuyerFacts,
     DeliverySpec,
@@ -591,7 +593,13 @@ def unknown_entitlement(entitlement_id: Any) -> DomainError:
     )
 
 
-async def lock(session: AsyncSession, entitlement_id: int, supplier_id: int, role: Role) -> Locked:
+async def lock(
+    session: AsyncSession,
+    entitlement_id: int,
+    supplier_id: int,
+    role: Role,
+    today: date | None = None,
+) -> Locked:
     """Lock the entitlement row (SELECT … FOR UPDATE on PostgreSQL; SQLite's writer
     lock already serialises) and check the caller is involved in it in `role`:
     its seller, or one of its recipients. Anyone else gets code 40 as if it did not
@@ -628,6 +636,17 @@ async def lock(session: AsyncSession, entitlement_id: int, supplier_id: int, rol
         ) is not None
     if not involved:
         raise unknown_entitlement(entitlement_id)
+    if role in (Role.PORTAL, Role.DASHBOARD) and today is not None and row.school_id is not None:
+        # A portal or dashboard acts on a school's entitlement only while the school
+        # lets it receive entitlements (a revocation stops it at once).
+        scope = Scope(supplier_id, frozenset({role}), None, today)
+        if not await session.scalar(
+            select(consented(row.school_id, scope, role, DataType.ENTITLEMENTS))
+        ):
+            raise ConsentMissing(
+                "consent required: the school has revoked or never activated the data "
+                "exchange ENTITLEMENTS for this supplier, or has no valid processing agreement"
+            )
     return Locked(row, seller_id)
 
 
@@ -915,43 +934,6 @@ async def history(session: AsyncSession, entitlement_ids: list[int]) -> dict[int
         if row.entitlement_id is not None:
             found[row.entitlement_id].append(row)
     return found
-
-
-def visible_to(supplier_id: int, roles: frozenset[Role]) -> Any:
-    """SQL condition: the entitlement is one the supplier is involved in (seller of
-    its delivery, or a recipient). The operator sees everything."""
-    if Role.OPERATOR in roles:
-        return literal(True)
-    conditions = []
-    if Role.SELLER in roles:
-        conditions.append(
-            Entitlement.delivery_id.in_(
-                select(Delivery.id).where(Delivery.seller_id == supplier_id)
-            )
-        )
-    recipient_roles = [
-        r.value
-        for r in (RecipientRole.LICENSOR, RecipientRole.PORTAL, RecipientRole.DASHBOARD)
-        if Role(r.value.lower()) in roles
-    ]
-    if recipient_roles:
-        conditions.append(
-            Entitlement.id.in_(
-                select(EntitlementRecipient.entitlement_id).where(
-                    EntitlementRecipient.supplier_id == supplier_id,
-                    EntitlementRecipient.role.in_(recipient_roles),
-                )
-            )
-        )
-    return or_(*conditions) if conditions else literal(False)
-
-
-async def visible_entitlement(
-    session: AsyncSession, entitlement_id: int, supplier_id: int, roles: frozenset[Role]
-) -> Entitlement | None:
-    return await session.scalar(
-        select(Entitlement).where(Entitlement.id == entitlement_id, visible_to(supplier_id, roles))
-    )
 
 
 async def entitlements_of_delivery(session: AsyncSession, delivery_id: int) -> list[Entitlement]:

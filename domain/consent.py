@@ -31,6 +31,10 @@ from enum import StrEnum
 from domain.roles import DataType, Role
 
 
+class ConsentMissing(Exception):
+    """The school has not given this supplier what the data needs (transport code 4)."""
+
+
 class Access(StrEnum):
     ALLOWED = "ALLOWED"
     SCOPE_REQUIRED = "SCOPE_REQUIRED"

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from strawberry.types import Info
 
+from db import access
 from db import delivery as store
 from db.idempotency import ReferenceConflict, request_hash
+from domain.consent import Access, ConsentMissing
 from domain.delivery import validate_delivery
 from domain.entitlements import EntitlementAction, RecipientRole
 from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
@@ -18,6 +20,7 @@ from domain.roles import Role
 from resolvers.auth import Principal, principal
 from resolvers.clock import today
 from resolvers.writes import actor, run_once
+from schema.errors import ConsentRequired
 from schema.payloads import conflict_payload, error_payload
 from schema.types import Entitlement
 
@@ -151,12 +154,14 @@ async def _step(
     async def work(session: Any) -> dict[str, Any]:
         if pk is None:
             raise store.unknown_entitlement(entitlement_id)
-        locked = await store.lock(session, pk, caller.supplier_id, role)
+        locked = await store.lock(session, pk, caller.supplier_id, role, today())
         await change(session, locked, actor(caller, role.value))
         return {"entitlementId": pk}
 
     try:
         answer, replayed = await run_once(context, caller, operation, reference_id, message, work)
+    except ConsentMissing as missing:
+        raise ConsentRequired(str(missing)) from missing
     except ReferenceConflict as conflict:
         return conflict_payload(reference_id, str(conflict))
     except DomainError as error:
@@ -250,9 +255,13 @@ async def entitlement(info: Info, id: Any) -> Entitlement | None:
     pk = _id(id)
     if pk is None:
         return None
-    row = await info.context.db.run(
-        lambda s: store.visible_entitlement(s, pk, caller.supplier_id, caller.roles)
-    )
+    scope = caller.scope
+    answer, row = await info.context.db.run(lambda s: access.entitlement_access(s, scope, pk))
+    if answer is Access.CONSENT_REQUIRED:
+        raise ConsentRequired(
+            "consent required: the school has revoked or never activated the data exchange "
+            "ENTITLEMENTS for this supplier, or has no valid processing agreement"
+        )
     return Entitlement.from_row(row) if row is not None else None
 
 

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from db import roster as store
 from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
 from domain.identifiers import OrgLevel
-from domain.roles import Role
+from domain.roles import DataType, Role
 from domain.roster import (
     GroupInput,
     IdentifierInput,
@@ -25,6 +25,7 @@ from domain.roster import (
 )
 from resolvers import lookup
 from resolvers.auth import principal
+from resolvers.queries import require_school
 from resolvers.writes import ReferenceConflict, actor, run_write
 from schema.payloads import conflict_payload, error_payload
 
@@ -83,6 +84,8 @@ async def upsert(info: Info, input: SchoolRosterInput) -> Any:
         school = await school_id(info, input.school)
     except DomainError as error:
         return error_payload(error)
+    # The administration system processes the school's pupil data under its mandate.
+    await require_school(info, [school], DataType.SCHOOL_ORGANISATION, input.school.value)
 
     async def work(session: Any) -> dict[str, Any]:
         facts = await store.school_facts(session, school, spec.period_code.strip())
