@@ -47,8 +47,10 @@ def machine() -> str:
         memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    return (f"{os.cpu_count()} cores ({cpu}){memory}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}){memory}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -62,16 +64,23 @@ def percentile(values: Sequence[float], q: float) -> float:
 def write_section(name: str, body: str) -> None:
     """Replace (or append) the section `name` of RESULTS.md."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    text = RESULTS.read_text() if RESULTS.exists() else (
-        "# Benchmark results\n\nEach section is written by the benchmark named in it, with "
-        "the command that produced it and the machine it ran on. Figures are compared "
-        "within one run (ratios), because these machines are shared and noisy.\n"
+    text = (
+        RESULTS.read_text()
+        if RESULTS.exists()
+        else (
+            "# Benchmark results\n\nEach section is written by the benchmark named in it, with "
+            "the command that produced it and the machine it ran on. Figures are compared "
+            "within one run (ratios), because these machines are shared and noisy.\n"
+        )
     )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     block = f"{start}\n{body.rstrip()}\n\n_Measured {stamp} on {machine()}._\n{end}"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else (
-        text.rstrip() + "\n\n" + block + "\n")
+    text = (
+        pattern.sub(lambda _m: block, text)
+        if pattern.search(text)
+        else (text.rstrip() + "\n\n" + block + "\n")
+    )
     RESULTS.write_text(text)
 
 
@@ -102,17 +111,39 @@ def free_port() -> int:
 
 
 @contextmanager
-def gateway(database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
-            ) -> Iterator[str]:
+def gateway(
+    database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """uvicorn serving the gateway on `database_url`; yields its base URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-         "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url, "KETENPOORT_ENVIRONMENT": "test",
-             **(env or {})},
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "KETENPOORT_ENVIRONMENT": "test",
+            **(env or {}),
+        },
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -141,8 +172,12 @@ def token(supplier: str, *roles: str, hours: int = 2) -> str:
     from resolvers.tokens import mint_token
     from settings import Environment, Settings
 
-    return mint_token(Settings(environment=Environment.TEST), supplier, list(roles),
-                      lifetime=timedelta(hours=hours))
+    return mint_token(
+        Settings(environment=Environment.TEST),
+        supplier,
+        list(roles),
+        lifetime=timedelta(hours=hours),
+    )
 
 
 def run(coroutine: object) -> None:
