@@ -23,6 +23,7 @@ from strawberry.types.unset import UNSET
 
 from db.engine import create_engine, create_sessionmaker
 from resolvers.context import Context
+from resolvers.limits import RateLimiter
 from resolvers.tokens import TokenError, TokenVerifier
 from schema import build_schema
 from settings import Settings, get_settings
@@ -61,9 +62,11 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.verifier = TokenVerifier(settings)
+        self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         context = Context(self.settings, self.sessionmaker, request, response)
+        context.limiter = self.limiter
         if isinstance(request, Request):
             try:
                 context.caller = self.verifier.verify(request.headers.get("authorization"))

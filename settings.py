@@ -42,9 +42,15 @@ class Settings(BaseSettings):
     jwt_algorithms: list[str] = ["HS256"]
     jwt_public_key_file: str | None = None
     jwt_jwks_url: str | None = None
+    jwt_jwks_file: str | None = None
     jwt_issuer: str = "https://ketenpoort.local/dev-issuer"
     jwt_audience: str = "ketenpoort"
     jwt_leeway_seconds: int = 30
+
+    # Per-client rate limit: sustained requests per second and burst, per supplier
+    # and process (0 switches it off).
+    rate_limit_per_second: float = 200.0
+    rate_limit_burst: int = 400
 
     # API surface.
     graphiql: bool = True
@@ -55,6 +61,7 @@ class Settings(BaseSettings):
     max_query_tokens: int = 2000
     max_aliases: int = 15
     max_body_bytes: int = 5 * 1024 * 1024
+    max_query_cost: int = 50_000
 
     # Demo / sandbox.
     sandbox_key: str = "ketenpoort-sandbox-key"

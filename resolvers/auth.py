@@ -21,7 +21,7 @@ from domain.identifiers import OrgLevel
 from domain.roles import Role
 from resolvers.clock import today
 from resolvers.context import Context
-from schema.errors import Forbidden, Unauthenticated
+from schema.errors import Forbidden, RateLimited, Unauthenticated
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,16 @@ async def principal(context: Context) -> Principal:
             context.response.status_code = 401
         raise Unauthenticated(context.auth_error or "missing bearer token")
     caller = context.caller
+    if context.limiter is not None:
+        wait = context.limiter.allow(caller.supplier_code)
+        if wait:
+            if context.response is not None and hasattr(context.response, "status_code"):
+                context.response.status_code = 429
+                context.response.headers["Retry-After"] = str(max(1, round(wait)))
+            raise RateLimited(
+                f"rate limit exceeded for {caller.supplier_code!r}: retry in {wait:.1f} s",
+                retryAfter=round(wait, 3),
+            )
     row = await context.db.run(lambda s: supplier_queries.by_code(s, caller.supplier_code))
     if row is None:
         if context.response is not None and hasattr(context.response, "status_code"):

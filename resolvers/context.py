@@ -73,6 +73,7 @@ class Context:
     response: Response | WebSocket | None = None
     caller: Caller | None = None
     auth_error: str | None = None
+    limiter: Any = None
     db: Database = field(init=False)
     _loaders: Any = field(default=None, init=False)
     _supplier: Any = field(default=None, init=False)

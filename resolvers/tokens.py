@@ -54,6 +54,24 @@ class TokenVerifier:
             return jwt.PyJWKClient(self.settings.jwt_jwks_url, cache_keys=True)
         return None
 
+    @cached_property
+    def _jwks_file(self) -> jwt.PyJWKSet | None:
+        if self.settings.jwt_jwks_file:
+            with open(self.settings.jwt_jwks_file) as handle:
+                return jwt.PyJWKSet.from_json(handle.read())
+        return None
+
+    def _key_from_file(self, token: str) -> object:
+        assert self._jwks_file is not None
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"invalid token: {exc}") from exc
+        for key in self._jwks_file.keys:
+            if kid is None or key.key_id == kid:
+                return key.key
+        raise TokenError(f"no signing key with kid {kid!r} in the configured JWKS")
+
     def verify(self, authorization: str | None) -> Caller:
         if not authorization:
             raise TokenError("missing bearer token: send 'Authorization: Bearer <jwt>'")
@@ -61,7 +79,9 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenError("the Authorization header must be 'Bearer <jwt>'")
         key = self._key
-        if self._jwks is not None:
+        if self._jwks_file is not None:
+            key = self._key_from_file(token.strip())
+        elif self._jwks is not None:
             try:
                 key = self._jwks.get_signing_key_from_jwt(token.strip()).key
             except jwt.PyJWTError as exc:
