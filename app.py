@@ -83,7 +83,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         finally:
             context = getattr(request.state, "gateway_context", None)
             if context is not None:
-                await context.db.close()
+                await context.finish()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         html = self.graphql_ide_html.replace(

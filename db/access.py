@@ -251,3 +251,10 @@ async def entitlement_access(
     ):
         return Access.CONSENT_REQUIRED, None
     return Access.NOT_INVOLVED, None
+
+
+async def enrolled_schools(session: AsyncSession, person_id: int) -> list[int]:
+    rows = await session.scalars(
+        select(Enrolment.school_id).where(Enrolment.person_id == person_id).distinct()
+    )
+    return list(rows)

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from schema.lookups import OrganisationIdentifierInput
 
 
-async def _school(info: Info, identifier: OrganisationIdentifierInput) -> tuple[Principal, int]:
+async def school_for_admin(
+    info: Info, identifier: OrganisationIdentifierInput
+) -> tuple[Principal, int]:
     """The school a consent call is about; a school administrator only its own."""
     caller = await principal(info.context)
     found = await lookup.find_organisation(
@@ -45,12 +47,12 @@ def _role_of(caller: Principal) -> str:
 
 
 async def exchanges(info: Info, school: OrganisationIdentifierInput) -> list[Any]:
-    _caller, school_id = await _school(info, school)
+    _caller, school_id = await school_for_admin(info, school)
     return await info.context.db.run(lambda s: store.exchanges_of(s, school_id))
 
 
 async def agreements(info: Info, school: OrganisationIdentifierInput) -> list[Any]:
-    _caller, school_id = await _school(info, school)
+    _caller, school_id = await school_for_admin(info, school)
     return await info.context.db.run(lambda s: store.agreements_of(s, school_id))
 
 
@@ -64,7 +66,7 @@ async def _supplier_id(info: Info, code: str) -> int:
 async def activate(info: Info, input: DataExchangeInput) -> Any:
     from schema.consent import DataExchange, DataExchangeChanged
 
-    caller, school_id = await _school(info, input.school)
+    caller, school_id = await school_for_admin(info, input.school)
     try:
         if input.role not in RECEIVERS[input.data_type]:
             raise DomainError(
@@ -108,7 +110,7 @@ async def activate(info: Info, input: DataExchangeInput) -> Any:
 async def revoke(info: Info, input: DataExchangeInput) -> Any:
     from schema.consent import DataExchange, DataExchangeChanged
 
-    caller, school_id = await _school(info, input.school)
+    caller, school_id = await school_for_admin(info, input.school)
     try:
         supplier_id = await _supplier_id(info, input.supplier_code)
         async with info.context.db.transaction() as session:
@@ -141,7 +143,7 @@ async def revoke(info: Info, input: DataExchangeInput) -> Any:
 async def register(info: Info, input: ProcessingAgreementInput) -> Any:
     from schema.consent import ProcessingAgreement, ProcessingAgreementRegistered
 
-    caller, school_id = await _school(info, input.school)
+    caller, school_id = await school_for_admin(info, input.school)
     try:
         if input.valid_until is not None and input.valid_until < input.valid_from:
             raise DomainError(

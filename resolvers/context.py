@@ -74,6 +74,7 @@ class Context:
     caller: Caller | None = None
     auth_error: str | None = None
     limiter: Any = None
+    reads: set[tuple[int | None, str, str, str | None]] = field(default_factory=set)
     db: Database = field(init=False)
     _loaders: Any = field(default=None, init=False)
     _supplier: Any = field(default=None, init=False)
@@ -92,6 +93,30 @@ class Context:
     def scope(self) -> Any:
         """The consent scope of the resolved caller (None before authentication)."""
         return self._supplier.scope if self._supplier is not None else None
+
+    def record_read(
+        self, school_id: int | None, action: str, object_type: str, object_id: Any = None
+    ) -> None:
+        """Remember that the caller read a school's data; written to the audit log
+        when the request ends (`finish`), one row per school and object."""
+        self.reads.add((school_id, action, object_type, None if object_id is None
+                        else str(object_id)))
+
+    async def finish(self) -> None:
+        """End of request: write the read audit rows (own short transaction, so a
+        read-only request stays read-only until its answer is complete), close."""
+        await self.db.close()
+        if self.reads and self._supplier is not None:
+            from db.outbox import Actor
+            from db.privacy import record_reads
+
+            caller = self._supplier
+            role = "operator" if caller.is_operator else ",".join(sorted(caller.roles))
+            reads = sorted(self.reads, key=lambda r: (r[0] or 0, r[1], r[2], r[3] or ""))
+            self.reads.clear()
+            async with self.db.transaction() as session:
+                await record_reads(session, Actor(caller.supplier_id, role[:16]), reads)
+            await self.db.close()
 
     def fresh_loaders(self) -> None:
         """Forget cached rows (after a mutation changed them)."""

@@ -262,6 +262,8 @@ async def entitlement(info: Info, id: Any) -> Entitlement | None:
             "consent required: the school has revoked or never activated the data exchange "
             "ENTITLEMENTS for this supplier, or has no valid processing agreement"
         )
+    if row is not None:
+        info.context.record_read(row.school_id, "read.entitlement", "entitlement", row.id)
     return Entitlement.from_row(row) if row is not None else None
 
 

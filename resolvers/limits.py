@@ -32,7 +32,11 @@ from graphql import (
     is_non_null_type,
 )
 
-NESTED_LIST = 50  # the bound nested list resolvers apply (e.g. Entitlement.licences)
+# What a plain nested list (not a connection) is counted as: the bound its resolver
+# applies where there is one (Entitlement.licences: 50), otherwise a typical size
+# (identifiers, boards, recipients, components are a handful).
+NESTED_LIST_BOUND = {"licences": 50, "history": 50, "entitlements": 50, "candidates": 20}
+NESTED_LIST = 10
 
 
 def _is_list(graphql_type: Any) -> bool:
@@ -78,7 +82,7 @@ def query_cost(
                 "Connection"
             ):
                 # A connection's `nodes`/`edges` are the page already counted above.
-                factor = multiplier * NESTED_LIST
+                factor = multiplier * NESTED_LIST_BOUND.get(name, NESTED_LIST)
             total += factor
             if selection.selection_set:
                 total += query_cost(

@@ -109,6 +109,9 @@ async def _visible_person(info: Info, found: lookup.PersonResult) -> Any:
             )
         if answer is not Access.ALLOWED:
             return PersonNotFound(scheme=PersonIdScheme.ECK_ID, value="", message="no such person")
+        schools = await info.context.db.run(lambda s: access.enrolled_schools(s, person_id))
+        for school_id in schools or [None]:
+            info.context.record_read(school_id, "read.person", "person", person_id)
     return person_lookup_result(found)
 
 
@@ -268,7 +271,10 @@ async def entitlements_list(
         variant=filter.variant,
         today=today(),
     ).where(access.entitlement_scope(scope))
-    return await _page(info, statement, Row.id, "entitlement", first, after, Entitlement.from_row)
+    page = await _page(info, statement, Row.id, "entitlement", first, after, Entitlement.from_row)
+    for school_id in {edge.node.school_pk for edge in page.edges}:
+        info.context.record_read(school_id, "read.entitlements", "entitlement")
+    return page
 
 
 async def licences_list(
@@ -300,4 +306,7 @@ async def licences_list(
         status=filter.status,
         today=today(),
     ).where(access.licence_scope(scope))
-    return await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)
+    page = await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)
+    for school_id in {edge.node.school_pk for edge in page.edges}:
+        info.context.record_read(school_id, "read.licences", "licence")
+    return page

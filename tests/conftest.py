@@ -193,7 +193,7 @@ class GraphQLClient:
         except TokenError as error:
             context.auth_error = str(error)
         result = await _SCHEMA.execute(query, variable_values=variables, context_value=context)
-        await context.db.close()
+        await context.finish()
         return result
 
     async def data(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:

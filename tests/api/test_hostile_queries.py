@@ -147,3 +147,19 @@ async def test_clients_are_rate_limited(client_for: Any) -> None:
     # Another client has its own bucket.
     other = {"Authorization": f"Bearer {token_for('demo-shop', 'seller')}"}
     assert (await client.post("/graphql", json=query, headers=other)).status_code == 200
+
+
+async def test_a_bsn_is_refused_anywhere_without_being_repeated(gql: GraphQLClient) -> None:
+    bsn = "111222333"  # passes the 11-test
+    in_variable = await gql.execute(
+        "query ($v: String!) { organisation(identifier: {value: $v}) { __typename } }",
+        {"v": bsn})
+    assert in_variable.errors[0].extensions["reason"] == "pgn"
+    assert bsn not in str(in_variable.errors[0].formatted)
+    in_literal = await gql.execute(
+        f'mutation {{ deliverySubmit(input: {{orderNumber: "{bsn}"}}) {{ __typename }} }}',
+        as_=("demo-shop", "seller"))
+    assert in_literal.errors[0].extensions["reason"] == "pgn"
+    ordinary = await gql.execute(
+        'query { organisation(identifier: {value: "123456789"}) { __typename } }')
+    assert ordinary.errors is None  # fails the 11-test: not a BSN

@@ -110,9 +110,14 @@ OPERATIONS: list[Operation] = [
     op(
         "licenceHolders",
         '{ licenceHolders(school: {value: "104A158"}, productId: "9789000000012") '
-        '{ nodes { id } } }',
+        "{ nodes { id } } }",
         {"seller", "licensor", "portal", "dashboard", "school", "operator"},
         "ACTIVATIONS",
+    ),
+    op(
+        "auditTrail",
+        '{ auditTrail(school: {value: "104A158"}) { nodes { action } } }',
+        {"school", "operator"},
     ),
     op(
         "dataExchanges",
@@ -160,6 +165,7 @@ MUTATIONS: dict[str, tuple[set[str], str]] = {
     ),
     "licenceBlock": ({"seller", "licensor", "operator"}, '{licenceId: "1"}'),
     "licenceUnblock": ({"seller", "licensor", "operator"}, '{licenceId: "1"}'),
+    "personErase": ({"operator"}, '{identifier: {scheme: ECK_ID, value: "x"}, reason: "matrix"}'),
     "dataExchangeActivate": ({"school", "operator"}, SCHOOL_INPUT),
     "dataExchangeRevoke": ({"school", "operator"}, SCHOOL_INPUT),
     "processingAgreementRegister": (

@@ -1,0 +1,105 @@
+"""Privacy: the school's audit trail, read auditing, and erasure of a pupil.
+
+Erasure removes everything that identifies the person (identifiers, enrolments,
+memberships, named entitlements) and keeps what the chain needs to count:
+licences stay, anonymised (no person), and the person row stays as an empty,
+erased record so that counts per school and product do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import (
+    AuditLog,
+    Enrolment,
+    Entitlee,
+    GroupMembership,
+    Licence,
+    Person,
+    PersonIdentifier,
+    SubjectEnrolment,
+)
+from db.outbox import Actor, audit
+
+
+def trail_statement(
+    school_id: int, since: datetime | None, until: datetime | None
+) -> Select[tuple[AuditLog]]:
+    statement = select(AuditLog).where(AuditLog.school_id == school_id)
+    if since is not None:
+        statement = statement.where(AuditLog.at >= since)
+    if until is not None:
+        statement = statement.where(AuditLog.at < until)
+    return statement
+
+
+async def record_reads(
+    session: AsyncSession, actor: Actor, reads: Iterable[tuple[int | None, str, str, str]]
+) -> None:
+    """One audit row per (school, action, object) read in a request."""
+    rows = [
+        {
+            "supplier_id": actor.supplier_id,
+            "role": actor.role,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "school_id": school_id,
+        }
+        for school_id, action, object_type, object_id in reads
+    ]
+    if rows:
+        await session.execute(insert(AuditLog), rows)
+
+
+async def erase_person(
+    session: AsyncSession, person_id: int, actor: Actor, reason: str
+) -> dict[str, Any]:
+    schools = list(
+        await session.scalars(
+            select(Enrolment.school_id).where(Enrolment.person_id == person_id).distinct()
+        )
+    )
+    counts = {}
+    counts["identifiers"] = (
+        await session.execute(
+            delete(PersonIdentifier).where(PersonIdentifier.person_id == person_id)
+        )
+    ).rowcount
+    counts["enrolments"] = (
+        await session.execute(delete(Enrolment).where(Enrolment.person_id == person_id))
+    ).rowcount
+    counts["groupMemberships"] = (
+        await session.execute(delete(GroupMembership).where(GroupMembership.person_id == person_id))
+    ).rowcount
+    counts["subjectEnrolments"] = (
+        await session.execute(
+            delete(SubjectEnrolment).where(SubjectEnrolment.person_id == person_id)
+        )
+    ).rowcount
+    counts["namedEntitlements"] = (
+        await session.execute(delete(Entitlee).where(Entitlee.person_id == person_id))
+    ).rowcount
+    counts["licencesAnonymised"] = (
+        await session.execute(
+            update(Licence).where(Licence.person_id == person_id).values(person_id=None)
+        )
+    ).rowcount
+    await session.execute(update(Person).where(Person.id == person_id).values(erased_at=func.now()))
+    for school_id in schools or [None]:
+        await audit(
+            session,
+            actor,
+            "person.erase",
+            "person",
+            person_id,
+            school_id=school_id,
+            detail={"reason": reason, **counts},
+        )
+    return counts
