@@ -4,6 +4,7 @@ transaction with its audit row."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from strawberry.types import Info
@@ -63,36 +64,25 @@ async def _supplier_id(info: Info, code: str) -> int:
     return found[0]
 
 
-async def activate(info: Info, input: DataExchangeInput) -> Any:
+async def _change_exchange(
+    info: Info, input: DataExchangeInput, change: Callable[..., Awaitable[Any]], action: str
+) -> Any:
+    """One transaction: find the active exchange, let `change` decide, audit it."""
     from schema.consent import DataExchange, DataExchangeChanged
 
     caller, school_id = await school_for_admin(info, input.school)
     try:
-        if input.role not in RECEIVERS[input.data_type]:
-            raise DomainError(
-                StatusCode.OTHER,
-                f"a {input.role.value} does not receive {input.data_type.value} (DOMAIN.md §7)",
-                field="role",
-            )
         supplier_id = await _supplier_id(info, input.supplier_code)
         async with info.context.db.transaction() as session:
-            row = await store.active_exchange(
+            current = await store.active_exchange(
                 session, school_id, supplier_id, input.role, input.data_type
             )
-            changed = row is None
-            if row is None:
-                row = await store.add_exchange(
-                    session,
-                    school_id,
-                    supplier_id,
-                    input.role,
-                    input.data_type,
-                    caller.supplier_code,
-                )
+            row, changed = await change(session, current, school_id, supplier_id, caller)
+            if changed:
                 await audit(
                     session,
                     actor(caller, _role_of(caller)),
-                    "dataExchange.activate",
+                    action,
                     "data_exchange",
                     row.id,
                     school_id=school_id,
@@ -107,37 +97,38 @@ async def activate(info: Info, input: DataExchangeInput) -> Any:
     return DataExchangeChanged(data_exchange=DataExchange.from_row(row), changed=changed)
 
 
-async def revoke(info: Info, input: DataExchangeInput) -> Any:
-    from schema.consent import DataExchange, DataExchangeChanged
+async def activate(info: Info, input: DataExchangeInput) -> Any:
+    if input.role not in RECEIVERS[input.data_type]:
+        return error_payload(
+            DomainError(
+                StatusCode.OTHER,
+                f"a {input.role.value} does not receive {input.data_type.value} (DOMAIN.md §7)",
+                field="role",
+            )
+        )
 
-    caller, school_id = await school_for_admin(info, input.school)
-    try:
-        supplier_id = await _supplier_id(info, input.supplier_code)
-        async with info.context.db.transaction() as session:
-            row = await store.active_exchange(
-                session, school_id, supplier_id, input.role, input.data_type
+    async def change(
+        session: Any, current: Any, school_id: int, supplier_id: int, caller: Principal
+    ) -> tuple[Any, bool]:
+        if current is not None:
+            return current, False  # already active: nothing written
+        row = await store.add_exchange(
+            session, school_id, supplier_id, input.role, input.data_type, caller.supplier_code
+        )
+        return row, True
+
+    return await _change_exchange(info, input, change, "dataExchange.activate")
+
+
+async def revoke(info: Info, input: DataExchangeInput) -> Any:
+    async def change(session: Any, current: Any, *_: Any) -> tuple[Any, bool]:
+        if current is None:
+            raise DomainError(
+                StatusCode.OTHER, "no active data exchange to revoke", field="dataType"
             )
-            if row is None:
-                raise DomainError(
-                    StatusCode.OTHER, "no active data exchange to revoke", field="dataType"
-                )
-            row = await store.revoke_exchange(session, row)
-            await audit(
-                session,
-                actor(caller, _role_of(caller)),
-                "dataExchange.revoke",
-                "data_exchange",
-                row.id,
-                school_id=school_id,
-                detail={
-                    "supplier": input.supplier_code,
-                    "role": input.role.value,
-                    "dataType": input.data_type.value,
-                },
-            )
-    except DomainError as error:
-        return error_payload(error)
-    return DataExchangeChanged(data_exchange=DataExchange.from_row(row), changed=True)
+        return await store.revoke_exchange(session, current), True
+
+    return await _change_exchange(info, input, change, "dataExchange.revoke")
 
 
 async def register(info: Info, input: ProcessingAgreementInput) -> Any:

@@ -163,6 +163,14 @@ async def _page(
     return Connection.from_page(page, build)
 
 
+def _audited(info: Info, page: Connection[Any], kind: str) -> Connection[Any]:
+    """Note in the audit trail of every school on the page that the caller read its
+    `kind` rows (one row per school per request)."""
+    for school_id in {edge.node.school_pk for edge in page.edges}:
+        info.context.record_read(school_id, f"read.{kind}s", kind)
+    return page
+
+
 async def school_ids(
     info: Info, school: OrganisationIdentifierInput, field: str, data_type: DataType
 ) -> list[int]:
@@ -272,9 +280,7 @@ async def entitlements_list(
         today=today(),
     ).where(access.entitlement_scope(scope))
     page = await _page(info, statement, Row.id, "entitlement", first, after, Entitlement.from_row)
-    for school_id in {edge.node.school_pk for edge in page.edges}:
-        info.context.record_read(school_id, "read.entitlements", "entitlement")
-    return page
+    return _audited(info, page, "entitlement")
 
 
 async def licences_list(
@@ -307,6 +313,4 @@ async def licences_list(
         today=today(),
     ).where(access.licence_scope(scope))
     page = await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)
-    for school_id in {edge.node.school_pk for edge in page.edges}:
-        info.context.record_read(school_id, "read.licences", "licence")
-    return page
+    return _audited(info, page, "licence")
