@@ -7,13 +7,17 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
+    ValidationCache,
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
+from schema.activation import ActivationMutation, ActivationQuery
 from schema.delivery import DeliveryMutation, DeliveryQuery
 from schema.errors import GatewayError
 from schema.query import ReadQuery
@@ -22,8 +26,8 @@ from settings import Settings
 
 # The roots are composed from one class per capability, so each capability keeps
 # its fields in its own module; the order fixes the order in GraphiQL.
-QUERY_PARTS: tuple[type, ...] = (ReadQuery, DeliveryQuery)
-MUTATION_PARTS: tuple[type, ...] = (DeliveryMutation, RosterMutation)
+QUERY_PARTS: tuple[type, ...] = (ReadQuery, DeliveryQuery, ActivationQuery)
+MUTATION_PARTS: tuple[type, ...] = (DeliveryMutation, RosterMutation, ActivationMutation)
 SUBSCRIPTION_PARTS: tuple[type, ...] = ()
 
 
@@ -62,17 +66,28 @@ def _visible(error: GraphQLError) -> bool:
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
+    # The limits are validation rules. They are made once per schema, so that a
+    # repeated operation text has the same rules every time and its validation is
+    # answered from the cache.
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection:
+        rules += DisableIntrospection().validation_rules
     extensions: list[object] = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        # Integrations send the same few operations again and again (a licence office
+        # sends one licenceActivate text for every click): parse and validate each
+        # text once. Bounded, so unique texts cannot grow memory.
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaskErrors(
             should_mask_error=lambda error: not _visible(error),
             error_message="Unexpected error; it has been logged.",
         ),
     ]
-    if not settings.introspection:
-        extensions.append(DisableIntrospection)
     return strawberry.Schema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )  # type: ignore[arg-type]

@@ -1,0 +1,346 @@
+"""Activation and licence resolvers: decode the input, resolve the login school,
+the product and the person's identifiers, run the decision tree and persist the
+licence through ``db.activation``, answer with the schema's payload types.
+
+``licenceActivate`` needs no referenceId: a click has none, and the decision tree
+itself is idempotent (a second click finds the licence of the first). When the
+caller sends one, a repeat gets the stored answer.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from strawberry.types import Info
+
+from db import access, organisations
+from db import activation as store
+from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
+from domain.identifiers import (
+    IdentifierError,
+    OrgLevel,
+    PersonIdScheme,
+    validate_person_identifier,
+    validate_product_id,
+)
+from domain.licences import LicenceAction, LicenceStatus
+from domain.roles import DataType, Role
+from resolvers import lookup
+from resolvers.auth import Principal, principal
+from resolvers.clock import today
+from resolvers.queries import _page, product_pk, school_ids
+from resolvers.writes import ReferenceConflict, actor, run_write
+from schema.payloads import conflict_payload, error_payload
+from schema.types import Connection, Licence
+
+if TYPE_CHECKING:
+    from schema.activation import LicenceActivateInput, LicenceStepInput
+    from schema.lookups import OrganisationIdentifierInput
+
+
+async def login_school(
+    info: Info, school: OrganisationIdentifierInput, field: str = "school"
+) -> int | FieldError:
+    """The provider the login names. Most IdPs send a BRIN6, which may name a
+    location: then its provider, if there is exactly one."""
+    db = info.context.db
+    found = await lookup.find_organisation(db, school.scheme, school.value, OrgLevel.PROVIDER)
+    if isinstance(found, lookup.OrgFound):
+        return found.row.id
+    if isinstance(found, lookup.Malformed):
+        return FieldError(StatusCode.SCHOOL_UNKNOWN, field, found.error.message)
+    if isinstance(found, lookup.OrgNotFound):
+        location = await lookup.find_organisation(
+            db, school.scheme, school.value, OrgLevel.LOCATION
+        )
+        candidates = (
+            [location.row]
+            if isinstance(location, lookup.OrgFound)
+            else location.candidates
+            if isinstance(location, lookup.OrgAmbiguous)
+            else []
+        )
+        if candidates:
+            ids = [row.id for row in candidates]
+            related = await db.run(
+                lambda s: organisations.related(s, ids, upwards=True, level=OrgLevel.PROVIDER)
+            )
+            providers = {p.id for rows in related.values() for p in rows}
+            if len(providers) == 1:
+                return providers.pop()
+    return FieldError(StatusCode.SCHOOL_UNKNOWN, field, found.message)
+
+
+def _person_keys(
+    input: LicenceActivateInput,
+) -> tuple[list[tuple[PersonIdScheme, str]], list[FieldError]]:
+    keys: list[tuple[PersonIdScheme, str]] = []
+    problems: list[FieldError] = []
+    person = input.person
+    if person.eck_id is not None:
+        try:
+            keys.append(
+                (
+                    PersonIdScheme.ECK_ID,
+                    validate_person_identifier(PersonIdScheme.ECK_ID, person.eck_id),
+                )
+            )
+        except IdentifierError as error:
+            problems.append(FieldError(StatusCode.FIELD_MISSING, "person.eckId", error.message))
+    for index, identifier in enumerate(person.identifiers):
+        try:
+            keys.append(
+                (identifier.scheme, validate_person_identifier(identifier.scheme, identifier.value))
+            )
+        except IdentifierError as error:
+            problems.append(
+                FieldError(
+                    StatusCode.FIELD_MISSING, f"person.identifiers.{index}.value", error.message
+                )
+            )
+    if not keys and not problems:
+        problems.append(
+            FieldError(
+                StatusCode.PERSON_ID_MISSING,
+                "person.eckId",
+                "the person needs an ECK iD or a secondary identifier (userId)",
+            )
+        )
+    return keys, problems
+
+
+async def _request(
+    info: Info, caller: Principal, input: LicenceActivateInput
+) -> store.ActivationRequest | ValidationFailed:
+    problems: list[FieldError] = []
+    code: str | None = None
+    try:
+        code, _kind = validate_product_id(input.product_id)
+    except IdentifierError as error:
+        problems.append(FieldError(StatusCode.FIELD_MISSING, "productId", error.message))
+    keys, person_problems = _person_keys(input)
+    problems += person_problems
+    school = await login_school(info, input.school)
+    if isinstance(school, FieldError):
+        problems.append(school)
+    product = None
+    if code is not None:
+        product = await info.context.db.run(lambda s: store.product_by_code(s, code))
+        # A licence office activates only its own products; to anyone else another
+        # publisher's product is as unknown as a product that does not exist.
+        if product is None or not (
+            caller.is_operator or product.publisher_id == caller.supplier_id
+        ):
+            problems.append(
+                FieldError(
+                    StatusCode.PRODUCT_UNKNOWN,
+                    "productId",
+                    f"no product with productId {code} is published by this licence office",
+                )
+            )
+    code_entered = input.activation_code.strip() if input.activation_code else None
+    if problems:
+        return ValidationFailed(problems)
+    assert product is not None
+    assert isinstance(school, int)
+    return store.ActivationRequest(
+        school_id=school,
+        product=product,
+        person_keys=tuple(keys),
+        activation_code=code_entered or None,
+    )
+
+
+def _answer(outcome: store.Outcome) -> dict[str, Any]:
+    """The outcome as JSON (stored for a repeated referenceId)."""
+    decision = outcome.decision
+    licence = outcome.licence
+    return {
+        "granted": decision.granted,
+        "rule": decision.rule.value,
+        "code": int(decision.code),
+        "reason": decision.reason,
+        "entitlementId": decision.entitlement_id,
+        "licenceId": decision.licence_id,
+        "passedOver": [
+            [entitlement_id, rule.value] for entitlement_id, rule in decision.passed_over
+        ],
+        "created": outcome.created,
+        "licence": None
+        if licence is None
+        else {
+            "id": licence.id,
+            "entitlementId": licence.entitlement_id,
+            "personId": licence.person_id,
+            "productId": licence.product_id,
+            "schoolId": licence.school_id,
+            "status": licence.status.value,
+            "activatedAt": licence.activated_at.isoformat(),
+            "expirationDate": licence.expiration_date.isoformat(),
+        },
+    }
+
+
+def licence_from_answer(found: dict[str, Any]) -> Licence:
+    activated_at = found["activatedAt"]
+    expiration = found["expirationDate"]
+    return Licence(
+        id=strawberry.ID(str(found["id"])),
+        stored_status=LicenceStatus(found["status"]),
+        activated_at=datetime.fromisoformat(activated_at)
+        if isinstance(activated_at, str)
+        else activated_at,
+        expiration_date=date.fromisoformat(expiration)
+        if isinstance(expiration, str)
+        else expiration,
+        pk=found["id"],
+        entitlement_pk=found["entitlementId"],
+        person_pk=found["personId"],
+        product_pk=found["productId"],
+        school_pk=found["schoolId"],
+    )
+
+
+async def activate(info: Info, input: LicenceActivateInput) -> Any:
+    from schema.activation import ActivationDenied, LicenceGranted
+
+    context = info.context
+    caller = await principal(context)
+    request = await _request(info, caller, input)
+    if isinstance(request, ValidationFailed):
+        return error_payload(request)
+    day = today()
+    who = actor(caller, (Role.OPERATOR if caller.is_operator else Role.LICENSOR).value)
+
+    async def work(session: Any) -> dict[str, Any]:
+        return _answer(await store.activate(session, request, actor=who, today=day))
+
+    engine = _autocommit_engine(context) if input.reference_id is None else None
+    try:
+        if engine is not None:
+            answer, replayed = await _autocommit(context, engine, work), False
+        else:
+            answer, replayed = await run_write(
+                context,
+                caller,
+                "licenceActivate",
+                input.reference_id,
+                lambda: strawberry.asdict(input),
+                work,
+            )
+    except ReferenceConflict as conflict:
+        return conflict_payload(input.reference_id or "", str(conflict))
+    if answer["granted"]:
+        return LicenceGranted.build(answer, replayed, licence_from_answer(answer["licence"]))
+    return ActivationDenied.build(answer)
+
+
+def _autocommit_engine(context: Any) -> AsyncEngine | None:
+    """The engine, when a click can run without an explicit transaction: on
+    PostgreSQL, with sessions bound to an engine (not inside a test's transaction)."""
+    bind = context.sessionmaker().bind
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        return bind
+    return None
+
+
+async def _autocommit(context: Any, engine: AsyncEngine, work: Any) -> dict[str, Any]:
+    """Run a click in autocommit mode: the facts are read, and every write is one
+    atomic statement (seat, licence, event and audit row together), so nothing needs
+    an explicit transaction. The entitlement's row lock then lasts for that statement
+    and its commit only; inside BEGIN … COMMIT it would also last until the gateway
+    got round to sending COMMIT, and at 08:30 a whole class waits on that lock in
+    turn while the gateway's event loop is busy with their requests. A double click
+    that loses the race on the licence's unique key is retried and finds the licence.
+    """
+    await context.db.close()  # end the request's read transaction, free its connection
+    for attempt in range(3):
+        try:
+            async with engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                async with AsyncSession(bind=connection) as session:
+                    return await work(session)  # type: ignore[no-any-return]
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+# --- block / unblock one licence ------------------------------------------------------------
+
+
+def _unknown(licence_id: Any) -> DomainError:
+    return DomainError(
+        StatusCode.ENTITLEMENT_UNKNOWN, f"licence {licence_id} is unknown", field="licenceId"
+    )
+
+
+async def change(info: Info, input: LicenceStepInput, action: LicenceAction) -> Any:
+    from schema.activation import LicenceChanged
+
+    context = info.context
+    caller = await principal(context)
+    try:
+        licence_id = int(input.licence_id)
+    except (TypeError, ValueError):
+        return error_payload(_unknown(input.licence_id))
+    day = today()
+
+    async def work(session: Any) -> dict[str, Any]:
+        locked = await store.lock_licence(session, licence_id)
+        # The seller of the entitlement's delivery, or the product's licence office;
+        # anyone else is told the licence does not exist (code 40), never that it does.
+        if locked is None:
+            raise _unknown(licence_id)
+        if caller.is_operator:
+            role = Role.OPERATOR
+        elif caller.has(Role.SELLER) and locked.seller_id == caller.supplier_id:
+            role = Role.SELLER
+        elif caller.has(Role.LICENSOR) and locked.publisher_id == caller.supplier_id:
+            role = Role.LICENSOR
+        else:
+            raise _unknown(licence_id)
+        row = await store.change_licence(session, locked, action, actor(caller, role.value), day)
+        return {"licenceId": row.id}
+
+    try:
+        answer, replayed = await run_write(
+            context,
+            caller,
+            f"licence{action.value.title()}",
+            input.reference_id,
+            lambda: strawberry.asdict(input),
+            work,
+        )
+    except ReferenceConflict as conflict:
+        return conflict_payload(input.reference_id or "", str(conflict))
+    except DomainError as error:
+        return error_payload(error)
+    row = await context.loaders.licence.load(answer["licenceId"])
+    return LicenceChanged(licence=Licence.from_row(row), replayed=replayed)
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+async def holders(
+    info: Info,
+    school: OrganisationIdentifierInput,
+    product_id: str,
+    first: int | None,
+    after: str | None,
+) -> Connection[Licence]:
+    from db.models import Licence as Row
+
+    ids = await school_ids(info, school, "school", DataType.ACTIVATIONS)
+    await product_pk(info, product_id, "productId")  # refuses malformed and unknown ids
+    code, _kind = validate_product_id(product_id)
+    product = await info.context.db.run(lambda s: store.product_by_code(s, code))
+    assert product is not None
+    scope = (await principal(info.context)).scope
+    statement = store.holders_statement(ids, product, today()).where(access.licence_scope(scope))
+    return await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)
