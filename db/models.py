@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -406,6 +407,11 @@ class Entitlement(Base):
     updated_at: Mapped[datetime] = now_column()
 
 
+#: The recipient rows that still matter to a dashboard: failed, or not yet confirmed
+#: by a recipient that has to confirm (licence office, portal).
+UNANSWERED = "state IN ('PENDING', 'FAILED') AND role IN ('LICENSOR', 'PORTAL')"
+
+
 class EntitlementRecipient(Base):
     """Where an entitlement was sent and what that recipient answered: confirmed,
     pending, or the failure code it reported."""
@@ -415,6 +421,15 @@ class EntitlementRecipient(Base):
         enum_check("role", RecipientRole),
         enum_check("state", RecipientState),
         Index("ix_entitlement_recipient_supplier_id_state", "supplier_id", "state"),
+        # Dashboards look for failures and unanswered deliveries: a few percent of the
+        # rows (a dashboard recipient only watches and never answers, so it is left out).
+        Index(
+            "ix_entitlement_recipient_unanswered",
+            "state",
+            "updated_at",
+            postgresql_where=text(UNANSWERED),
+            sqlite_where=text(UNANSWERED),
+        ),
     )
 
     entitlement_id: Mapped[int] = mapped_column(
@@ -581,3 +596,49 @@ class ProcessedMessage(Base):
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     response: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime] = now_column()
+
+
+# --- dashboards: summaries kept by the database ------------------------------------------
+
+
+class EntitlementSummary(Base):
+    """Entitlements counted per school, product, shop, stored status and activation
+    period, with their quantities and licence counters: what dashboards aggregate
+    instead of a million entitlement rows. Database triggers (migration 0004) keep it
+    in the transaction of every change; the application never writes it. ENDED stays
+    derivable because the activation period is part of the key."""
+
+    __tablename__ = "entitlement_summary"
+    __table_args__ = (
+        Index("ix_entitlement_summary_product_id", "product_id"),
+        Index("ix_entitlement_summary_seller_id", "seller_id"),
+    )
+
+    school_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    start_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    activation_until_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    entitlements: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    open_entitlements: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    quantity: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    licences_used: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    licences_used_open: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default="0"
+    )
+
+
+class LicenceDaySummary(Base):
+    """Licences activated per school, day (Europe/Amsterdam on PostgreSQL), product
+    and shop, kept by triggers like `EntitlementSummary`: the activation curve of a
+    board is a few thousand rows, not two million licences."""
+
+    __tablename__ = "licence_day_summary"
+
+    school_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    product_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activations: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    activations_open: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
 from schema.activation import ActivationMutation, ActivationQuery
+from schema.dashboard import DashboardQuery
 from schema.delivery import DeliveryMutation, DeliveryQuery
 from schema.errors import GatewayError
 from schema.query import ReadQuery
@@ -26,7 +27,7 @@ from settings import Settings
 
 # The roots are composed from one class per capability, so each capability keeps
 # its fields in its own module; the order fixes the order in GraphiQL.
-QUERY_PARTS: tuple[type, ...] = (ReadQuery, DeliveryQuery, ActivationQuery)
+QUERY_PARTS: tuple[type, ...] = (ReadQuery, DeliveryQuery, ActivationQuery, DashboardQuery)
 MUTATION_PARTS: tuple[type, ...] = (DeliveryMutation, RosterMutation, ActivationMutation)
 SUBSCRIPTION_PARTS: tuple[type, ...] = ()
 

@@ -115,6 +115,12 @@ OPERATIONS: list[Operation] = [
         "ACTIVATIONS",
     ),
     op(
+        "dashboard",
+        '{ dashboard(school: {value: "104A158"}) { entitlementsByStatus { status } } }',
+        {"seller", "dashboard", "school", "operator"},
+        "ENTITLEMENTS",
+    ),
+    op(
         "auditTrail",
         '{ auditTrail(school: {value: "104A158"}) { nodes { action } } }',
         {"school", "operator"},
