@@ -17,18 +17,35 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
+from resolvers.limits import cost_limit_rule
+from resolvers.privacy import RefusePgnInput
 from schema.activation import ActivationMutation, ActivationQuery
+from schema.consent import ConsentMutation, ConsentQuery
 from schema.dashboard import DashboardQuery
 from schema.delivery import DeliveryMutation, DeliveryQuery
 from schema.errors import GatewayError
+from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.query import ReadQuery
 from schema.roster import RosterMutation
 from settings import Settings
 
 # The roots are composed from one class per capability, so each capability keeps
 # its fields in its own module; the order fixes the order in GraphiQL.
-QUERY_PARTS: tuple[type, ...] = (ReadQuery, DeliveryQuery, ActivationQuery, DashboardQuery)
-MUTATION_PARTS: tuple[type, ...] = (DeliveryMutation, RosterMutation, ActivationMutation)
+QUERY_PARTS: tuple[type, ...] = (
+    ReadQuery,
+    DeliveryQuery,
+    ActivationQuery,
+    ConsentQuery,
+    PrivacyQuery,
+    DashboardQuery,
+)
+MUTATION_PARTS: tuple[type, ...] = (
+    DeliveryMutation,
+    RosterMutation,
+    ActivationMutation,
+    ConsentMutation,
+    PrivacyMutation,
+)
 SUBSCRIPTION_PARTS: tuple[type, ...] = ()
 
 
@@ -73,6 +90,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     rules = [
         *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        cost_limit_rule(
+            settings.max_query_cost, settings.default_page_size, settings.max_page_size
+        ),
     ]
     if not settings.introspection:
         rules += DisableIntrospection().validation_rules
@@ -84,6 +104,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=256),
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        RefusePgnInput,
         lambda: MaskErrors(
             should_mask_error=lambda error: not _visible(error),
             error_message="Unexpected error; it has been logged.",
