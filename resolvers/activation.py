@@ -32,7 +32,7 @@ from domain.roles import DataType, Role
 from resolvers import lookup
 from resolvers.auth import Principal, principal
 from resolvers.clock import today
-from resolvers.queries import _page, product_pk, school_ids
+from resolvers.queries import _audited, _page, product_pk, school_ids
 from resolvers.writes import ReferenceConflict, actor, run_write
 from schema.payloads import conflict_payload, error_payload
 from schema.types import Connection, Licence
@@ -343,4 +343,5 @@ async def holders(
     assert product is not None
     scope = (await principal(info.context)).scope
     statement = store.holders_statement(ids, product, today()).where(access.licence_scope(scope))
-    return await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)
+    page = await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)
+    return _audited(info, page, "licence")  # the school's trail shows who read its licences

@@ -944,3 +944,13 @@ async def test_seed_003_activation_from_login_to_the_portal_link(
     # A second click the next lesson: the same licence, nothing new.
     again = await activate(gql, product, pupil, school="09QQ00")
     assert (again["rule"], again["licence"]["id"]) == ("EXISTING_LICENCE", licence["id"])
+
+
+async def test_who_holds_a_licence_needs_the_schools_consent(gql: GraphQLClient) -> None:
+    # demo-portal has the ACTIVATIONS exchange for 104A158 and 104A159, not for 104A160.
+    query = """query ($school: OrganisationIdentifierInput!) {
+                 licenceHolders(school: $school, productId: "9789000000012") { totalCount } }"""
+    allowed = await gql.execute(query, {"school": {"value": "104A158"}}, as_=PORTAL)
+    assert allowed.errors is None
+    refused = await gql.execute(query, {"school": {"value": "104A160"}}, as_=PORTAL)
+    assert refused.errors[0].extensions["code"] == "CONSENT_REQUIRED"
