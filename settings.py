@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
 
+    # Per-process caches (resolvers/caches.py): how stale the supplier registry and
+    # the read-audit log may be, in seconds.
+    supplier_cache_seconds: float = 5.0
+    audit_flush_seconds: float = 1.0
+
     # API surface.
     graphiql: bool = True
     introspection: bool = True
@@ -62,6 +67,18 @@ class Settings(BaseSettings):
     max_aliases: int = 15
     max_body_bytes: int = 5 * 1024 * 1024
     max_query_cost: int = 50_000
+
+    # Live subscriptions (resolvers/broker.py): how often the broker reads the event
+    # table without a wake-up (covers a missed NOTIFY or a lost LISTEN connection),
+    # events buffered per subscriber before it is dropped as too slow, events read
+    # per statement, how far back `after` may resume, the most entitlements an
+    # `initialState` may send, and the websocket keep-alive interval.
+    live_poll_seconds: float = 1.0
+    live_queue_size: int = 1000
+    live_batch_size: int = 500
+    live_replay_days: int = 30
+    live_initial_state_limit: int = 10_000
+    ws_keep_alive_seconds: float = 15.0
 
     # Demo / sandbox.
     sandbox_key: str = "ketenpoort-sandbox-key"

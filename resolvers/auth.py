@@ -67,7 +67,12 @@ async def principal(context: Context) -> Principal:
                 f"rate limit exceeded for {caller.supplier_code!r}: retry in {wait:.1f} s",
                 retryAfter=round(wait, 3),
             )
-    row = await context.db.run(lambda s: supplier_queries.by_code(s, caller.supplier_code))
+    cache = context.supplier_cache
+    row = cache.get(caller.supplier_code) if cache is not None else None
+    if row is None:
+        row = await context.db.run(lambda s: supplier_queries.by_code(s, caller.supplier_code))
+        if cache is not None:
+            cache.put(caller.supplier_code, row)
     if row is None:
         if context.response is not None and hasattr(context.response, "status_code"):
             context.response.status_code = 401

@@ -74,6 +74,8 @@ class Context:
     caller: Caller | None = None
     auth_error: str | None = None
     limiter: Any = None
+    supplier_cache: Any = None
+    audit_buffer: Any = None
     reads: set[tuple[int | None, str, str, str | None]] = field(default_factory=set)
     db: Database = field(init=False)
     _loaders: Any = field(default=None, init=False)
@@ -114,8 +116,12 @@ class Context:
             role = "operator" if caller.is_operator else ",".join(sorted(caller.roles))
             reads = sorted(self.reads, key=lambda r: (r[0] or 0, r[1], r[2], r[3] or ""))
             self.reads.clear()
+            who = Actor(caller.supplier_id, role[:16])
+            if self.audit_buffer is not None:
+                self.audit_buffer.add(who, reads)  # written in the next batch
+                return
             async with self.db.transaction() as session:
-                await record_reads(session, Actor(caller.supplier_id, role[:16]), reads)
+                await record_reads(session, who, reads)
             await self.db.close()
 
     def fresh_loaders(self) -> None:

@@ -1,0 +1,90 @@
+"""Per-process helpers that take work off every request: a short-lived cache of
+the supplier registry, and a buffer that writes read-audit rows in batches.
+
+Both trade a little freshness for a lot of throughput, within limits a school
+can accept: a supplier whose roles change is seen with its new roles within
+`supplier_cache_seconds`; read-audit rows reach the audit log within
+`audit_flush_seconds` (and are flushed at shutdown). Changes (mutations) are
+never buffered: their audit rows are written in the change's own transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger("ketenpoort.audit")
+
+
+class SupplierCache:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, code: str) -> Any:
+        entry = self._entries.get(code)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, code: str, value: Any) -> None:
+        if self.seconds > 0 and value is not None:
+            self._entries[code] = (time.monotonic() + self.seconds, value)
+
+
+class AuditBuffer:
+    """Collects read-audit rows from requests and writes them in one statement
+    every `interval` seconds (or when `limit` rows are waiting)."""
+
+    def __init__(self, sessionmaker: Callable[[], AsyncSession], interval: float,
+                 limit: int = 5000) -> None:
+        self.sessionmaker = sessionmaker
+        self.interval = interval
+        self.limit = limit
+        self._rows: list[tuple[Any, list[Any]]] = []
+        self._waiting = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, actor: Any, reads: list[Any]) -> None:
+        self._rows.append((actor, reads))
+        self._waiting += len(reads)
+        if self._waiting >= self.limit:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        from db.privacy import record_reads
+
+        rows, self._rows, self._waiting = self._rows, [], 0
+        if not rows:
+            return
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                for actor, reads in rows:
+                    await record_reads(session, actor, reads)
+        except Exception:  # an audit write must never take a request down with it
+            log.exception("could not write %d read-audit rows", sum(len(r) for _, r in rows))
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            await self.flush()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audit-buffer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
