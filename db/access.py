@@ -78,11 +78,22 @@ def consented(school: Any, scope: Scope, role: Role, data_type: DataType) -> Any
 
 
 def _recipient_of(scope: Scope, role: Role) -> Any:
-    return Entitlement.id.in_(
-        select(EntitlementRecipient.entitlement_id).where(
+    # A probe of the recipient's primary key per entitlement. As `IN (SELECT …)` (or a
+    # plain EXISTS) PostgreSQL makes it a semi-join and, for a school's first page,
+    # merge-joins from the first recipient row on: every entitlement of the schools
+    # before it (50 ms at 100,000 entitlements, growing with the table; see
+    # bench/RESULTS.md). OFFSET 0 keeps the EXISTS a per-row subplan.
+    return exists(
+        select(EntitlementRecipient.entitlement_id)
+        .where(
+            EntitlementRecipient.entitlement_id == Entitlement.id,
             EntitlementRecipient.supplier_id == scope.supplier_id,
             EntitlementRecipient.role == RECIPIENT_ROLE[role].value,
         )
+        .offset(0)
+        # Only the entitlement comes from outside, also where the outer query joins
+        # entitlement_recipient itself.
+        .correlate(Entitlement)
     )
 
 

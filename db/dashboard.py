@@ -22,7 +22,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, false, func, literal, or_, select, text, true
+from sqlalchemy import (
+    case,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import Scope, consented
@@ -31,11 +42,16 @@ from db.models import (
     DataExchange,
     Delivery,
     Entitlement,
+    EntitlementDelta,
     EntitlementRecipient,
     EntitlementSummary,
+    Licence,
     LicenceDaySummary,
+    LicenceDelta,
     Organisation,
+    SchoolDaySummary,
     SchoolPeriod,
+    SchoolSummary,
 )
 from domain.consent import Access
 from domain.entitlements import EntitlementStatus, RecipientRole, RecipientState
@@ -165,25 +181,15 @@ def _school_in(session: AsyncSession, column: Any, piece: Slice) -> Any:
     return one_of(session, column, list(piece.school_ids), integer=True)
 
 
-def _summary_where(session: AsyncSession, piece: Slice) -> list[Any]:
-    s = EntitlementSummary
-    where = [_school_in(session, s.school_id, piece)]
-    if piece.product_id is not None:
-        where.append(s.product_id == piece.product_id)
-    if piece.seller_id is not None:
-        where.append(s.seller_id == piece.seller_id)
-    if piece.from_date is not None and piece.until_date is not None:
-        where += [s.start_date <= piece.until_date, s.activation_until_date >= piece.from_date]
-    return where
-
-
-def _entitlement_where(session: AsyncSession, piece: Slice) -> list[Any]:
-    e = Entitlement
+def _entitlement_where(session: AsyncSession, piece: Slice, e: Any = Entitlement) -> list[Any]:
+    """`piece` as conditions on `e` (the entitlement table, a summary or the deltas;
+    a shop condition needs `Delivery` joined, except on `entitlement_summary`)."""
     where = [_school_in(session, e.school_id, piece)]
     if piece.product_id is not None:
         where.append(e.product_id == piece.product_id)
     if piece.seller_id is not None:
-        where.append(Delivery.seller_id == piece.seller_id)
+        seller = e.seller_id if e is EntitlementSummary else Delivery.seller_id
+        where.append(seller == piece.seller_id)
     if piece.from_date is not None and piece.until_date is not None:
         where += [e.start_date <= piece.until_date, e.activation_until_date >= piece.from_date]
     return where
@@ -204,8 +210,39 @@ def day_of(session: AsyncSession, moment: Any) -> Any:
     chain's calendar, `resolvers.clock`); SQLite has no time zones and stores what
     it was given, so there it is the stored date (UTC for database defaults)."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return func.date(func.timezone("Europe/Amsterdam", moment))
+        # A literal zone, so the expression is the same text in SELECT and GROUP BY.
+        return func.date(func.timezone(literal_column("'Europe/Amsterdam'"), moment))
     return func.date(moment)
+
+
+_COUNTERS = ("entitlements", "open_entitlements", "quantity", "licences_used", "licences_used_open")
+
+
+def _entitlement_rows(session: AsyncSession, piece: Slice, today: date) -> Any:
+    """The summarised entitlements of `piece`, as (status, counters…) rows: the
+    per-school summary when only schools are asked for, the finer one when a
+    product, shop or date range is, plus the differences not folded in yet."""
+    fine = (
+        piece.product_id is not None or piece.seller_id is not None or (piece.from_date is not None)
+    )
+    summary: Any = EntitlementSummary if fine else SchoolSummary
+    d = EntitlementDelta
+
+    def rows(table: Any, where: list[Any]) -> Any:
+        return select(
+            effective_status(table.status, table.activation_until_date, today).label("status"),
+            *(getattr(table, c).label(c) for c in _COUNTERS),
+        ).where(*where)
+
+    if fine:
+        kept = rows(summary, _entitlement_where(session, piece, summary))
+        pending = rows(d, _entitlement_where(session, piece, d))
+        if piece.seller_id is not None:
+            pending = pending.join(Delivery, Delivery.id == d.delivery_id)
+    else:
+        kept = rows(summary, [_school_in(session, summary.school_id, piece)])
+        pending = rows(d, [_school_in(session, d.school_id, piece)])
+    return union_all(kept, pending).subquery()
 
 
 # --- the aggregates ----------------------------------------------------------------------------
@@ -221,17 +258,7 @@ class StatusCount:
 
 async def status_counts(session: AsyncSession, piece: Slice, today: date) -> list[StatusCount]:
     """Entitlements per (effective) status, with the licences bought on them."""
-    s = EntitlementSummary
-    rows = (
-        select(
-            effective_status(s.status, s.activation_until_date, today).label("status"),
-            s.entitlements,
-            s.open_entitlements,
-            s.quantity,
-        )
-        .where(*_summary_where(session, piece))
-        .subquery()
-    )
+    rows = _entitlement_rows(session, piece, today)
     result = await session.execute(
         select(
             rows.c.status,
@@ -258,18 +285,12 @@ class LicenceTotals:
     licences_activated_open: int
 
 
-async def licence_totals(session: AsyncSession, piece: Slice) -> LicenceTotals:
+async def licence_totals(session: AsyncSession, piece: Slice, today: date) -> LicenceTotals:
     """Licences activated against licences bought, from the entitlements' counters."""
-    s = EntitlementSummary
+    rows = _entitlement_rows(session, piece, today)
     row = (
         await session.execute(
-            select(
-                func.coalesce(func.sum(s.entitlements), 0),
-                func.coalesce(func.sum(s.open_entitlements), 0),
-                func.coalesce(func.sum(s.quantity), 0),
-                func.coalesce(func.sum(s.licences_used), 0),
-                func.coalesce(func.sum(s.licences_used_open), 0),
-            ).where(*_summary_where(session, piece))
+            select(*(func.coalesce(func.sum(getattr(rows.c, c)), 0) for c in _COUNTERS))
         )
     ).one()
     return LicenceTotals(*(int(value) for value in row))
@@ -284,40 +305,71 @@ class ActivationDay:
     quantity_bought: int
 
 
+def _activation_rows(session: AsyncSession, piece: Slice) -> Any:
+    """(day, activations, activations_open) rows of `piece`'s schools (and product,
+    shop), summarised per day, plus the activations not folded in yet."""
+    fine = piece.product_id is not None or piece.seller_id is not None
+    d, e = LicenceDelta, Entitlement
+    if fine:
+        s: Any = LicenceDaySummary
+        where = [_school_in(session, s.school_id, piece)]
+        if piece.product_id is not None:
+            where.append(s.product_id == piece.product_id)
+        if piece.seller_id is not None:
+            where.append(s.seller_id == piece.seller_id)
+    else:
+        s = SchoolDaySummary
+        where = [_school_in(session, s.school_id, piece)]
+    kept = select(
+        s.day.label("day"),
+        s.activations.label("activations"),
+        s.activations_open.label("activations_open"),
+    ).where(*where)
+    pending = (
+        select(
+            d.day.label("day"),
+            d.activations.label("activations"),
+            case((e.quantity.is_(None), 0), else_=d.activations).label("activations_open"),
+        )
+        .join(e, e.id == d.entitlement_id)
+        .where(_school_in(session, d.school_id, piece))
+    )
+    if piece.product_id is not None:
+        pending = pending.where(d.product_id == piece.product_id)
+    if piece.seller_id is not None:
+        pending = pending.join(Delivery, Delivery.id == e.delivery_id).where(
+            Delivery.seller_id == piece.seller_id
+        )
+    return union_all(kept, pending).subquery()
+
+
 async def activations_per_day(
-    session: AsyncSession, piece: Slice, from_date: date, until_date: date
+    session: AsyncSession, piece: Slice, from_date: date, until_date: date, today: date
 ) -> list[ActivationDay]:
     """Licences activated per day in [from_date, until_date] (days without any are
     left out), with the running total since the first activation ever (so a curve
     that starts mid-year starts at the right height) and the licences bought on the
     open entitlements of the slice, for the activation rate."""
-    d = LicenceDaySummary
-    where = [_school_in(session, d.school_id, piece)]
-    if piece.product_id is not None:
-        where.append(d.product_id == piece.product_id)
-    if piece.seller_id is not None:
-        where.append(d.seller_id == piece.seller_id)
+    rows = _activation_rows(session, piece)
     before = (
         select(
-            func.coalesce(func.sum(d.activations), 0).label("activations"),
-            func.coalesce(func.sum(d.activations_open), 0).label("activations_open"),
+            func.coalesce(func.sum(rows.c.activations), 0).label("activations"),
+            func.coalesce(func.sum(rows.c.activations_open), 0).label("activations_open"),
         )
-        .where(*where, d.day < from_date)
+        .where(rows.c.day < from_date)
         .subquery()
     )
-    bought = (
-        select(func.coalesce(func.sum(EntitlementSummary.quantity), 0))
-        .where(*_summary_where(session, piece))
-        .scalar_subquery()
-    )
+    bought_rows = _entitlement_rows(session, piece, today)
+    bought = select(func.coalesce(func.sum(bought_rows.c.quantity), 0)).scalar_subquery()
     per_day = (
         select(
-            d.day.label("day"),
-            func.sum(d.activations).label("activations"),
-            func.sum(d.activations_open).label("activations_open"),
+            rows.c.day.label("day"),
+            func.sum(rows.c.activations).label("activations"),
+            func.sum(rows.c.activations_open).label("activations_open"),
         )
-        .where(*where, d.day >= from_date, d.day <= until_date)
-        .group_by(d.day)
+        .where(rows.c.day >= from_date, rows.c.day <= until_date)
+        .group_by(rows.c.day)
+        .having(func.sum(rows.c.activations) != 0)
         .subquery()
     )
     running = func.sum(per_day.c.activations).over(order_by=per_day.c.day)
@@ -455,3 +507,95 @@ async def period_range(
         return None
     start, end = (v if isinstance(v, date) else date.fromisoformat(str(v)) for v in row)
     return start, end
+
+
+# --- upkeep ---------------------------------------------------------------------------------------
+
+
+async def rebuild_summaries(session: AsyncSession) -> None:
+    """Recompute the four summaries from the rows and forget the differences (after a
+    bulk load that bypassed the triggers, e.g. `bench/generate.py`). The triggers
+    keep them current otherwise."""
+    from sqlalchemy import delete, insert
+
+    e, d, lic = Entitlement, Delivery, Licence
+    for table in (
+        EntitlementDelta,
+        LicenceDelta,
+        EntitlementSummary,
+        SchoolSummary,
+        LicenceDaySummary,
+        SchoolDaySummary,
+    ):
+        await session.execute(delete(table))
+    is_open = case((e.quantity.is_(None), 0), else_=1)
+    fine_key = ["school_id", "product_id", "seller_id", "status", "start_date"]
+    fine_key.append("activation_until_date")
+    await session.execute(
+        insert(EntitlementSummary).from_select(
+            [*fine_key, *_COUNTERS],
+            select(
+                e.school_id,
+                e.product_id,
+                d.seller_id,
+                e.status,
+                e.start_date,
+                e.activation_until_date,
+                func.count(),
+                func.sum(is_open),
+                func.sum(func.coalesce(e.quantity, 0)),
+                func.sum(e.licences_used),
+                func.sum(case((e.quantity.is_(None), 0), else_=e.licences_used)),
+            )
+            .join(d, d.id == e.delivery_id)
+            .where(e.school_id.is_not(None))
+            .group_by(
+                e.school_id,
+                e.product_id,
+                d.seller_id,
+                e.status,
+                e.start_date,
+                e.activation_until_date,
+            ),
+        )
+    )
+    f = EntitlementSummary
+    await session.execute(
+        insert(SchoolSummary).from_select(
+            ["school_id", "status", "activation_until_date", *_COUNTERS],
+            select(
+                f.school_id,
+                f.status,
+                f.activation_until_date,
+                *(func.sum(getattr(f, c)) for c in _COUNTERS),
+            ).group_by(f.school_id, f.status, f.activation_until_date),
+        )
+    )
+    day = day_of(session, lic.activated_at)
+    await session.execute(
+        insert(LicenceDaySummary).from_select(
+            ["school_id", "day", "product_id", "seller_id", "activations", "activations_open"],
+            select(lic.school_id, day, lic.product_id, d.seller_id, func.count(), func.sum(is_open))
+            .join(e, e.id == lic.entitlement_id)
+            .join(d, d.id == e.delivery_id)
+            .where(lic.school_id.is_not(None))
+            .group_by(lic.school_id, day, lic.product_id, d.seller_id),
+        )
+    )
+    g = LicenceDaySummary
+    await session.execute(
+        insert(SchoolDaySummary).from_select(
+            ["school_id", "day", "activations", "activations_open"],
+            select(
+                g.school_id, g.day, func.sum(g.activations), func.sum(g.activations_open)
+            ).group_by(g.school_id, g.day),
+        )
+    )
+
+
+async def compact(session: AsyncSession) -> int:
+    """Fold the differences into the summaries now (PostgreSQL; the triggers do it
+    every few thousand changes). Returns how many were folded."""
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return 0
+    return int(await session.scalar(select(func.dashboard_compact())) or 0)

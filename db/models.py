@@ -383,6 +383,8 @@ class Entitlement(Base):
             name="licence_duration",
         ),
         Index("ix_entitlement_school_id_status", "school_id", "status"),
+        # A school's entitlements in id order: the pages of `entitlements(filter: {school})`.
+        Index("ix_entitlement_school_id_id", "school_id", "id"),
         Index("ix_entitlement_product_id", "product_id"),
         Index("ix_entitlement_delivery_id", "delivery_id"),
     )
@@ -599,14 +601,25 @@ class ProcessedMessage(Base):
 
 
 # --- dashboards: summaries kept by the database ------------------------------------------
+#
+# Kept by database triggers in the transaction of every change (migration 0004); the
+# application never writes them. On PostgreSQL a change appends its difference to a
+# delta table (appending makes nobody wait) and every few thousand differences are
+# folded into the summaries; readers add the differences not folded yet.
 
 
-class EntitlementSummary(Base):
-    """Entitlements counted per school, product, shop, stored status and activation
-    period, with their quantities and licence counters: what dashboards aggregate
-    instead of a million entitlement rows. Database triggers (migration 0004) keep it
-    in the transaction of every change; the application never writes it. ENDED stays
-    derivable because the activation period is part of the key."""
+class _EntitlementCounters:
+    entitlements: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    open_entitlements: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    quantity: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    licences_used: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    licences_used_open: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+class EntitlementSummary(_EntitlementCounters, Base):
+    """Entitlements per school, product, shop, stored status and activation period,
+    with their quantities and licence counters, for filtered dashboard figures.
+    ENDED stays derivable because the activation period is part of the key."""
 
     __tablename__ = "entitlement_summary"
     __table_args__ = (
@@ -620,21 +633,40 @@ class EntitlementSummary(Base):
     status: Mapped[str] = mapped_column(String(16), primary_key=True)
     start_date: Mapped[date] = mapped_column(Date, primary_key=True)
     activation_until_date: Mapped[date] = mapped_column(Date, primary_key=True)
-    entitlements: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    open_entitlements: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    quantity: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
-    licences_used: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
-    licences_used_open: Mapped[int] = mapped_column(
-        BigInteger, nullable=False, server_default="0"
-    )
+
+
+class SchoolSummary(_EntitlementCounters, Base):
+    """The same per school, stored status and activation end only: a board's status
+    summary is a few rows per school."""
+
+    __tablename__ = "school_summary"
+
+    school_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    activation_until_date: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class EntitlementDelta(_EntitlementCounters, Base):
+    """A change of an entitlement, not yet folded into the two summaries above."""
+
+    __tablename__ = "entitlement_delta"
+    __table_args__ = (Index("ix_entitlement_delta_school_id", "school_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    school_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    product_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    delivery_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    start_date: Mapped[date] = mapped_column(Date, nullable=False)
+    activation_until_date: Mapped[date] = mapped_column(Date, nullable=False)
 
 
 class LicenceDaySummary(Base):
     """Licences activated per school, day (Europe/Amsterdam on PostgreSQL), product
-    and shop, kept by triggers like `EntitlementSummary`: the activation curve of a
-    board is a few thousand rows, not two million licences."""
+    and shop, for filtered activation curves."""
 
     __tablename__ = "licence_day_summary"
+    __table_args__ = (Index("ix_licence_day_summary_product_id", "product_id"),)
 
     school_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -642,3 +674,28 @@ class LicenceDaySummary(Base):
     seller_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     activations: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     activations_open: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+class SchoolDaySummary(Base):
+    """Licences activated per school and day: a board's activation curve."""
+
+    __tablename__ = "school_day_summary"
+
+    school_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    activations: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    activations_open: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+class LicenceDelta(Base):
+    """An activation (or removed licence), not yet folded into the day summaries."""
+
+    __tablename__ = "licence_delta"
+    __table_args__ = (Index("ix_licence_delta_school_id_day", "school_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    school_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    product_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    entitlement_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    activations: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

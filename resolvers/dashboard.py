@@ -274,15 +274,18 @@ async def status_counts(info: Info, scoped: Scoped) -> list[figures.StatusCount]
 
 
 async def licence_totals(info: Info, scoped: Scoped) -> figures.LicenceTotals:
-    piece = _licences(scoped)
-    return await info.context.db.run(lambda s: figures.licence_totals(s, piece))
+    piece, day = _licences(scoped), today()
+    return await info.context.db.run(lambda s: figures.licence_totals(s, piece, day))
 
 
 async def activations_per_day(info: Info, scoped: Scoped) -> list[figures.ActivationDay]:
     piece = _licences(scoped)
-    end = scoped.until_date or today()
+    end = scoped.until_date or today()  # the day the curve ends
     start = scoped.from_date or end - timedelta(days=DEFAULT_DAYS - 1)
-    return await info.context.db.run(lambda s: figures.activations_per_day(s, piece, start, end))
+    day = today()
+    return await info.context.db.run(
+        lambda s: figures.activations_per_day(s, piece, start, end, day)
+    )
 
 
 def _aware(moment: datetime) -> datetime:
