@@ -32,6 +32,7 @@ from domain.roles import DataType, Role
 from resolvers import lookup
 from resolvers.auth import Principal, principal
 from resolvers.clock import today
+from resolvers.context import Database
 from resolvers.queries import _audited, _page, product_pk, school_ids
 from resolvers.writes import ReferenceConflict, actor, run_write
 from schema.payloads import conflict_payload, error_payload
@@ -43,11 +44,10 @@ if TYPE_CHECKING:
 
 
 async def login_school(
-    info: Info, school: OrganisationIdentifierInput, field: str = "school"
+    db: Database, school: OrganisationIdentifierInput, field: str = "school"
 ) -> int | FieldError:
     """The provider the login names. Most IdPs send a BRIN6, which may name a
     location: then its provider, if there is exactly one."""
-    db = info.context.db
     found = await lookup.find_organisation(db, school.scheme, school.value, OrgLevel.PROVIDER)
     if isinstance(found, lookup.OrgFound):
         return found.row.id
@@ -114,7 +114,7 @@ def _person_keys(
 
 
 async def _request(
-    info: Info, caller: Principal, input: LicenceActivateInput
+    db: Database, caller: Principal, input: LicenceActivateInput
 ) -> store.ActivationRequest | ValidationFailed:
     problems: list[FieldError] = []
     code: str | None = None
@@ -124,12 +124,12 @@ async def _request(
         problems.append(FieldError(StatusCode.FIELD_MISSING, "productId", error.message))
     keys, person_problems = _person_keys(input)
     problems += person_problems
-    school = await login_school(info, input.school)
+    school = await login_school(db, input.school)
     if isinstance(school, FieldError):
         problems.append(school)
     product = None
     if code is not None:
-        product = await info.context.db.run(lambda s: store.product_by_code(s, code))
+        product = await db.run(lambda s: store.product_by_code(s, code))
         # A licence office activates only its own products; to anyone else another
         # publisher's product is as unknown as a product that does not exist.
         if product is None or not (
@@ -210,20 +210,28 @@ async def activate(info: Info, input: LicenceActivateInput) -> Any:
 
     context = info.context
     caller = await principal(context)
-    request = await _request(info, caller, input)
-    if isinstance(request, ValidationFailed):
-        return error_payload(request)
     day = today()
     who = actor(caller, (Role.OPERATOR if caller.is_operator else Role.LICENSOR).value)
 
-    async def work(session: Any) -> dict[str, Any]:
+    async def click(db: Database, session: Any) -> dict[str, Any] | ValidationFailed:
+        request = await _request(db, caller, input)
+        if isinstance(request, ValidationFailed):
+            return request
         return _answer(await store.activate(session, request, actor=who, today=day))
 
     engine = _autocommit_engine(context) if input.reference_id is None else None
-    try:
-        if engine is not None:
-            answer, replayed = await _autocommit(context, engine, work), False
-        else:
+    if engine is not None:
+        answer = await _autocommit(context, engine, click)
+        replayed = False
+    else:
+        request = await _request(context.db, caller, input)
+        if isinstance(request, ValidationFailed):
+            return error_payload(request)
+
+        async def work(session: Any) -> dict[str, Any]:
+            return _answer(await store.activate(session, request, actor=who, today=day))
+
+        try:
             answer, replayed = await run_write(
                 context,
                 caller,
@@ -232,8 +240,10 @@ async def activate(info: Info, input: LicenceActivateInput) -> Any:
                 lambda: strawberry.asdict(input),
                 work,
             )
-    except ReferenceConflict as conflict:
-        return conflict_payload(input.reference_id or "", str(conflict))
+        except ReferenceConflict as conflict:
+            return conflict_payload(input.reference_id or "", str(conflict))
+    if isinstance(answer, ValidationFailed):
+        return error_payload(answer)
     if answer["granted"]:
         return LicenceGranted.build(answer, replayed, licence_from_answer(answer["licence"]))
     return ActivationDenied.build(answer)
@@ -248,22 +258,25 @@ def _autocommit_engine(context: Any) -> AsyncEngine | None:
     return None
 
 
-async def _autocommit(context: Any, engine: AsyncEngine, work: Any) -> dict[str, Any]:
-    """Run a click in autocommit mode: the facts are read, and every write is one
-    atomic statement (seat, licence, event and audit row together), so nothing needs
-    an explicit transaction. The entitlement's row lock then lasts for that statement
-    and its commit only; inside BEGIN … COMMIT it would also last until the gateway
-    got round to sending COMMIT, and at 08:30 a whole class waits on that lock in
-    turn while the gateway's event loop is busy with their requests. A double click
-    that loses the race on the licence's unique key is retried and finds the licence.
+async def _autocommit(
+    context: Any, engine: AsyncEngine, click: Any
+) -> dict[str, Any] | ValidationFailed:
+    """Run a click in autocommit mode, lookups included: the facts are read, and every
+    write is one atomic statement (seat, licence, event and audit row together), so
+    nothing needs an explicit transaction. The entitlement's row lock then lasts for
+    that statement and its commit only; inside BEGIN … COMMIT it would also last until
+    the gateway got round to sending COMMIT, and at 08:30 a whole class waits on that
+    lock in turn while the gateway's event loop is busy with their requests. No BEGIN
+    and ROLLBACK around the lookups either. A double click that loses the race on the
+    licence's unique key is retried and finds the licence.
     """
-    await context.db.close()  # end the request's read transaction, free its connection
+    await context.db.close()  # nothing of the request's own session is needed
     for attempt in range(3):
         try:
             async with engine.connect() as connection:
                 await connection.execution_options(isolation_level="AUTOCOMMIT")
                 async with AsyncSession(bind=connection) as session:
-                    return await work(session)  # type: ignore[no-any-return]
+                    return await click(Database(lambda: session), session)  # type: ignore[no-any-return]
         except IntegrityError:
             if attempt == 2:
                 raise

@@ -170,3 +170,25 @@ async def test_a_pupil_clicking_while_the_last_seat_goes_is_told_why(
     assert len(denied) == clicks - 1
     assert {a["rule"] for a in denied} == {"QUANTITY_EXHAUSTED"}
     assert all("1 of 1" in a["message"] or "concurrent" in a["message"] for a in denied)
+
+
+async def test_refused_input_is_answered_the_same_through_the_app(live: LiveGateway) -> None:
+    """The app (on PostgreSQL: autocommit, lookups on the click's own connection) answers
+    input problems with the same typed error as the transactional path."""
+    product, _entitlement, pupils = await _setup(live, 1)
+    data = await live.execute(
+        ACTIVATE,
+        {
+            "input": {
+                "productId": product.code,
+                "school": {"value": "999A999"},
+                "person": {"eckId": pupils[0].eck_id},
+            }
+        },
+        as_=LICENSOR,
+    )
+    answer = data["licenceActivate"]
+    assert answer["__typename"] == "ValidationError"
+    assert [(p["code"], p["field"]) for p in answer["problems"]] == [(9, "school")]
+    granted = await _activate(live, product, pupils[0])
+    assert (granted["rule"], granted["created"]) == ("SCHOOL", True)
