@@ -66,7 +66,7 @@ PROFILES = {
         workers=(2,),
         delivery={"pupils": 2000, "products": 100, "rounds": 2},
         activation={"clients": 32, "seconds": 3, "workers": 2, "pupils": 30_000},
-        fanout={"seconds": 3},
+        fanout={"sizes": [500], "rounds": 2, "clients": 2, "profile": False},
     ),
     "full": Profile(
         "full",
@@ -76,7 +76,7 @@ PROFILES = {
         workers=(1, 2),
         delivery={"pupils": 5000, "products": 500, "rounds": 5},
         activation={"clients": 32, "seconds": 20, "workers": 2, "pupils": 60_000},
-        fanout={},
+        fanout={"sizes": [1000, 5000], "rounds": 3, "clients": 2, "profile": False},
     ),
 }
 

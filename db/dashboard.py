@@ -20,13 +20,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    any_,
+    bindparam,
     case,
     false,
     func,
-    literal,
     literal_column,
     or_,
     select,
@@ -34,10 +39,11 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import Scope, consented
-from db.bulk import one_of
 from db.models import (
     DataExchange,
     Delivery,
@@ -49,12 +55,15 @@ from db.models import (
     LicenceDaySummary,
     LicenceDelta,
     Organisation,
+    OrganisationIdentifier,
+    OrganisationRelation,
     SchoolDaySummary,
     SchoolPeriod,
     SchoolSummary,
 )
 from domain.consent import Access
 from domain.entitlements import EntitlementStatus, RecipientRole, RecipientState
+from domain.identifiers import OrgLevel
 from domain.roles import DataType, Role
 
 #: The longest date range a dashboard may ask for at once.
@@ -63,6 +72,43 @@ MAX_RANGE_DAYS = 366
 #: Roles that read a school's figures by the school's consent (the operator reads all;
 #: a shop reads its own deliveries instead, see `Slice.seller_id`).
 READERS = frozenset({Role.OPERATOR, Role.SCHOOL, Role.DASHBOARD})
+
+
+# --- running a statement --------------------------------------------------------------------
+
+_POSTGRES = PGDialect_asyncpg()
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+
+
+_compiled: dict[Any, _Compiled] = {}
+
+
+async def _fetch(session: AsyncSession, statement: Any, params: dict[str, Any]) -> list[Any]:
+    """Run one of this module's statements (built once per shape). On PostgreSQL its
+    SQL is rendered once and sent straight to asyncpg, which prepares it once per
+    connection: no statement building, compiling or result processing per request
+    (half of a board summary's Python time went there). The statement events still
+    fire, so statement counters and captures see it like any other."""
+    if _dialect(session) != "postgresql":
+        return list((await session.execute(statement, params)).all())
+    found = _compiled.get(statement)
+    if found is None:
+        compiled = statement.compile(dialect=_POSTGRES)
+        found = _Compiled(str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
+        _compiled[statement] = found
+    args = tuple(params[n] if n in params else found.defaults[n] for n in found.names)
+    connection = await session.connection()
+    sync = connection.sync_connection
+    if sync is not None and sync.dispatch.before_cursor_execute:
+        sync.dispatch.before_cursor_execute(sync, None, found.sql, args, None, False)
+    raw = (await connection.get_raw_connection()).driver_connection
+    return list(await raw.fetch(found.sql, *args))  # type: ignore[union-attr]
 
 
 # --- who may see which school ----------------------------------------------------------
@@ -108,20 +154,43 @@ def _refusal(scope: Scope) -> Access:
     return Access.CONSENT_REQUIRED if Role.DASHBOARD in scope.roles else Access.NOT_INVOLVED
 
 
-async def school_consent(
-    session: AsyncSession, scope: Scope, school_ids: Sequence[int]
-) -> dict[int, SchoolConsent]:
-    """The decision for each school, for ENTITLEMENTS and ACTIVATIONS, in one
-    statement (a board of a hundred schools is not two hundred round trips)."""
-    if not school_ids:
-        return {}
-    rows = await session.execute(
-        select(
-            Organisation.id,
-            _reads(scope, DataType.ENTITLEMENTS),
-            _reads(scope, DataType.ACTIVATIONS),
-        ).where(one_of(session, Organisation.id, list(school_ids), integer=True))
+def _scope_key(scope: Scope) -> tuple[bool, bool, bool]:
+    return (
+        Role.OPERATOR in scope.roles,
+        Role.DASHBOARD in scope.roles,
+        Role.SCHOOL in scope.roles and scope.school_id is not None,
     )
+
+
+def _scope_params(scope: Scope) -> dict[str, Any]:
+    return {"supplier_id": scope.supplier_id, "own_school": scope.school_id, "today": scope.today}
+
+
+@lru_cache(maxsize=64)
+def _consent_columns(key: tuple[bool, bool, bool]) -> tuple[Any, Any]:
+    """The two consent conditions for callers of this kind, with the caller's
+    supplier, school and day as parameters: built once, not per request."""
+    operator, dashboard, school = key
+    roles = {
+        role
+        for role, present in ((Role.OPERATOR, operator), (Role.DASHBOARD, dashboard))
+        if present
+    }
+    if school:
+        roles.add(Role.SCHOOL)
+    scope = Scope(
+        bindparam("supplier_id", type_=Integer()),  # type: ignore[arg-type]
+        frozenset(roles),
+        bindparam("own_school", type_=Integer()) if school else None,  # type: ignore[arg-type]
+        bindparam("today", type_=Date()),  # type: ignore[arg-type]
+    )
+    return (
+        _reads(scope, DataType.ENTITLEMENTS).label("entitlements"),
+        _reads(scope, DataType.ACTIVATIONS).label("activations"),
+    )
+
+
+def _decided(scope: Scope, rows: Any) -> dict[int, SchoolConsent]:
     refused = _refusal(scope)
     return {
         school_id: SchoolConsent(
@@ -131,6 +200,87 @@ async def school_consent(
         )
         for school_id, entitlements, activations in rows
     }
+
+
+@lru_cache(maxsize=64)
+def _school_consent_statement(dialect: str, key: tuple[bool, bool, bool]) -> Any:
+    entitlements, activations = _consent_columns(key)
+    return select(Organisation.id, entitlements, activations).where(
+        _in_schools(dialect, Organisation.id)
+    )
+
+
+async def school_consent(
+    session: AsyncSession, scope: Scope, school_ids: Sequence[int]
+) -> dict[int, SchoolConsent]:
+    """The decision for each school, for ENTITLEMENTS and ACTIVATIONS, in one
+    statement (a board of a hundred schools is not two hundred round trips)."""
+    if not school_ids:
+        return {}
+    statement = _school_consent_statement(_dialect(session), _scope_key(scope))
+    rows = await _fetch(session, statement, {**_scope_params(scope), "schools": list(school_ids)})
+    return _decided(scope, rows)
+
+
+@dataclass(frozen=True)
+class School:
+    """A school as a dashboard names it (the columns `schema.types.Organisation`
+    is built from)."""
+
+    id: int
+    level: str
+    rio_id: str
+    name: str
+
+
+@lru_cache(maxsize=8)
+def _named_statement(level: OrgLevel) -> Any:
+    o, i = Organisation, OrganisationIdentifier
+    value = bindparam("value", type_=String())
+    return (
+        select(o.id, o.level, o.rio_id, o.name)
+        .where(
+            or_(o.rio_id == value, o.id.in_(select(i.organisation_id).where(i.value == value))),
+            o.level == literal_column(f"'{level.value}'"),
+        )
+        .order_by(o.id)
+        .limit(2)
+    )
+
+
+async def named(session: AsyncSession, value: str, level: OrgLevel) -> School | None:
+    """The one organisation at `level` that `value` (any RIO identifier, exactly as
+    given) names; None when none or several do (`resolvers.lookup` then explains)."""
+    rows = await _fetch(session, _named_statement(level), {"value": value})
+    return School(*rows[0]) if len(rows) == 1 else None
+
+
+@lru_cache(maxsize=64)
+def _board_statement(key: tuple[bool, bool, bool]) -> Any:
+    entitlements, activations = _consent_columns(key)
+    o = Organisation
+    return (
+        select(o.id, o.level, o.rio_id, o.name, entitlements, activations)
+        .join(OrganisationRelation, OrganisationRelation.child_id == o.id)
+        .where(
+            OrganisationRelation.parent_id == bindparam("board", type_=Integer()),
+            o.level == literal_column(f"'{OrgLevel.PROVIDER.value}'"),
+        )
+        .order_by(o.rio_id)
+    )
+
+
+async def board_schools(
+    session: AsyncSession, scope: Scope, board_id: int
+) -> tuple[list[School], dict[int, SchoolConsent]]:
+    """A board's schools and the decision for each, in one statement."""
+    rows = await _fetch(
+        session, _board_statement(_scope_key(scope)), {**_scope_params(scope), "board": board_id}
+    )
+    return (
+        [School(*row[:4]) for row in rows],
+        _decided(scope, [(row[0], row[4], row[5]) for row in rows]),
+    )
 
 
 async def consenting_schools(session: AsyncSession, scope: Scope) -> list[int]:
@@ -172,35 +322,89 @@ class Slice:
 
         return replace(self, school_ids=None if school_ids is None else tuple(school_ids))
 
+    @property
+    def shape(self) -> Shape:
+        schools = "all" if self.school_ids is None else ("some" if self.school_ids else "none")
+        return Shape(
+            schools,
+            self.product_id is not None,
+            self.seller_id is not None,
+            self.from_date is not None and self.until_date is not None,
+        )
 
-def _school_in(session: AsyncSession, column: Any, piece: Slice) -> Any:
-    if piece.school_ids is None:
+    def params(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "schools": list(self.school_ids or ()),
+            "product_id": self.product_id,
+            "seller_id": self.seller_id,
+            "from_date": self.from_date,
+            "until_date": self.until_date,
+            **extra,
+        }
+
+
+class Shape(NamedTuple):
+    """Which filters a slice uses: statements are built (and compiled) once per shape,
+    the values are parameters."""
+
+    schools: str  # "all", "some" or "none"
+    product: bool
+    seller: bool
+    dates: bool
+
+    @property
+    def fine(self) -> bool:
+        """Needs the per-product summaries (else the per-school ones do)."""
+        return self.product or self.seller or self.dates
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+_INTEGERS = ARRAY(Integer())
+
+
+def _in_schools(dialect: str, column: Any) -> Any:
+    """`column IN :schools`: one array parameter on PostgreSQL, an expanding list on
+    SQLite."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("schools", type_=_INTEGERS))
+    return column.in_(bindparam("schools", expanding=True))
+
+
+def _school_filter(dialect: str, shape: Shape, column: Any) -> Any:
+    if shape.schools == "all":
         return true()
-    if not piece.school_ids:
+    if shape.schools == "none":
         return false()
-    return one_of(session, column, list(piece.school_ids), integer=True)
+    return _in_schools(dialect, column)
 
 
-def _entitlement_where(session: AsyncSession, piece: Slice, e: Any = Entitlement) -> list[Any]:
-    """`piece` as conditions on `e` (the entitlement table, a summary or the deltas;
-    a shop condition needs `Delivery` joined, except on `entitlement_summary`)."""
-    where = [_school_in(session, e.school_id, piece)]
-    if piece.product_id is not None:
-        where.append(e.product_id == piece.product_id)
-    if piece.seller_id is not None:
+def _entitlement_where(dialect: str, shape: Shape, e: Any = Entitlement) -> list[Any]:
+    """A slice of this shape as conditions on `e` (the entitlement table, a summary or
+    the deltas; a shop condition needs `Delivery` joined, except on the summary)."""
+    where = [_school_filter(dialect, shape, e.school_id)]
+    if shape.product:
+        where.append(e.product_id == bindparam("product_id", type_=Integer()))
+    if shape.seller:
         seller = e.seller_id if e is EntitlementSummary else Delivery.seller_id
-        where.append(seller == piece.seller_id)
-    if piece.from_date is not None and piece.until_date is not None:
-        where += [e.start_date <= piece.until_date, e.activation_until_date >= piece.from_date]
+        where.append(seller == bindparam("seller_id", type_=Integer()))
+    if shape.dates:
+        where += [
+            e.start_date <= bindparam("until_date", type_=Date()),
+            e.activation_until_date >= bindparam("from_date", type_=Date()),
+        ]
     return where
 
 
-def effective_status(status: Any, activation_until_date: Any, today: date) -> Any:
-    """SQL twin of `domain.entitlements.effective_status`."""
-    kept = [EntitlementStatus.CANCELLED.value, EntitlementStatus.BLOCKED.value]
+def effective_status(status: Any, activation_until_date: Any, today: Any) -> Any:
+    """SQL twin of `domain.entitlements.effective_status` (the constants written into
+    the SQL text, so a compiled statement has only the caller's values as parameters)."""
+    kept = [EntitlementStatus.CANCELLED, EntitlementStatus.BLOCKED]
     return case(
-        (status.in_(kept), status),
-        (activation_until_date < today, literal(EntitlementStatus.ENDED.value)),
+        (status.in_([literal_column(f"'{k.value}'") for k in kept]), status),
+        (activation_until_date < today, literal_column(f"'{EntitlementStatus.ENDED.value}'")),
         else_=status,
     )
 
@@ -209,7 +413,7 @@ def day_of(session: AsyncSession, moment: Any) -> Any:
     """The calendar day of a timestamp: in Europe/Amsterdam on PostgreSQL (the
     chain's calendar, `resolvers.clock`); SQLite has no time zones and stores what
     it was given, so there it is the stored date (UTC for database defaults)."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if _dialect(session) == "postgresql":
         # A literal zone, so the expression is the same text in SELECT and GROUP BY.
         return func.date(func.timezone(literal_column("'Europe/Amsterdam'"), moment))
     return func.date(moment)
@@ -218,15 +422,13 @@ def day_of(session: AsyncSession, moment: Any) -> Any:
 _COUNTERS = ("entitlements", "open_entitlements", "quantity", "licences_used", "licences_used_open")
 
 
-def _entitlement_rows(session: AsyncSession, piece: Slice, today: date) -> Any:
-    """The summarised entitlements of `piece`, as (status, counters…) rows: the
+def _entitlement_rows(dialect: str, shape: Shape) -> Any:
+    """The summarised entitlements of a slice, as (status, counters…) rows: the
     per-school summary when only schools are asked for, the finer one when a
     product, shop or date range is, plus the differences not folded in yet."""
-    fine = (
-        piece.product_id is not None or piece.seller_id is not None or (piece.from_date is not None)
-    )
-    summary: Any = EntitlementSummary if fine else SchoolSummary
+    summary: Any = EntitlementSummary if shape.fine else SchoolSummary
     d = EntitlementDelta
+    today = bindparam("today", type_=Date())
 
     def rows(table: Any, where: list[Any]) -> Any:
         return select(
@@ -234,14 +436,14 @@ def _entitlement_rows(session: AsyncSession, piece: Slice, today: date) -> Any:
             *(getattr(table, c).label(c) for c in _COUNTERS),
         ).where(*where)
 
-    if fine:
-        kept = rows(summary, _entitlement_where(session, piece, summary))
-        pending = rows(d, _entitlement_where(session, piece, d))
-        if piece.seller_id is not None:
+    if shape.fine:
+        kept = rows(summary, _entitlement_where(dialect, shape, summary))
+        pending = rows(d, _entitlement_where(dialect, shape, d))
+        if shape.seller:
             pending = pending.join(Delivery, Delivery.id == d.delivery_id)
     else:
-        kept = rows(summary, [_school_in(session, summary.school_id, piece)])
-        pending = rows(d, [_school_in(session, d.school_id, piece)])
+        kept = rows(summary, [_school_filter(dialect, shape, summary.school_id)])
+        pending = rows(d, [_school_filter(dialect, shape, d.school_id)])
     return union_all(kept, pending).subquery()
 
 
@@ -256,10 +458,10 @@ class StatusCount:
     quantity: int
 
 
-async def status_counts(session: AsyncSession, piece: Slice, today: date) -> list[StatusCount]:
-    """Entitlements per (effective) status, with the licences bought on them."""
-    rows = _entitlement_rows(session, piece, today)
-    result = await session.execute(
+@lru_cache(maxsize=128)
+def _status_statement(dialect: str, shape: Shape) -> Any:
+    rows = _entitlement_rows(dialect, shape)
+    return (
         select(
             rows.c.status,
             func.sum(rows.c.entitlements),
@@ -269,6 +471,13 @@ async def status_counts(session: AsyncSession, piece: Slice, today: date) -> lis
         .group_by(rows.c.status)
         .having(func.sum(rows.c.entitlements) > 0)
         .order_by(rows.c.status)
+    )
+
+
+async def status_counts(session: AsyncSession, piece: Slice, today: date) -> list[StatusCount]:
+    """Entitlements per (effective) status, with the licences bought on them."""
+    result = await _fetch(
+        session, _status_statement(_dialect(session), piece.shape), piece.params(today=today)
     )
     return [
         StatusCount(EntitlementStatus(status), int(n), int(n_open or 0), int(quantity or 0))
@@ -285,14 +494,17 @@ class LicenceTotals:
     licences_activated_open: int
 
 
+@lru_cache(maxsize=128)
+def _totals_statement(dialect: str, shape: Shape) -> Any:
+    rows = _entitlement_rows(dialect, shape)
+    return select(*(func.coalesce(func.sum(getattr(rows.c, c)), 0) for c in _COUNTERS))
+
+
 async def licence_totals(session: AsyncSession, piece: Slice, today: date) -> LicenceTotals:
     """Licences activated against licences bought, from the entitlements' counters."""
-    rows = _entitlement_rows(session, piece, today)
-    row = (
-        await session.execute(
-            select(*(func.coalesce(func.sum(getattr(rows.c, c)), 0) for c in _COUNTERS))
-        )
-    ).one()
+    (row,) = await _fetch(
+        session, _totals_statement(_dialect(session), piece.shape), piece.params(today=today)
+    )
     return LicenceTotals(*(int(value) for value in row))
 
 
@@ -305,21 +517,17 @@ class ActivationDay:
     quantity_bought: int
 
 
-def _activation_rows(session: AsyncSession, piece: Slice) -> Any:
-    """(day, activations, activations_open) rows of `piece`'s schools (and product,
+def _activation_rows(dialect: str, shape: Shape) -> Any:
+    """(day, activations, activations_open) rows of a slice's schools (and product,
     shop), summarised per day, plus the activations not folded in yet."""
-    fine = piece.product_id is not None or piece.seller_id is not None
     d, e = LicenceDelta, Entitlement
-    if fine:
-        s: Any = LicenceDaySummary
-        where = [_school_in(session, s.school_id, piece)]
-        if piece.product_id is not None:
-            where.append(s.product_id == piece.product_id)
-        if piece.seller_id is not None:
-            where.append(s.seller_id == piece.seller_id)
-    else:
-        s = SchoolDaySummary
-        where = [_school_in(session, s.school_id, piece)]
+    fine = shape.product or shape.seller
+    s: Any = LicenceDaySummary if fine else SchoolDaySummary
+    where = [_school_filter(dialect, shape, s.school_id)]
+    if shape.product:
+        where.append(s.product_id == bindparam("product_id", type_=Integer()))
+    if shape.seller:
+        where.append(s.seller_id == bindparam("seller_id", type_=Integer()))
     kept = select(
         s.day.label("day"),
         s.activations.label("activations"),
@@ -332,34 +540,30 @@ def _activation_rows(session: AsyncSession, piece: Slice) -> Any:
             case((e.quantity.is_(None), 0), else_=d.activations).label("activations_open"),
         )
         .join(e, e.id == d.entitlement_id)
-        .where(_school_in(session, d.school_id, piece))
+        .where(_school_filter(dialect, shape, d.school_id))
     )
-    if piece.product_id is not None:
-        pending = pending.where(d.product_id == piece.product_id)
-    if piece.seller_id is not None:
+    if shape.product:
+        pending = pending.where(d.product_id == bindparam("product_id", type_=Integer()))
+    if shape.seller:
         pending = pending.join(Delivery, Delivery.id == e.delivery_id).where(
-            Delivery.seller_id == piece.seller_id
+            Delivery.seller_id == bindparam("seller_id", type_=Integer())
         )
     return union_all(kept, pending).subquery()
 
 
-async def activations_per_day(
-    session: AsyncSession, piece: Slice, from_date: date, until_date: date, today: date
-) -> list[ActivationDay]:
-    """Licences activated per day in [from_date, until_date] (days without any are
-    left out), with the running total since the first activation ever (so a curve
-    that starts mid-year starts at the right height) and the licences bought on the
-    open entitlements of the slice, for the activation rate."""
-    rows = _activation_rows(session, piece)
+@lru_cache(maxsize=128)
+def _curve_statement(dialect: str, shape: Shape) -> Any:
+    rows = _activation_rows(dialect, shape)
+    first, last = bindparam("first_day", type_=Date()), bindparam("last_day", type_=Date())
     before = (
         select(
             func.coalesce(func.sum(rows.c.activations), 0).label("activations"),
             func.coalesce(func.sum(rows.c.activations_open), 0).label("activations_open"),
         )
-        .where(rows.c.day < from_date)
+        .where(rows.c.day < first)
         .subquery()
     )
-    bought_rows = _entitlement_rows(session, piece, today)
+    bought_rows = _entitlement_rows(dialect, shape)
     bought = select(func.coalesce(func.sum(bought_rows.c.quantity), 0)).scalar_subquery()
     per_day = (
         select(
@@ -367,14 +571,14 @@ async def activations_per_day(
             func.sum(rows.c.activations).label("activations"),
             func.sum(rows.c.activations_open).label("activations_open"),
         )
-        .where(rows.c.day >= from_date, rows.c.day <= until_date)
+        .where(rows.c.day >= first, rows.c.day <= last)
         .group_by(rows.c.day)
         .having(func.sum(rows.c.activations) != 0)
         .subquery()
     )
     running = func.sum(per_day.c.activations).over(order_by=per_day.c.day)
     running_open = func.sum(per_day.c.activations_open).over(order_by=per_day.c.day)
-    result = await session.execute(
+    return (
         select(
             per_day.c.day,
             per_day.c.activations,
@@ -384,6 +588,20 @@ async def activations_per_day(
         )
         .select_from(per_day.join(before, true()))
         .order_by(per_day.c.day)
+    )
+
+
+async def activations_per_day(
+    session: AsyncSession, piece: Slice, from_date: date, until_date: date, today: date
+) -> list[ActivationDay]:
+    """Licences activated per day in [from_date, until_date] (days without any are
+    left out), with the running total since the first activation ever (so a curve
+    that starts mid-year starts at the right height) and the licences bought on the
+    open entitlements of the slice, for the activation rate."""
+    result = await _fetch(
+        session,
+        _curve_statement(_dialect(session), piece.shape),
+        piece.params(today=today, first_day=from_date, last_day=until_date),
     )
     return [
         ActivationDay(
@@ -428,13 +646,13 @@ async def failures(session: AsyncSession, piece: Slice) -> list[FailureCount]:
         )
         .join(e, e.id == r.entitlement_id)
         .where(_unanswered(), r.state == RecipientState.FAILED.value)
-        .where(*_entitlement_where(session, piece))
+        .where(*_entitlement_where(_dialect(session), piece.shape))
         .group_by(r.failure_code, r.role, r.supplier_id)
         .order_by(func.count().desc(), r.failure_code, r.role, r.supplier_id)
     )
     if piece.seller_id is not None:
         statement = statement.join(Delivery, Delivery.id == e.delivery_id)
-    rows = await session.execute(statement)
+    rows = await session.execute(statement, piece.params())
     return [
         FailureCount(int(code or 0), RecipientRole(role), supplier_id, int(n), last)
         for code, role, supplier_id, n, last in rows
@@ -472,14 +690,14 @@ async def stuck_deliveries(
             r.state == RecipientState.PENDING.value,
             r.updated_at < before,
         )
-        .where(*_entitlement_where(session, piece))
+        .where(*_entitlement_where(_dialect(session), piece.shape))
         .group_by(e.delivery_id)
         .order_by(pending, e.delivery_id)
         .limit(first)
     )
     if piece.seller_id is not None:
         statement = statement.join(Delivery, Delivery.id == e.delivery_id)
-    rows = (await session.execute(statement)).all()
+    rows = (await session.execute(statement, piece.params())).all()
     total = int(rows[0][5]) if rows else 0
     return total, [
         StuckDelivery(delivery_id, int(n), int(licensor), int(portal), since)
@@ -498,7 +716,7 @@ async def period_range(
     row = (
         await session.execute(
             select(func.min(SchoolPeriod.start_date), func.max(SchoolPeriod.end_date)).where(
-                one_of(session, SchoolPeriod.school_id, list(school_ids), integer=True),
+                SchoolPeriod.school_id.in_(list(school_ids)),
                 SchoolPeriod.code == code,
             )
         )

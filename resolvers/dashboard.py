@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from strawberry.types import Info
 
 from db import dashboard as figures
-from db import organisations, suppliers
+from db import suppliers
 from db.dashboard import Slice
 from db.delivery import deliveries_by_ids
 from db.models import Organisation
@@ -77,7 +77,14 @@ def _org_problem(found: lookup.OrgResult, field: str) -> BadInput:
 
 async def _organisation(
     info: Info, identifier: OrganisationIdentifierInput, level: OrgLevel, field: str
-) -> Organisation:
+) -> Any:
+    if identifier.scheme is None and identifier.value.strip():
+        # The common case, one known identifier, in one prepared statement; anything
+        # else (unknown, ambiguous, malformed, a scheme) as every lookup answers it.
+        value = identifier.value.strip()
+        row = await info.context.db.run(lambda s: figures.named(s, value, level))
+        if row is not None:
+            return row
     found = await lookup.find_organisation(
         info.context.db, identifier.scheme, identifier.value, level
     )
@@ -122,17 +129,15 @@ async def summary(
         raise BadInput("give a schoolPeriod or a date range, not both", field="schoolPeriod")
     from_date, until_date = _date_range(from_date, until_date)
 
-    named: list[Organisation] | None = None
+    named: list[Any] | None = None
+    decided: dict[int, figures.SchoolConsent] | None = None
     if school is not None:
         named = [await _organisation(info, school, OrgLevel.PROVIDER, "school")]
     elif board is not None:
         board_row = await _organisation(info, board, OrgLevel.BOARD, "board")
-        related = await db.run(
-            lambda s: organisations.related(
-                s, [board_row.id], upwards=False, level=OrgLevel.PROVIDER
-            )
-        )
-        named = related.get(board_row.id, [])
+        scope = caller.scope
+        # The board's schools and the consent decision for each, in one statement.
+        named, decided = await db.run(lambda s: figures.board_schools(s, scope, board_row.id))
 
     piece = Slice(
         product_id=await product_pk(info, product_id, "productId") if product_id else None,
@@ -140,7 +145,7 @@ async def summary(
         from_date=from_date,
         until_date=until_date,
     )
-    scoped = await _decide(info, caller, named, piece, school is not None)
+    scoped = await _decide(info, caller, named, piece, school is not None, decided)
 
     if school_period is not None:
         ids = [row.id for row in named] if named is not None else None
@@ -191,9 +196,10 @@ async def _shop(info: Info, caller: Principal, shop_code: str | None) -> int | N
 async def _decide(
     info: Info,
     caller: Principal,
-    named: list[Organisation] | None,
+    named: list[Any] | None,
     piece: Slice,
     one_school: bool,
+    decided: dict[int, figures.SchoolConsent] | None = None,
 ) -> Scoped:
     """The consent decision: which schools' entitlement and licence figures count."""
     readers = caller.roles & figures.READERS
@@ -214,7 +220,8 @@ async def _decide(
             ids.append(caller.school_id)
     else:
         ids = [row.id for row in named]
-    decided = await db.run(lambda s: figures.school_consent(s, scope, ids))
+    if decided is None:
+        decided = await db.run(lambda s: figures.school_consent(s, scope, ids))
 
     excluded: list[tuple[Organisation, list[DataType], str]] = []
     refusal = None
