@@ -22,9 +22,18 @@ from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET
 
 from db.engine import create_engine, create_sessionmaker
+from resolvers.broker import Broker, engine_of
+from resolvers.caches import AuditBuffer, SupplierCache
 from resolvers.context import Context
 from resolvers.limits import RateLimiter
 from resolvers.tokens import TokenError, TokenVerifier
+from resolvers.websocket import (
+    LiveContext,
+    LiveWebSocketAdapter,
+    TransportWSHandler,
+    WSHandler,
+    authenticate,
+)
 from schema import build_schema
 from settings import Settings, get_settings
 
@@ -49,24 +58,38 @@ query FirstQuery {
 
 class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI view with the gateway's context, token check and
-    session lifetime."""
+    session lifetime; websockets authenticate in connection_init (resolvers/websocket.py)."""
+
+    websocket_adapter_class = LiveWebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = WSHandler
 
     def __init__(self, settings: Settings, sessionmaker: Callable[[], AsyncSession], **kw: Any):
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql else None,
             keep_alive=True,
-            keep_alive_interval=15,
+            keep_alive_interval=settings.ws_keep_alive_seconds,
             **kw,
         )
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.verifier = TokenVerifier(settings)
         self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        self.supplier_cache = SupplierCache(settings.supplier_cache_seconds)
+        self.audit_buffer: AuditBuffer | None = None
+        self.broker: Broker | None = None
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        context = Context(self.settings, self.sessionmaker, request, response)
+        if isinstance(request, WebSocket):
+            context: Context = LiveContext(
+                self.settings, self.sessionmaker, request, response, broker=self.broker
+            )
+        else:
+            context = Context(self.settings, self.sessionmaker, request, response)
         context.limiter = self.limiter
+        context.supplier_cache = self.supplier_cache
+        context.audit_buffer = self.audit_buffer
         if isinstance(request, Request):
             try:
                 context.caller = self.verifier.verify(request.headers.get("authorization"))
@@ -74,6 +97,10 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
                 context.auth_error = str(error)
         request.state.gateway_context = context
         return context
+
+    async def on_ws_connect(self, context: Any) -> Any:
+        await authenticate(self.verifier, context)
+        return UNSET
 
     async def run(  # type: ignore[override]
         self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
@@ -166,9 +193,20 @@ def create_app(
             )
             holder["sessionmaker"] = create_sessionmaker(engine)
         app.state.sessionmaker = holder["sessionmaker"]
+        audit_buffer = AuditBuffer(holder["sessionmaker"], settings.audit_flush_seconds)
+        audit_buffer.start()
+        graphql.audit_buffer = audit_buffer
+        # Live subscriptions: one broker per process (resolvers/broker.py).
+        sessions = holder["sessionmaker"]
+        broker = Broker(settings, sessions, engine or engine_of(sessions))
+        await broker.start()
+        graphql.broker = app.state.broker = broker
         try:
             yield
         finally:
+            await broker.stop()
+            await audit_buffer.stop()
+            graphql.audit_buffer = None
             if engine is not None:
                 await engine.dispose()
 

@@ -1,15 +1,19 @@
 """Writing events (the outbox) and audit rows, always inside the caller's
 transaction so they commit or roll back with the change they describe.
 
-On PostgreSQL each event records the writing transaction's id
-(`pg_current_xact_id()`); the subscription reader uses it to never pass a
+On PostgreSQL each event records its position in transaction order (see
+`_tx_id`); the subscription reader (db/events.py) uses it to never pass a
 transaction that has not committed yet. SQLite serialises writers, so the row id
 alone is commit order there.
+
+A session that wrote events is marked (`EVENTS_WRITTEN` in `session.info`), so
+that after its commit the process's live broker is woken at once (db/events.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditLog, Event
 from domain.events import EventKind
+
+log = logging.getLogger("ketenpoort.events")
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,46 @@ class EventRow:
     payload: dict[str, Any] | None = None
 
 
+#: `session.info` key: this transaction wrote events (read by db/events.py).
+EVENTS_WRITTEN = "ketenpoort_events_written"
+
+_committed: list[Callable[[], None]] = []
+
+
+def on_events_committed(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` whenever events were committed in this process; returns the
+    function that unregisters it (the live broker's wake-up)."""
+    _committed.append(callback)
+    return lambda: _committed.remove(callback) if callback in _committed else None
+
+
+def events_committed() -> None:
+    """Events were committed: after a session's commit (db/events.py does this), or
+    by a statement that wrote events in autocommit mode (call it after that)."""
+    for callback in list(_committed):
+        try:
+            callback()
+        except Exception:  # a wake-up must never fail the committed change
+            log.exception("live wake-up failed")
+
+# The transaction's id alone is not commit order: a transaction takes its id at its
+# first write (run_once's idempotency row, a row lock), so one that started earlier
+# can wait for a row lock, read what a later-numbered transaction committed, and
+# still carry the smaller id. The greater of the own id and the snapshot's xmax is
+# larger than the id of every transaction that had committed when the event was
+# written, so an event written after another transaction committed always sorts
+# after that transaction's events; and, like the id, it is never below the xmin of
+# a snapshot taken while the transaction runs, which is what the reader relies on.
+# Needs READ COMMITTED (a statement snapshot), PostgreSQL's default.
+_PG_TX_POSITION = (
+    "GREATEST(pg_current_xact_id()::text::bigint, "
+    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+)
+
+
 def _tx_id(session: AsyncSession) -> Any:
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return literal_column("pg_current_xact_id()::text::bigint")
+        return literal_column(_PG_TX_POSITION)
     return 0
 
 
@@ -64,6 +107,18 @@ async def record_events(session: AsyncSession, actor: Actor, events: Sequence[Ev
         for e in events
     ]
     await session.execute(insert(Event).values(tx_id=_tx_id(session)), rows)
+    session.info[EVENTS_WRITTEN] = True
+
+
+async def events_written(session: AsyncSession) -> None:
+    """For a statement that wrote events itself (not through `record_events`): the
+    broker is woken after the commit, or at once when the statement ran in
+    autocommit mode (there is no commit to wait for then)."""
+    connection = await session.connection()
+    if connection.sync_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        events_committed()
+    else:
+        session.info[EVENTS_WRITTEN] = True
 
 
 async def audit(

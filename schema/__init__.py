@@ -24,6 +24,7 @@ from schema.consent import ConsentMutation, ConsentQuery
 from schema.dashboard import DashboardQuery
 from schema.delivery import DeliveryMutation, DeliveryQuery
 from schema.errors import GatewayError
+from schema.live import LiveSubscription
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.query import ReadQuery
 from schema.roster import RosterMutation
@@ -46,7 +47,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     ConsentMutation,
     PrivacyMutation,
 )
-SUBSCRIPTION_PARTS: tuple[type, ...] = ()
+SUBSCRIPTION_PARTS: tuple[type, ...] = (LiveSubscription,)
 
 
 def _root(name: str, parts: tuple[type, ...], description: str) -> type | None:

@@ -1,0 +1,447 @@
+"""Reading the event table as one ordered stream (DOMAIN.md §8): the SQL behind
+live subscriptions.
+
+Position. Every event has a position (`tx_id`, `id`) that all readers see in the
+same order, and nothing can later appear behind a position a reader has passed:
+
+* PostgreSQL: `tx_id` is the writing transaction's position (db/outbox.py), never
+  below the xmin of a snapshot taken while that transaction runs. A reader only
+  takes events with `tx_id` below its own snapshot's xmin: every transaction with
+  a smaller id has finished by then (committed, and so visible, or rolled back),
+  so a transaction that commits late can never land behind the reader. The price:
+  a write transaction that stays open holds back the events of every transaction
+  that wrote after it started, until it ends (keep transactions short; set
+  `idle_in_transaction_session_timeout`). The reader's own transaction is
+  read-only and has no id, so it never holds itself back.
+* SQLite: writers are serialised (BEGIN IMMEDIATE, db/engine.py), so the row id is
+  commit order and `tx_id` is 0.
+
+Wake-up. After a session that wrote events commits, the callbacks registered
+with `on_events_committed` run (the process's broker reads at once); other
+processes learn of it through PostgreSQL NOTIFY sent by this process's broker, and
+a periodic read covers anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Select, event, func, literal_column, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from db.access import RECIPIENT_ROLE, Scope, entitlement_scope
+from db.entitlements import entitlement_list_statement
+from db.models import (
+    DataExchange,
+    Delivery,
+    Entitlement,
+    EntitlementRecipient,
+    Event,
+    Licence,
+    ProcessingAgreement,
+    Product,
+)
+from db.outbox import EVENTS_WRITTEN, events_committed, on_events_committed
+from domain.consent import Access
+from domain.entitlements import EntitlementStatus, RecipientRole
+from domain.events import EventKind
+from domain.roles import DataType, Role
+from domain.visibility import NO_CONSENT, EntitlementFacts, SchoolConsent, Viewer, may_see
+
+log = logging.getLogger("ketenpoort.events")
+
+#: A position in the stream: (transaction position, event id).
+Position = tuple[int, int]
+START: Position = (0, 0)
+
+#: PostgreSQL channel the brokers of all gateway processes LISTEN on.
+CHANNEL = "ketenpoort_events"
+
+#: The events that move an entitlement into the status they carry.
+STATUS_KINDS = frozenset(
+    {
+        EventKind.ENTITLEMENT_CREATED.value,
+        EventKind.ENTITLEMENT_PROVISIONED.value,
+        EventKind.ENTITLEMENT_LINK_READY.value,
+        EventKind.ENTITLEMENT_CANCELLED.value,
+        EventKind.ENTITLEMENT_BLOCKED.value,
+        EventKind.ENTITLEMENT_UNBLOCKED.value,
+    }
+)
+
+# The xmin of the statement's snapshot, evaluated once per statement (InitPlan).
+_XMIN = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+
+
+def position(row: Event) -> Position:
+    return (row.tx_id, row.id)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+# --- what a subscriber asks for ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topic:
+    """Which events a subscription wants; every given condition must hold."""
+
+    delivery_id: int | None = None
+    entitlement_id: int | None = None
+    school_ids: frozenset[int] | None = None
+    #: Entitlements reaching this status (events in STATUS_KINDS carrying it).
+    status: str | None = None
+    kinds: frozenset[str] | None = None
+
+    def matches(self, row: Event) -> bool:
+        if self.delivery_id is not None and row.delivery_id != self.delivery_id:
+            return False
+        if self.entitlement_id is not None and row.entitlement_id != self.entitlement_id:
+            return False
+        if self.school_ids is not None and row.school_id not in self.school_ids:
+            return False
+        if self.status is not None and (row.kind not in STATUS_KINDS or row.status != self.status):
+            return False
+        return self.kinds is None or row.kind in self.kinds
+
+    def condition(self) -> Any:
+        """The same test as SQL on `Event`."""
+        conditions = []
+        if self.delivery_id is not None:
+            conditions.append(Event.delivery_id == self.delivery_id)
+        if self.entitlement_id is not None:
+            conditions.append(Event.entitlement_id == self.entitlement_id)
+        if self.school_ids is not None:
+            conditions.append(Event.school_id.in_(sorted(self.school_ids)))
+        if self.status is not None:
+            conditions.append(Event.kind.in_(sorted(STATUS_KINDS)))
+            conditions.append(Event.status == self.status)
+        if self.kinds is not None:
+            conditions.append(Event.kind.in_(sorted(self.kinds)))
+        return conditions
+
+
+# --- reading the stream --------------------------------------------------------------------
+
+
+def _after(session: AsyncSession, after: Position) -> Any:
+    if _is_postgres(session):
+        return tuple_(Event.tx_id, Event.id) > tuple_(after[0], after[1])
+    return Event.id > after[1]
+
+
+def _at_most(session: AsyncSession, upto: Position) -> Any:
+    if _is_postgres(session):
+        return tuple_(Event.tx_id, Event.id) <= tuple_(upto[0], upto[1])
+    return Event.id <= upto[1]
+
+
+def _ordered(session: AsyncSession, statement: Select[Any]) -> Select[Any]:
+    if _is_postgres(session):
+        return statement.order_by(Event.tx_id, Event.id)
+    return statement.order_by(Event.id)
+
+
+async def read(
+    session: AsyncSession,
+    after: Position,
+    limit: int,
+    *,
+    upto: Position | None = None,
+    topic: Topic | None = None,
+) -> list[Event]:
+    """Up to `limit` events after `after` in stream order, only from transactions
+    that can no longer be overtaken (see the module docstring); with `upto`, no
+    further than that position (a replay up to where the live stream begins)."""
+    statement = select(Event).where(_after(session, after))
+    if upto is not None:
+        statement = statement.where(_at_most(session, upto))
+    elif _is_postgres(session):
+        statement = statement.where(Event.tx_id < literal_column(_XMIN))
+    if topic is not None:
+        statement = statement.where(*topic.condition())
+    rows = await session.scalars(_ordered(session, statement).limit(limit))
+    return list(rows)
+
+
+async def held_back(session: AsyncSession, after: Position) -> bool:
+    """Are there committed events after `after` that `read` may not pass yet,
+    because an older transaction is still open? (PostgreSQL only.)"""
+    if not _is_postgres(session):
+        return False
+    found = await session.scalar(
+        select(Event.id)
+        .where(_after(session, after), Event.tx_id >= literal_column(_XMIN))
+        .limit(1)
+    )
+    return found is not None
+
+
+async def stable_head(session: AsyncSession) -> Position:
+    """The last position no transaction can fall behind any more: where a reader
+    that starts now begins."""
+    statement = select(Event.tx_id, Event.id)
+    if _is_postgres(session):
+        statement = statement.where(Event.tx_id < literal_column(_XMIN)).order_by(
+            Event.tx_id.desc(), Event.id.desc()
+        )
+    else:
+        statement = statement.order_by(Event.id.desc())
+    found = (await session.execute(statement.limit(1))).first()
+    return (found[0], found[1]) if found else START
+
+
+async def resume_problem(session: AsyncSession, after: Position, oldest: datetime) -> str | None:
+    """Why a subscription cannot resume after `after` (None: it can): the position
+    must be one this gateway handed out, and not older than the replay window."""
+    if after == START:
+        first = await session.scalar(select(func.min(Event.occurred_at)))
+        if first is not None and _aware(first) < oldest:
+            return _too_old(oldest)
+        return None
+    found = (
+        await session.execute(select(Event.tx_id, Event.occurred_at).where(Event.id == after[1]))
+    ).first()
+    if found is None or found[0] != after[0]:
+        return "unknown cursor: it is not the cursor of an event of this gateway"
+    if _aware(found[1]) < oldest:
+        return _too_old(oldest)
+    return None
+
+
+def _too_old(oldest: datetime) -> str:
+    return (
+        f"cursor too old: events before {oldest:%Y-%m-%d %H:%M} UTC are not replayed; "
+        "subscribe with initialState: true for the current state"
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# --- who may see which event -------------------------------------------------------------
+
+
+@dataclass
+class Facts:
+    """What deciding and building a batch of events needs, loaded in a fixed number
+    of statements whatever the batch size: the entitlements and licences the
+    events are about, who is involved in each entitlement, and the consent of
+    their schools."""
+
+    entitlements: dict[int, Entitlement] = field(default_factory=dict)
+    licences: dict[int, Licence] = field(default_factory=dict)
+    involved: dict[int, EntitlementFacts] = field(default_factory=dict)
+    consent: dict[int, SchoolConsent] = field(default_factory=dict)
+
+    def may_see(self, viewer: Viewer, row: Event) -> bool:
+        """The one check every delivered event passes (issue #6 extends the rule in
+        `domain.visibility.may_see`, not here)."""
+        involved = self.involved.get(row.entitlement_id) if row.entitlement_id else None
+        if involved is None:
+            return False  # every event of the chain is about an entitlement
+        if Role.OPERATOR in viewer.roles:
+            return True
+        data_type = (
+            DataType.ACTIVATIONS if EventKind(row.kind).about_licence else DataType.ENTITLEMENTS
+        )
+        consent = (
+            self.consent.get(involved.school_id, NO_CONSENT)
+            if involved.school_id is not None
+            else NO_CONSENT
+        )
+        return may_see(viewer, involved, consent, data_type)
+
+
+async def load_facts(session: AsyncSession, rows: Iterable[Event], today: date) -> Facts:
+    rows = list(rows)
+    entitlement_ids = sorted({r.entitlement_id for r in rows if r.entitlement_id is not None})
+    licence_ids = sorted({r.licence_id for r in rows if r.licence_id is not None})
+    return await load_entitlement_facts(session, entitlement_ids, today, licence_ids)
+
+
+async def load_entitlement_facts(
+    session: AsyncSession,
+    entitlement_ids: list[int],
+    today: date,
+    licence_ids: list[int] | None = None,
+) -> Facts:
+    facts = Facts()
+    if not entitlement_ids:
+        return facts
+    found = await session.execute(
+        select(Entitlement, Delivery.seller_id, Product.publisher_id)
+        .join(Delivery, Delivery.id == Entitlement.delivery_id)
+        .join(Product, Product.id == Entitlement.product_id)
+        .where(Entitlement.id.in_(entitlement_ids))
+    )
+    sellers: dict[int, tuple[int, int | None]] = {}
+    for row, seller_id, publisher_id in found:
+        facts.entitlements[row.id] = row
+        sellers[row.id] = (seller_id, publisher_id)
+    recipients: dict[int, set[tuple[int, RecipientRole]]] = defaultdict(set)
+    for entitlement_id, supplier_id, role in await session.execute(
+        select(
+            EntitlementRecipient.entitlement_id,
+            EntitlementRecipient.supplier_id,
+            EntitlementRecipient.role,
+        ).where(EntitlementRecipient.entitlement_id.in_(entitlement_ids))
+    ):
+        recipients[entitlement_id].add((supplier_id, RecipientRole(role)))
+    for entitlement_id, row in facts.entitlements.items():
+        seller_id, publisher_id = sellers[entitlement_id]
+        facts.involved[entitlement_id] = EntitlementFacts(
+            school_id=row.school_id,
+            seller_id=seller_id,
+            publisher_id=publisher_id,
+            recipients=frozenset(recipients.get(entitlement_id, ())),
+        )
+    school_ids = sorted({r.school_id for r in facts.entitlements.values() if r.school_id})
+    if school_ids:
+        facts.consent = await _consent(session, school_ids, today)
+    if licence_ids:
+        licences = await session.scalars(select(Licence).where(Licence.id.in_(licence_ids)))
+        facts.licences = {row.id: row for row in licences}
+    return facts
+
+
+async def _consent(
+    session: AsyncSession, school_ids: list[int], today: date
+) -> dict[int, SchoolConsent]:
+    activations: dict[int, set[tuple[int, Role, DataType]]] = defaultdict(set)
+    for school_id, supplier_id, role, data_type in await session.execute(
+        select(
+            DataExchange.school_id,
+            DataExchange.supplier_id,
+            DataExchange.role,
+            DataExchange.data_type,
+        ).where(DataExchange.school_id.in_(school_ids), DataExchange.revoked_at.is_(None))
+    ):
+        activations[school_id].add((supplier_id, Role(role), DataType(data_type)))
+    mandates: dict[int, set[int]] = defaultdict(set)
+    for school_id, supplier_id in await session.execute(
+        select(ProcessingAgreement.school_id, ProcessingAgreement.supplier_id).where(
+            ProcessingAgreement.school_id.in_(school_ids),
+            ProcessingAgreement.valid_from <= today,
+            or_(
+                ProcessingAgreement.valid_until.is_(None),
+                ProcessingAgreement.valid_until >= today,
+            ),
+        )
+    ):
+        mandates[school_id].add(supplier_id)
+    return {
+        school_id: SchoolConsent(
+            activations=frozenset(activations.get(school_id, ())),
+            mandates=frozenset(mandates.get(school_id, ())),
+        )
+        for school_id in school_ids
+    }
+
+
+# --- the current state ("initial seed") ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Entitlements as they are at `at`: every event up to `at` is reflected, and so
+    are the later ones in `reflected` (committed while older transactions were still
+    open); no other event is."""
+
+    rows: list[Entitlement]
+    at: Position
+    reflected: frozenset[int]
+    truncated: bool
+
+
+async def snapshot(session: AsyncSession, statement: Select[Any], limit: int) -> Snapshot:
+    """Read `statement` (entitlements) and the stream position in ONE snapshot.
+    The session must not have begun: on PostgreSQL this runs REPEATABLE READ, so
+    every statement sees the same snapshot; on SQLite the transaction holds the
+    write lock, which is a snapshot too."""
+    if _is_postgres(session):
+        await session.connection(
+            execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        )
+    rows = list(await session.scalars(statement.order_by(Entitlement.id).limit(limit + 1)))
+    at = await stable_head(session)
+    reflected: frozenset[int] = frozenset()
+    if _is_postgres(session):
+        reflected = frozenset(
+            await session.scalars(select(Event.id).where(Event.tx_id >= literal_column(_XMIN)))
+        )
+    return Snapshot(rows[:limit], at, reflected, len(rows) > limit)
+
+
+# --- wake-up after local commits -----------------------------------------------------------
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(EVENTS_WRITTEN, False):
+        events_committed()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(EVENTS_WRITTEN, None)
+
+
+async def notify(connection: Any, sender: str) -> None:
+    """Tell the other processes' brokers (asyncpg connection, autocommit)."""
+    await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, sender)
+
+
+# --- what a subscription may ask for ----------------------------------------------------------
+
+
+def snapshot_statement(scope: Scope, topic: Topic, today: date) -> Select[Any]:
+    """The entitlements an initial state sends: those of the topic the caller may
+    see, by the same rule as the `entitlements` list (db/access.py)."""
+    statement = entitlement_list_statement(
+        school_ids=sorted(topic.school_ids) if topic.school_ids is not None else None,
+        delivery_id=topic.delivery_id,
+        statuses=[EntitlementStatus(topic.status)] if topic.status is not None else None,
+        today=today,
+    )
+    if topic.entitlement_id is not None:
+        statement = statement.where(Entitlement.id == topic.entitlement_id)
+    return statement.where(entitlement_scope(scope))
+
+
+async def delivery_access(session: AsyncSession, scope: Scope, delivery_id: int) -> Access:
+    """ALLOWED when the caller may see an entitlement of the delivery;
+    CONSENT_REQUIRED when it is a recipient of one but the school withholds
+    consent; NOT_INVOLVED otherwise (also for an unknown delivery: nothing leaks)."""
+    visible = await session.scalar(
+        select(Entitlement.id)
+        .where(Entitlement.delivery_id == delivery_id, entitlement_scope(scope))
+        .limit(1)
+    )
+    if visible is not None:
+        return Access.ALLOWED
+    roles = [RECIPIENT_ROLE[r].value for r in scope.roles if r in (Role.PORTAL, Role.DASHBOARD)]
+    if roles and await session.scalar(
+        select(EntitlementRecipient.entitlement_id)
+        .join(Entitlement, Entitlement.id == EntitlementRecipient.entitlement_id)
+        .where(
+            Entitlement.delivery_id == delivery_id,
+            EntitlementRecipient.supplier_id == scope.supplier_id,
+            EntitlementRecipient.role.in_(roles),
+        )
+        .limit(1)
+    ):
+        return Access.CONSENT_REQUIRED
+    return Access.NOT_INVOLVED
+
+
+__all__ = ["on_events_committed"]
