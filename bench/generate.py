@@ -144,7 +144,8 @@ class Plan:
         self.size = size
         self.rng = random.Random(seed)
         self.today = today
-        self.now = datetime.now(UTC)
+        # Nothing after the start of `today` (UTC): the same day gives the same rows.
+        self.now = datetime(today.year, today.month, today.day, tzinfo=UTC)
         self.year_start, self.year_end = school_year(today)
         self.last_start = date(self.year_start.year - 1, 8, 1)
         self.last_end = date(self.year_start.year, 7, 31)
@@ -179,7 +180,7 @@ class Plan:
         moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
             minutes=minutes - 120, seconds=rng.randrange(60)
         )
-        return min(moment, self.now - timedelta(hours=1))
+        return min(moment, self.now - timedelta(minutes=rng.randrange(1, 600)))
 
 
 # --- reference data (small, plain INSERTs) ----------------------------------------------------

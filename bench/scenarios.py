@@ -159,4 +159,82 @@ async def measure(
     return Measured(gateway, raw, answer, statements)
 
 
-__all__ = ["Measured", "Scenario", "cpu_seconds", "measure", "scenarios"]
+# --- where the time goes ---------------------------------------------------------------------
+
+STEPS = [
+    (
+        "floor: `{ __typename }` (HTTP, token, GraphQL, in-process client)",
+        "{ __typename }",
+        "board",
+    ),
+    (
+        "(a) the access decision only: board, its schools, consent",
+        "query ($board: OrganisationIdentifierInput!) { dashboard(board: $board) { fromDate } }",
+        "board",
+    ),
+    (
+        "(a) + entitlementsByStatus",
+        "query ($board: OrganisationIdentifierInput!) { dashboard(board: $board) { "
+        "entitlementsByStatus { status entitlements openEntitlements quantity } } }",
+        "board",
+    ),
+    ("(a) in full", BOARD_SUMMARY, "board"),
+    (
+        "(b) 100 rows, `id` only (access, page, cursors)",
+        "query ($school: OrganisationIdentifierInput!) { entitlements(first: 100, "
+        "filter: {school: $school}) { nodes { id } } }",
+        "school",
+    ),
+    (
+        "(b) + 7 scalar fields per row",
+        "query ($school: OrganisationIdentifierInput!) { entitlements(first: 100, "
+        "filter: {school: $school}) { nodes { id status variant quantity licencesUsed "
+        "licencesAvailable startDate activationUntilDate } } }",
+        "school",
+    ),
+    ("(b) in full (+ nested school and product per row)", ENTITLEMENT_PAGE, "school"),
+]
+
+
+async def breakdown(url: str, data: Generated, requests: int = 100) -> list[tuple[str, float]]:
+    """CPU milliseconds per request of growing parts of (a) and (b), measured on an
+    in-process gateway (so only its own process counts; the in-process HTTP client is
+    in the floor row)."""
+    import time
+
+    import httpx
+
+    from app import create_app
+    from db.engine import create_engine, create_sessionmaker
+    from settings import Environment, Settings
+
+    engine = create_engine(url)
+    settings = Settings(environment=Environment.TEST, database_url=url, rate_limit_per_second=0)  # type: ignore[call-arg]
+    app = create_app(settings, sessionmaker=create_sessionmaker(engine))
+    headers = {"Authorization": f"Bearer {token(data.dashboard, 'dashboard')}"}
+    variables = {
+        "board": {"board": {"value": data.board_rio}},
+        "school": {"school": {"value": data.consenting_rios[0]}},
+    }
+    found = []
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+    ) as client:
+        for label, query, kind in STEPS:
+            body = {"query": query, "variables": variables[kind] if "$" in query else {}}
+            for _ in range(20):
+                answer = (await client.post("/graphql", json=body, headers=headers)).json()
+            if answer.get("errors"):
+                raise RuntimeError(f"{label}: {answer['errors']}")
+            best = float("inf")
+            for _ in range(3):  # the least disturbed of three rounds: the machine is shared
+                cpu = time.process_time()
+                for _ in range(requests):
+                    await client.post("/graphql", json=body, headers=headers)
+                best = min(best, (time.process_time() - cpu) / requests * 1000)
+            found.append((label, best))
+    await engine.dispose()
+    return found
+
+
+__all__ = ["Measured", "Scenario", "breakdown", "cpu_seconds", "measure", "scenarios"]

@@ -701,3 +701,84 @@ async def test_figures_are_the_same_before_and_after_folding_the_differences(
         await gql.data(LICENCES, variables, as_=as_),
     )
     assert before == after
+
+
+# --- the benchmark's data set ---------------------------------------------------------------
+
+
+async def _generated(size: Any, seed: int) -> tuple[str, str, Any]:
+    from bench.generate import generate
+    from db.engine import create_engine
+    from db.migrate import upgrade_connection
+    from tests.conftest import _create_postgres_database
+
+    name, url = await _create_postgres_database()
+    engine = create_engine(url)
+    async with engine.connect() as conn:
+        await conn.run_sync(upgrade_connection)
+        await conn.commit()
+    await engine.dispose()
+    generated = await generate(url, size, seed=seed, today=today(), log=lambda _text: None)
+    return name, url, generated
+
+
+async def test_generated_data_set_is_consistent_and_reproducible() -> None:
+    """bench/generate.py at a tiny size: exact row counts, counters that match the
+    licences, summaries that match the rows, the same rows for the same seed, and a
+    board summary through the API equal to counting by hand in SQL."""
+    from sqlalchemy import case
+
+    from bench.generate import Size
+    from db.engine import create_engine, create_sessionmaker
+    from tests.conftest import _drop_postgres_database
+
+    size = Size(schools=2, pupils=100, entitlements=1000, licences=1500)
+    made = [await _generated(size, seed=5), await _generated(size, seed=5)]
+    try:
+        fingerprints = []
+        for _name, url, generated in made:
+            assert generated.rows["entitlement"] == 1000
+            assert generated.rows["licence"] == 1500
+            engine = create_engine(url)
+            async with create_sessionmaker(engine)() as session:
+                e = Entitlement
+                assert await session.scalar(select(func.sum(e.licences_used))) == 1500
+                assert await _summary_drift(session) == NO_DRIFT
+                fingerprints.append(
+                    (
+                        list(await session.execute(select(e.status, e.variant).order_by(e.id))),
+                        list(
+                            await session.scalars(select(Licence.activated_at).order_by(Licence.id))
+                        ),
+                    )
+                )
+                status = case(
+                    (e.status.in_(["CANCELLED", "BLOCKED"]), e.status),
+                    (e.activation_until_date < today(), "ENDED"),
+                    else_=e.status,
+                )
+                by_hand = dict(
+                    (
+                        await session.execute(
+                            select(status, func.count())
+                            .join(Organisation, Organisation.id == e.school_id)
+                            .where(Organisation.rio_id.in_(generated.consenting_rios))
+                            .group_by(status)
+                        )
+                    ).all()
+                )
+                answer = await GraphQLClient(session).data(
+                    SUMMARY,
+                    {"board": {"value": generated.board_rio}},
+                    as_=(generated.dashboard, "dashboard"),
+                )
+                counted = {
+                    row["status"]: row["entitlements"]
+                    for row in answer["dashboard"]["entitlementsByStatus"]
+                }
+                assert counted == by_hand
+            await engine.dispose()
+        assert fingerprints[0] == fingerprints[1]
+    finally:
+        for name, _url, _generated_set in made:
+            await _drop_postgres_database(name)
