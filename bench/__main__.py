@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.generate import FULL, QUICK, Generated, Size, generate
-from bench.scenarios import Measured, breakdown, measure, scenarios
+from bench.scenarios import Measured, measure, scenarios
 from bench.support import ROOT, gateway, machine, throwaway_database, write_section
 
 ENV = {
@@ -105,7 +105,6 @@ class Report:
     command: str
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    steps: list[tuple[str, float]] = field(default_factory=list)
     sections: dict[str, str] = field(default_factory=dict)
     data: Generated | None = None
 
@@ -379,7 +378,6 @@ def markdown(report: Report, seconds: float) -> str:
         else "not generated"
     )
     notes = "\n".join(f"- {note}" for note in report.notes)
-    steps = "\n".join(f"| {label} | {ms:.1f} |" for label, ms in report.steps)
     others = "\n\n".join(
         f"<details><summary>{name} report</summary>\n\n{text.strip()}\n\n</details>"
         for name, text in report.sections.items()
@@ -395,13 +393,6 @@ for the same request through asyncpg with the same concurrency.
 {table(report)}
 
 {notes}
-
-Where the gateway's time goes: CPU milliseconds per request of growing parts of (a) and
-(b), on an in-process gateway in the same run (least disturbed of three rounds of 100):
-
-| request | CPU ms / request |
-|---|---|
-{steps}
 
 {others}
 """
@@ -421,8 +412,6 @@ async def run(profile: Profile, command: str) -> Report:
         report.data = await generate(url, profile.size, log=lambda text: print(text, flush=True))
         print(f"  {report.data.seconds:.0f} s", flush=True)
         await dashboards(url, report.data, profile, report)
-        print("  where the time goes …", flush=True)
-        report.steps = await breakdown(url, report.data)
     for step in (activation, delivery, fanout):
         try:
             await step(profile, report)
@@ -449,14 +438,13 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     report = asyncio.run(run(profile, command))
     text = markdown(report, time.perf_counter() - started)
-    # Only the harness's own section: the other benchmarks' reports are inside it, and
-    # their own sections (with their authors' analysis) stay as they wrote them.
     write_section(f"harness-{profile.name}", text)
+    if profile.name == "full":
+        # The other issues' benchmarks ran at their own full sizes: keep their sections current.
+        for name, section in report.sections.items():
+            write_section(name, section)
     print()
     print(table(report))
-    print()
-    for label, ms in report.steps:
-        print(f"  {ms:6.1f} ms CPU  {label}")
     print()
     print("\n".join(report.notes))
     print(f"\nWritten to {ROOT / 'bench' / 'RESULTS.md'} (section harness-{profile.name}).")

@@ -144,8 +144,7 @@ class Plan:
         self.size = size
         self.rng = random.Random(seed)
         self.today = today
-        # Nothing after the start of `today` (UTC): the same day gives the same rows.
-        self.now = datetime(today.year, today.month, today.day, tzinfo=UTC)
+        self.now = datetime.now(UTC)
         self.year_start, self.year_end = school_year(today)
         self.last_start = date(self.year_start.year - 1, 8, 1)
         self.last_end = date(self.year_start.year, 7, 31)
@@ -180,7 +179,7 @@ class Plan:
         moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
             minutes=minutes - 120, seconds=rng.randrange(60)
         )
-        return min(moment, self.now - timedelta(minutes=rng.randrange(1, 600)))
+        return min(moment, self.now - timedelta(hours=1))
 
 
 # --- reference data (small, plain INSERTs) ----------------------------------------------------

@@ -427,7 +427,7 @@ def _entitlement_rows(dialect: str, shape: Shape) -> Any:
     per-school summary when only schools are asked for, the finer one when a
     product, shop or date range is, plus the differences not folded in yet."""
     summary: Any = EntitlementSummary if shape.fine else SchoolSummary
-    d = EntitlementDelta.c
+    d = EntitlementDelta
     today = bindparam("today", type_=Date())
 
     def rows(table: Any, where: list[Any]) -> Any:
@@ -520,7 +520,7 @@ class ActivationDay:
 def _activation_rows(dialect: str, shape: Shape) -> Any:
     """(day, activations, activations_open) rows of a slice's schools (and product,
     shop), summarised per day, plus the activations not folded in yet."""
-    d, e = LicenceDelta.c, Entitlement
+    d, e = LicenceDelta, Entitlement
     fine = shape.product or shape.seller
     s: Any = LicenceDaySummary if fine else SchoolDaySummary
     where = [_school_filter(dialect, shape, s.school_id)]
@@ -555,29 +555,12 @@ def _activation_rows(dialect: str, shape: Shape) -> Any:
 def _curve_statement(dialect: str, shape: Shape) -> Any:
     rows = _activation_rows(dialect, shape)
     first, last = bindparam("first_day", type_=Date()), bindparam("last_day", type_=Date())
-    # Activations before the range: all of them (the entitlements' licence counters,
-    # a few rows per school) minus those from the first day on (a few days' rows),
-    # rather than every day since the first activation.
-    ever = _entitlement_rows(dialect, shape._replace(dates=False))
-    since = (
+    before = (
         select(
             func.coalesce(func.sum(rows.c.activations), 0).label("activations"),
             func.coalesce(func.sum(rows.c.activations_open), 0).label("activations_open"),
         )
-        .where(rows.c.day >= first)
-        .subquery()
-    )
-    before = (
-        select(
-            (func.coalesce(func.sum(ever.c.licences_used), 0) - since.c.activations).label(
-                "activations"
-            ),
-            (
-                func.coalesce(func.sum(ever.c.licences_used_open), 0) - since.c.activations_open
-            ).label("activations_open"),
-        )
-        .select_from(ever.join(since, true()))
-        .group_by(since.c.activations, since.c.activations_open)
+        .where(rows.c.day < first)
         .subquery()
     )
     bought_rows = _entitlement_rows(dialect, shape)
@@ -613,9 +596,8 @@ async def activations_per_day(
 ) -> list[ActivationDay]:
     """Licences activated per day in [from_date, until_date] (days without any are
     left out), with the running total since the first activation ever (so a curve
-    that starts mid-year starts at the right height; it ends at the licence
-    counters, `licence_totals`) and the licences bought on the open entitlements of
-    the slice, for the activation rate."""
+    that starts mid-year starts at the right height) and the licences bought on the
+    open entitlements of the slice, for the activation rate."""
     result = await _fetch(
         session,
         _curve_statement(_dialect(session), piece.shape),

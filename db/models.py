@@ -21,14 +21,12 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
-    Column,
     Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
-    Table,
     Text,
     UniqueConstraint,
     func,
@@ -648,29 +646,19 @@ class SchoolSummary(_EntitlementCounters, Base):
     activation_until_date: Mapped[date] = mapped_column(Date, primary_key=True)
 
 
-def _delta_counter(name: str, type_: Any = Integer) -> Column[Any]:
-    return Column(name, type_, nullable=False, server_default="0")
+class EntitlementDelta(_EntitlementCounters, Base):
+    """A change of an entitlement, not yet folded into the two summaries above."""
 
+    __tablename__ = "entitlement_delta"
+    __table_args__ = (Index("ix_entitlement_delta_school_id", "school_id"),)
 
-#: A change of an entitlement not yet folded into the two summaries above. No key and
-#: no index on purpose: every activation appends a row, and a row that only has to be
-#: written to the heap costs the writer the least; readers scan the few thousand rows
-#: that wait for the next fold.
-EntitlementDelta = Table(
-    "entitlement_delta",
-    Base.metadata,
-    Column("school_id", Integer, nullable=False),
-    Column("product_id", Integer, nullable=False),
-    Column("delivery_id", BigInteger, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("start_date", Date, nullable=False),
-    Column("activation_until_date", Date, nullable=False),
-    _delta_counter("entitlements"),
-    _delta_counter("open_entitlements"),
-    _delta_counter("quantity", BigInteger),
-    _delta_counter("licences_used", BigInteger),
-    _delta_counter("licences_used_open", BigInteger),
-)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    school_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    product_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    delivery_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    start_date: Mapped[date] = mapped_column(Date, nullable=False)
+    activation_until_date: Mapped[date] = mapped_column(Date, nullable=False)
 
 
 class LicenceDaySummary(Base):
@@ -699,14 +687,15 @@ class SchoolDaySummary(Base):
     activations_open: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
-#: An activation (or a removed licence) not yet folded into the day summaries; like
-#: `EntitlementDelta`, without key or index.
-LicenceDelta = Table(
-    "licence_delta",
-    Base.metadata,
-    Column("school_id", Integer, nullable=False),
-    Column("day", Date, nullable=False),
-    Column("product_id", Integer, nullable=False),
-    Column("entitlement_id", BigInteger, nullable=False),
-    _delta_counter("activations"),
-)
+class LicenceDelta(Base):
+    """An activation (or removed licence), not yet folded into the day summaries."""
+
+    __tablename__ = "licence_delta"
+    __table_args__ = (Index("ix_licence_delta_school_id_day", "school_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    school_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    product_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    entitlement_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    activations: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

@@ -12,9 +12,8 @@ large board, too many to group on every request. Four summaries hold the figures
 PostgreSQL: a trigger on every change of an entitlement or licence appends its
 difference to `entitlement_delta` / `licence_delta`, in the change's transaction.
 Appending locks nothing another transaction waits for, so 08:30 (a whole school
-activating at once) does not queue on a summary row; the delta tables have no key
-and no index, so appending is one heap write. About one change in 2,000 (at
-random) folds the accumulated differences into the four summaries in one statement
+activating at once) does not queue on a summary row. Every 2,000th difference
+folds the accumulated ones into the four summaries in one statement
 (`dashboard_compact()`, one compaction at a time); readers add the few
 differences not folded yet, so every figure is exact and current.
 
@@ -67,11 +66,14 @@ def _pg_delta(row: str, sign: str) -> str:
             {row}.start_date, {row}.activation_until_date, {sign}1,
             CASE WHEN {row}.quantity IS NULL THEN 0 ELSE {sign}1 END,
             {sign}COALESCE({row}.quantity, 0), {sign}{row}.licences_used,
-            CASE WHEN {row}.quantity IS NULL THEN 0 ELSE {sign}{row}.licences_used END);"""
+            CASE WHEN {row}.quantity IS NULL THEN 0 ELSE {sign}{row}.licences_used END)
+        RETURNING id INTO delta;"""
 
 
 PG_ENTITLEMENT_FUNCTION = f"""
 CREATE FUNCTION dashboard_entitlement_delta() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    delta bigint := 1;
 BEGIN
     IF TG_OP = 'UPDATE'
         AND OLD.school_id IS NOT DISTINCT FROM NEW.school_id
@@ -89,14 +91,15 @@ BEGIN
             COALESCE(NEW.quantity, 0) - COALESCE(OLD.quantity, 0),
             NEW.licences_used - OLD.licences_used,
             CASE WHEN NEW.quantity IS NULL THEN 0 ELSE NEW.licences_used END
-                - CASE WHEN OLD.quantity IS NULL THEN 0 ELSE OLD.licences_used END);
+                - CASE WHEN OLD.quantity IS NULL THEN 0 ELSE OLD.licences_used END)
+        RETURNING id INTO delta;
     ELSE
         IF TG_OP <> 'INSERT' AND OLD.school_id IS NOT NULL THEN {_pg_delta("OLD", "-")}
         END IF;
         IF TG_OP <> 'DELETE' AND NEW.school_id IS NOT NULL THEN {_pg_delta("NEW", "")}
         END IF;
     END IF;
-    IF random() < {1 / COMPACT_EVERY} THEN
+    IF delta % {COMPACT_EVERY} = 0 THEN
         PERFORM dashboard_compact();
     END IF;
     RETURN NULL;
@@ -105,6 +108,8 @@ END $$
 
 PG_LICENCE_FUNCTION = f"""
 CREATE FUNCTION dashboard_licence_delta() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    delta bigint;
 BEGIN
     IF TG_OP = 'DELETE' THEN
         IF OLD.school_id IS NULL THEN
@@ -112,16 +117,18 @@ BEGIN
         END IF;
         INSERT INTO licence_delta (school_id, day, product_id, entitlement_id, activations)
         VALUES (OLD.school_id, (OLD.activated_at AT TIME ZONE 'Europe/Amsterdam')::date,
-            OLD.product_id, OLD.entitlement_id, -1);
+            OLD.product_id, OLD.entitlement_id, -1)
+        RETURNING id INTO delta;
     ELSE
         IF NEW.school_id IS NULL THEN
             RETURN NULL;
         END IF;
         INSERT INTO licence_delta (school_id, day, product_id, entitlement_id, activations)
         VALUES (NEW.school_id, (NEW.activated_at AT TIME ZONE 'Europe/Amsterdam')::date,
-            NEW.product_id, NEW.entitlement_id, 1);
+            NEW.product_id, NEW.entitlement_id, 1)
+        RETURNING id INTO delta;
     END IF;
-    IF random() < {1 / COMPACT_EVERY} THEN
+    IF delta % {COMPACT_EVERY} = 0 THEN
         PERFORM dashboard_compact();
     END IF;
     RETURN NULL;
@@ -307,6 +314,7 @@ def _entitlement_counters() -> list[sa.Column]:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
+    big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     op.create_table(
         "entitlement_summary",
         sa.Column("school_id", sa.Integer(), nullable=False),
@@ -339,9 +347,9 @@ def upgrade() -> None:
             "school_id", "status", "activation_until_date", name=op.f("pk_school_summary")
         ),
     )
-    # The deltas have no key and no index: see db/models.py.
     op.create_table(
         "entitlement_delta",
+        sa.Column("id", big_id, nullable=False),
         sa.Column("school_id", sa.Integer(), nullable=False),
         sa.Column("product_id", sa.Integer(), nullable=False),
         sa.Column("delivery_id", sa.BigInteger(), nullable=False),
@@ -349,7 +357,10 @@ def upgrade() -> None:
         sa.Column("start_date", sa.Date(), nullable=False),
         sa.Column("activation_until_date", sa.Date(), nullable=False),
         *_entitlement_counters(),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_entitlement_delta")),
     )
+    with op.batch_alter_table("entitlement_delta", schema=None) as batch_op:
+        batch_op.create_index("ix_entitlement_delta_school_id", ["school_id"], unique=False)
     op.create_table(
         "licence_day_summary",
         sa.Column("school_id", sa.Integer(), nullable=False),
@@ -374,12 +385,16 @@ def upgrade() -> None:
     )
     op.create_table(
         "licence_delta",
+        sa.Column("id", big_id, nullable=False),
         sa.Column("school_id", sa.Integer(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("product_id", sa.Integer(), nullable=False),
         sa.Column("entitlement_id", sa.BigInteger(), nullable=False),
         _counter("activations", sa.Integer()),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_licence_delta")),
     )
+    with op.batch_alter_table("licence_delta", schema=None) as batch_op:
+        batch_op.create_index("ix_licence_delta_school_id_day", ["school_id", "day"], unique=False)
     with op.batch_alter_table("entitlement", schema=None) as batch_op:
         batch_op.create_index("ix_entitlement_school_id_id", ["school_id", "id"], unique=False)
     with op.batch_alter_table("entitlement_recipient", schema=None) as batch_op:
@@ -425,11 +440,15 @@ def downgrade() -> None:
         )
     with op.batch_alter_table("entitlement", schema=None) as batch_op:
         batch_op.drop_index("ix_entitlement_school_id_id")
+    with op.batch_alter_table("licence_delta", schema=None) as batch_op:
+        batch_op.drop_index("ix_licence_delta_school_id_day")
     op.drop_table("licence_delta")
     op.drop_table("school_day_summary")
     with op.batch_alter_table("licence_day_summary", schema=None) as batch_op:
         batch_op.drop_index("ix_licence_day_summary_product_id")
     op.drop_table("licence_day_summary")
+    with op.batch_alter_table("entitlement_delta", schema=None) as batch_op:
+        batch_op.drop_index("ix_entitlement_delta_school_id")
     op.drop_table("entitlement_delta")
     op.drop_table("school_summary")
     with op.batch_alter_table("entitlement_summary", schema=None) as batch_op:
