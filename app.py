@@ -5,8 +5,9 @@ closed in the Starlette lifespan, one database session per request.
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,6 +29,7 @@ from resolvers.context import Context
 from resolvers.limits import RateLimiter
 from resolvers.tokens import TokenError, TokenVerifier
 from resolvers.websocket import (
+    RAW_SEND,
     LiveContext,
     LiveWebSocketAdapter,
     TransportWSHandler,
@@ -119,6 +121,38 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         return HTMLResponse(html)
 
 
+class KeepWebSocketSend:
+    """Files the server's own `send` of a websocket in its scope (`RAW_SEND`): a live
+    event goes out to thousands of subscriptions at once, and each message then
+    skips Starlette's per-message wrappers (resolvers/websocket.Handoff)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] == "websocket":
+            scope[RAW_SEND] = send
+        return self.app(scope, receive, send)  # no frame of its own per connection
+
+
+_gc_tuned = False
+
+
+def tune_gc(settings: Settings) -> None:
+    """Once per process, when the app starts: raise the young-generation threshold
+    (`Settings.gc_young_threshold`) and freeze what exists then (modules, the
+    schema, the engine: never garbage), so that full collections neither scan it
+    nor start in the middle of a fan-out."""
+    global _gc_tuned
+    if _gc_tuned or settings.gc_young_threshold <= 0:
+        return
+    _gc_tuned = True
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(settings.gc_young_threshold, middle, old)
+    gc.collect()
+    gc.freeze()
+
+
 class BodySizeLimit:
     """Refuse request bodies over the configured size before parsing them."""
 
@@ -201,6 +235,7 @@ def create_app(
         broker = Broker(settings, sessions, engine or engine_of(sessions))
         await broker.start()
         graphql.broker = app.state.broker = broker
+        tune_gc(settings)
         try:
             yield
         finally:
@@ -228,6 +263,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(KeepWebSocketSend)
     app.state.graphql = graphql
     app.state.settings = settings
     return app

@@ -16,13 +16,16 @@ rounds, one event each.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import base64
 import json
 import os
 import resource
+import signal
+import struct
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,7 +43,6 @@ from bench.support import (
     percentile,
     throwaway_database,
     token,
-    write_section,
 )
 
 SUBSCRIPTION = """subscription ($d: ID!) {
@@ -51,6 +53,13 @@ SUBMIT = """mutation ($input: DeliveryInput!) { deliverySubmit(input: $input) {
 LOWER = """mutation ($input: EntitlementQuantityInput!) {
   entitlementLowerQuantity(input: $input) { __typename } }"""
 PROFILE = ROOT / "bench" / "fanout-profile.txt"
+GCWATCH = Path(tempfile.gettempdir()) / f"ketenpoort-fanout-gc-{os.getpid()}.json"
+GCWATCH_ENV = {
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT / "bench" / "gcwatch"), os.environ.get("PYTHONPATH")])
+    ),
+    "KETENPOORT_BENCH_GCWATCH": str(GCWATCH),
+}
 
 
 def raise_file_limit() -> int:
@@ -73,71 +82,154 @@ def memory(pid: int) -> dict[str, int]:
 # --- the client processes ----------------------------------------------------------------------
 
 
-async def client(url: str, bearer: str, delivery: str, count: int, rounds: int) -> None:
-    """One client process: `count` subscribers. Prints READY once all have the state,
-    then one line per round with every subscriber's receive time (monotonic clock,
-    shared by the processes of one machine)."""
-    import websockets
+class Subscriber(asyncio.Protocol):
+    """A minimal graphql-transport-ws client on a raw asyncio protocol: the receive
+    time is taken when the frame's bytes arrive, and a client costs the machine
+    (which it shares with the server) a few microseconds per message, not the tens a
+    full client library needs."""
 
-    ready = asyncio.Event()
-    got_state = 0
-    received: list[list[float]] = [[] for _ in range(rounds)]
-    round_done = [asyncio.Event() for _ in range(rounds)]
+    def __init__(self, host: str, port: int, init: str, subscribe: str, client: Client) -> None:
+        self.host, self.port = host, port
+        self.init, self.subscribe = init, subscribe
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.upgraded = False
+        self.registered = False
+        self.round = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            (
+                f"GET /graphql HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+            ).encode()
+        )
+
+    def send(self, text: str | bytes, opcode: int = 1) -> None:
+        """A masked client frame (RFC 6455 §5.3): text, or a pong's bytes."""
+        assert self.transport is not None
+        data = text.encode() if isinstance(text, str) else text
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        length = len(data)
+        if length < 126:
+            head = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+        else:
+            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+        self.transport.write(head + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        self.buffer += data
+        if not self.upgraded:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in self.buffer[:end]:
+                raise RuntimeError(self.buffer[:end].decode(errors="replace"))
+            self.upgraded = True
+            self.buffer = self.buffer[end + 4 :]
+            self.send(self.init)
+        while len(self.buffer) >= 2:
+            opcode, length, offset = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F, 2
+            if length == 126:
+                if len(self.buffer) < 4:
+                    return
+                (length,), offset = struct.unpack("!H", self.buffer[2:4]), 4
+            elif length == 127:
+                if len(self.buffer) < 10:
+                    return
+                (length,), offset = struct.unpack("!Q", self.buffer[2:10]), 10
+            if len(self.buffer) < offset + length:
+                return
+            payload = self.buffer[offset : offset + length]
+            self.buffer = self.buffer[offset + length :]
+            self.frame(opcode, payload, now)
+
+    def frame(self, opcode: int, payload: bytes, now: float) -> None:
+        if opcode == 9:  # websocket ping
+            self.send(payload, opcode=10)  # the ping's bytes back, as the RFC asks
+        elif opcode == 8:
+            raise RuntimeError(f"closed by the server: {payload[2:]!r}")
+        elif b"DeliveryProgressEvent" in payload:
+            self.client.received(self.round, now)
+            self.round += 1
+        elif b"EntitlementSnapshot" in payload and not self.registered:
+            self.registered = True
+            self.client.registered()
+        elif b"connection_ack" in payload:
+            self.send(self.subscribe)
+        elif b'"ping"' in payload:
+            self.send('{"type":"pong"}')
+
+
+class Client:
+    """One client process: `count` subscribers. Prints READY once every one has
+    the state (so each is registered), then one line per round with every
+    subscriber's receive time (monotonic clock, shared by the processes of one
+    machine)."""
+
+    def __init__(self, count: int, rounds: int) -> None:
+        self.count = count
+        self.waiting = count
+        self.ready = asyncio.Event()
+        self.times: list[list[float]] = [[] for _ in range(rounds)]
+        self.done = [asyncio.Event() for _ in range(rounds)]
+
+    def registered(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.ready.set()
+
+    def received(self, number: int, at: float) -> None:
+        self.times[number].append(at)
+        if len(self.times[number]) == self.count:
+            self.done[number].set()
+
+
+async def client(url: str, bearer: str, delivery: str, count: int, rounds: int) -> None:
+    loop = asyncio.get_running_loop()
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    init = json.dumps({"type": "connection_init", "payload": {"Authorization": bearer}})
+    subscribe = json.dumps(
+        {
+            "id": "1",
+            "type": "subscribe",
+            "payload": {"query": SUBSCRIPTION, "variables": {"d": delivery}},
+        }
+    )
+    state = Client(count, rounds)
     opening = asyncio.Semaphore(50)
 
-    async def subscriber() -> None:
-        nonlocal got_state
+    async def connect() -> None:
         async with opening:
-            ws = await websockets.connect(
-                url,
-                subprotocols=["graphql-transport-ws"],
-                compression=None,
-                proxy=None,
-                max_queue=None,
-                open_timeout=120,
+            await loop.create_connection(
+                lambda: Subscriber(host, int(port), init, subscribe, state), host, int(port)
             )
-            await ws.send(
-                json.dumps({"type": "connection_init", "payload": {"Authorization": bearer}})
-            )
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
-            payload = {"query": SUBSCRIPTION, "variables": {"d": delivery}}
-            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-            while True:  # the state: this subscriber is registered
-                message = json.loads(await ws.recv())
-                if message["type"] == "next":
-                    break
-        got_state += 1
-        if got_state == count:
-            ready.set()
-        for number in range(rounds):
-            while True:
-                raw = await ws.recv()
-                if "DeliveryProgressEvent" in raw:
-                    received[number].append(time.monotonic())
-                    break
-                message = json.loads(raw)
-                if message["type"] == "ping":
-                    await ws.send('{"type":"pong"}')
-            if len(received[number]) == count:
-                round_done[number].set()
-        await ws.close()
 
-    tasks = [asyncio.create_task(subscriber()) for _ in range(count)]
-    await ready.wait()
+    await asyncio.gather(*(connect() for _ in range(count)))
+    await state.ready.wait()
     print("READY", flush=True)
     for number in range(rounds):
-        await round_done[number].wait()
-        print(json.dumps(received[number]), flush=True)
-    await asyncio.gather(*tasks)
+        await state.done[number].wait()
+        print(json.dumps(state.times[number]), flush=True)
 
 
 # --- the server, optionally under a profiler ----------------------------------------------------
 
 
 def serve_profiled(port: int) -> None:
-    """uvicorn in this process under pyinstrument; stops when stdin closes."""
+    """uvicorn in this process; pyinstrument records between a "start" and a "stop"
+    line on stdin (the fan-out rounds only), and the server stops when stdin closes."""
     import uvicorn
+    import uvloop
     from pyinstrument import Profiler
+    from pyinstrument.renderers import ConsoleRenderer
 
     from app import create_app
 
@@ -150,22 +242,31 @@ def serve_profiled(port: int) -> None:
             access_log=False,
             loop="uvloop",
             http="httptools",
+            ws_per_message_deflate=False,  # as `ketenpoort serve`
         )
     )
+    profiler = Profiler(async_mode="disabled", interval=0.0005)
+
+    def command() -> None:
+        line = sys.stdin.readline().strip()
+        if line == "start":
+            profiler.start()
+        elif line == "stop":
+            profiler.stop()
+            tree = profiler.output_text(unicode=True, color=False, show_all=False)
+            flat = profiler.output(
+                ConsoleRenderer(flat=True, flat_time="total", show_all=True, unicode=True)
+            )
+            PROFILE.write_text(tree + "\n\nTotal time per function:\n" + flat)
+        elif not line:
+            server.should_exit = True
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_reader(sys.stdin.fileno(), lambda: setattr(server, "should_exit", True))
+        asyncio.get_running_loop().add_reader(sys.stdin.fileno(), command)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         await server.serve()
 
-    profiler = Profiler(async_mode="disabled", interval=0.0005)
-    profiler.start()
-    import uvloop
-
     uvloop.run(main())
-    profiler.stop()
-    PROFILE.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
 
 
 @contextmanager
@@ -201,6 +302,13 @@ def profiled_gateway(database_url: str, env: dict[str, str]) -> Iterator[Any]:
         assert process.stdin is not None
         process.stdin.close()
         process.wait(timeout=120)
+
+
+def profiler_command(base: Any, command: str) -> None:
+    process = getattr(base, "process", None)
+    if process is not None and process.stdin is not None:
+        process.stdin.write(f"{command}\n".encode())
+        process.stdin.flush()
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -292,6 +400,8 @@ async def measure(
     connected = memory(pid)
     from_response: list[float] = []
     from_request: list[float] = []
+    profiler_command(base, "start")
+    os.kill(pid, signal.SIGUSR2)  # bench/gcwatch: count the collections of the rounds
     for number in range(rounds):
         variables = {
             "input": {
@@ -310,6 +420,10 @@ async def measure(
         from_response += [t - answered for t in times]
         from_request += [t - sent for t in times]
         await asyncio.sleep(0.5)
+    profiler_command(base, "stop")
+    os.kill(pid, signal.SIGUSR1)
+    await asyncio.sleep(0.5)
+    collections = json.loads(GCWATCH.read_text())
     after = memory(pid)
     for process in processes:
         await process.wait()
@@ -325,6 +439,11 @@ async def measure(
         "connected_kib": connected["VmRSS"],
         "after_kib": after["VmRSS"],
         "peak_kib": after["VmHWM"],
+        "full_collections": collections["2"]["runs"],
+        "full_collection_ms": collections["2"]["longest"] * 1000,
+        "young_collection_ms": collections["0"]["seconds"] * 1000
+        + collections["1"]["seconds"] * 1000,
+        "tracked_objects": collections["tracked_objects"],
         "samples": len(from_response),
     }
 
@@ -338,7 +457,7 @@ async def main(sizes: list[int], rounds: int, clients: int, profile: bool) -> st
         await prepare(url)
         for size in sizes:
             starter = profiled_gateway if profile else gateway
-            with starter(url, env={}) as base:  # a fresh process per size
+            with starter(url, env=GCWATCH_ENV) as base:  # a fresh process per size
                 results.append(await measure(base, base.process.pid, size, rounds, clients))
             print(results[-1], flush=True)
     return report(results, rounds, clients, profile)
@@ -350,52 +469,35 @@ def report(results: list[dict[str, Any]], rounds: int, clients: int, profile: bo
         f"| {r['subscribers']:,} | {r['p50']:.0f} ms | **{r['p99']:.0f} ms** | {r['max']:.0f} ms "
         f"| {r['p50_request']:.0f} / {r['p99_request']:.0f} ms "
         f"| {r['idle_kib'] / 1024:.0f} MB | **{r['connected_kib'] / 1024:.0f} MB** "
-        f"| {r['after_kib'] / 1024:.0f} MB "
+        f"| {r['after_kib'] / 1024:.0f} MB | {r['peak_kib'] / 1024:.0f} MB "
         f"| {(r['connected_kib'] - r['idle_kib']) / r['subscribers']:.0f} KiB "
+        f"| {r['full_collections']} ({r['full_collection_ms']:.0f} ms) "
+        f"| {r['young_collection_ms']:.0f} ms | {r['tracked_objects']:,} "
         f"| {r['connect_seconds']:.0f} s |"
         for r in results
     )
     return f"""## Fan-out to live subscribers (issue #5, item 6)
 
 Command: `.venv/bin/python -m bench.fanout --subscribers {sizes} --rounds {rounds} \
---clients {clients}{" --profile" if profile else ""}` (PostgreSQL, one uvicorn process, a throwaway
-database; the subscribers are graphql-transport-ws clients in {clients} separate processes on the
-same machine, so they share its cores with the server).
+--clients {clients}{" --profile" if profile else ""}` (PostgreSQL, one uvicorn process started as
+`ketenpoort serve` starts it, a throwaway database; the subscribers are minimal
+graphql-transport-ws clients in {clients} separate processes on the same machine, so they share
+its two cores with the server).
 
 Every subscriber follows one delivery (`deliveryProgress(deliveryId, initialState: true)`); one
 mutation then writes one event, which each of them receives; {rounds} rounds, so
 {rounds} × N samples. Latency: receive time minus the time the mutation's response arrived (the
 commit precedes it, so this is a lower bound); "from request" counts from sending the mutation
-(an upper bound). Memory: the server process's VmRSS before the subscribers connect, with all
-of them connected, and after the events.
+(an upper bound: it includes the mutation itself, whose response waits behind the fan-out that
+its own commit started). Memory: the server process's VmRSS before the subscribers connect,
+with all of them connected, after the events, and its peak (VmHWM). Garbage collection: full
+collections during the rounds (and the longest pause), the time spent in young collections,
+and the objects the collector tracks (bench/gcwatch).
 
-| subscribers | p50 | p99 | max | from request p50 / p99 | RSS idle | RSS connected | RSS after \
-| per subscriber | connecting took |
-|---|---|---|---|---|---|---|---|---|---|
+| subscribers | p50 | p99 | max | from request p50 / p99 | RSS idle | RSS connected \
+| RSS after | RSS peak | per subscriber | full GC (longest) | young GC | tracked objects \
+| connecting took |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 Goal: 5,000 subscribers, p99 under 250 ms, under 300 MB."""
-
-
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--client":
-        _, _, url, bearer, delivery, count, rounds = sys.argv
-        raise_file_limit()
-        asyncio.run(client(url, bearer, delivery, int(count), int(rounds)))
-        raise SystemExit(0)
-    if len(sys.argv) > 1 and sys.argv[1] == "--serve-profiled":
-        serve_profiled(int(sys.argv[2]))
-        raise SystemExit(0)
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--subscribers", type=int, nargs="+", default=[1000, 5000])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
-    parser.add_argument("--profile", action="store_true", help=f"write {PROFILE.name}")
-    parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
-    arguments = parser.parse_args()
-    section = asyncio.run(
-        main(arguments.subscribers, arguments.rounds, arguments.clients, arguments.profile)
-    )
-    print(section)
-    if not arguments.no_write:
-        write_section("fanout", section)

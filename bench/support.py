@@ -110,10 +110,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class GatewayURL(str):
+    """The gateway's base URL, with the uvicorn process behind it (for its memory)."""
+
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
 def gateway(
     database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
-) -> Iterator[str]:
+) -> Iterator[GatewayURL]:
     """uvicorn serving the gateway on `database_url`; yields its base URL."""
     port = free_port()
     process = subprocess.Popen(
@@ -136,6 +142,8 @@ def gateway(
             "uvloop",
             "--http",
             "httptools",
+            "--ws-per-message-deflate",
+            "false",  # as `ketenpoort serve`
         ],
         cwd=ROOT,
         env={
@@ -145,7 +153,8 @@ def gateway(
             **(env or {}),
         },
     )
-    url = f"http://127.0.0.1:{port}"
+    url = GatewayURL(f"http://127.0.0.1:{port}")
+    url.process = process
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -119,6 +119,10 @@ def serve(
         workers=workers,
         log_level="info",
         lifespan="on",
+        # Live messages are small JSON; compressing them would cost every
+        # subscription a compressor (tens of KiB) and every message a deflate,
+        # per subscriber: at thousands of subscribers, more than the fan-out itself.
+        ws_per_message_deflate=False,
     )
 
 

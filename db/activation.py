@@ -82,7 +82,7 @@ from db.models import (
     SubjectEnrolment,
     TeachingGroup,
 )
-from db.outbox import Actor, EventRow, audit, record_events
+from db.outbox import Actor, EventRow, audit, events_written, record_events
 from db.outbox import _tx_id as outbox_tx_position
 from domain.activation import (
     ActivationFacts,
@@ -826,7 +826,10 @@ async def _register(
                 },
             )
         ).first()
-        return (row[0], row[1]) if row is not None else None
+        if row is None:
+            return None
+        await events_written(session)  # wake the live broker (issue #5)
+        return (row[0], row[1])
 
     if code_entitlee_id is not None:
         # The code and the seat go together or not at all.

@@ -56,8 +56,24 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock at BEGIN, so two transactions that read
-        # then write cannot deadlock on the lock upgrade.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # then write cannot deadlock on the lock upgrade. Work that only reads
+        # (`read_only`) begins DEFERRED: in WAL mode it reads a snapshot without
+        # queueing for the write lock behind every other transaction.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: Execution option: this transaction only reads (SQLite then begins DEFERRED).
+READ_ONLY = "ketenpoort_read_only"
+
+
+async def read_only(session: AsyncSession) -> None:
+    """Mark a session that has not begun yet as read-only (call before its first
+    statement): on SQLite it then reads a WAL snapshot instead of taking the write
+    lock. Live subscriptions read this way, thousands of times a minute."""
+    await session.connection(execution_options={READ_ONLY: True})
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -11,8 +11,11 @@ same order, and nothing can later appear behind a position a reader has passed:
   so a transaction that commits late can never land behind the reader. The price:
   a write transaction that stays open holds back the events of every transaction
   that wrote after it started, until it ends (keep transactions short; set
-  `idle_in_transaction_session_timeout`). The reader's own transaction is
-  read-only and has no id, so it never holds itself back.
+  `idle_in_transaction_session_timeout`). Transaction ids and snapshots span the
+  whole PostgreSQL server, so this holds for write transactions in its other
+  databases too: give the gateway a server of its own, or one whose other users
+  keep their transactions short. The reader's own transaction is read-only and has
+  no id, so it never holds itself back.
 * SQLite: writers are serialised (BEGIN IMMEDIATE, db/engine.py), so the row id is
   commit order and `tx_id` is 0.
 
@@ -36,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from db.access import RECIPIENT_ROLE, Scope, entitlement_scope
+from db.engine import read_only
 from db.entitlements import entitlement_list_statement
 from db.models import (
     DataExchange,
@@ -366,12 +370,14 @@ class Snapshot:
 async def snapshot(session: AsyncSession, statement: Select[Any], limit: int) -> Snapshot:
     """Read `statement` (entitlements) and the stream position in ONE snapshot.
     The session must not have begun: on PostgreSQL this runs REPEATABLE READ, so
-    every statement sees the same snapshot; on SQLite the transaction holds the
-    write lock, which is a snapshot too."""
+    every statement sees the same snapshot; SQLite's WAL gives a read transaction
+    one snapshot from its first statement."""
     if _is_postgres(session):
         await session.connection(
             execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
         )
+    else:
+        await read_only(session)
     rows = list(await session.scalars(statement.order_by(Entitlement.id).limit(limit + 1)))
     at = await stable_head(session)
     reflected: frozenset[int] = frozenset()

@@ -9,10 +9,11 @@ need no activation between them. The consent part is `domain.consent.decide`, th
 same decision the HTTP reads make.
 
 `db/access.entitlement_scope` states the same rule in SQL for lists; a test holds
-the two equal (tests/api/test_live_visibility.py). The live broker decides with
+the two equal (tests/api/test_live_access.py). The live broker decides with
 `may_see` for every event it delivers, over facts it loads once per batch of
 events, so a revocation takes effect at the next event, also for open
-subscriptions.
+subscriptions. The decision is made when an event is delivered, with the consent
+of that moment, like a read at that moment.
 """
 
 from __future__ import annotations

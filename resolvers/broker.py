@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from db import events
+from db.engine import read_only
 from db.events import START, Position, Topic
 from db.models import Entitlement, Event, Licence
 from domain.visibility import Viewer
@@ -66,6 +67,9 @@ class Item:
     licence: Licence | None = None
     #: The schema object built from it, once for all subscribers.
     node: Any = None
+    #: Its `next` messages as handed-off subscriptions render them, by operation
+    #: and caller (resolvers/websocket.Handoff.render).
+    rendered: dict[Any, Any] = field(default_factory=dict)
 
 
 class Subscriber:
@@ -212,6 +216,7 @@ class Broker:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         async with self.sessionmaker() as session:
+            await read_only(session)
             self.high_water = await events.stable_head(session)
         self._unhook = events.on_events_committed(self._on_local_commit)
         self._tasks.append(asyncio.create_task(self._run(), name="live-broker-reader"))
@@ -382,6 +387,7 @@ class Broker:
         still held back by an open transaction."""
         while True:
             async with self.sessionmaker() as session:
+                await read_only(session)
                 rows = await events.read(session, self.high_water, self.batch_size)
                 facts = await events.load_facts(session, rows, today()) if rows else None
                 full = len(rows) == self.batch_size
@@ -407,6 +413,7 @@ class Broker:
         one short session per page."""
         while after < upto:
             async with self.sessionmaker() as session:
+                await read_only(session)
                 rows = await events.read(session, after, self.batch_size, upto=upto, topic=topic)
                 facts = await events.load_facts(session, rows, today()) if rows else None
             if not rows:

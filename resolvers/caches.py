@@ -42,8 +42,9 @@ class AuditBuffer:
     """Collects read-audit rows from requests and writes them in one statement
     every `interval` seconds (or when `limit` rows are waiting)."""
 
-    def __init__(self, sessionmaker: Callable[[], AsyncSession], interval: float,
-                 limit: int = 5000) -> None:
+    def __init__(
+        self, sessionmaker: Callable[[], AsyncSession], interval: float, limit: int = 5000
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.interval = interval
         self.limit = limit

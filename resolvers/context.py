@@ -101,8 +101,9 @@ class Context:
     ) -> None:
         """Remember that the caller read a school's data; written to the audit log
         when the request ends (`finish`), one row per school and object."""
-        self.reads.add((school_id, action, object_type, None if object_id is None
-                        else str(object_id)))
+        self.reads.add(
+            (school_id, action, object_type, None if object_id is None else str(object_id))
+        )
 
     async def finish(self) -> None:
         """End of request: write the read audit rows (own short transaction, so a

@@ -3,15 +3,25 @@
 Each subscription checks its arguments first (a refusal is a GraphQL error before
 anything streams), then registers with the process's broker and streams:
 
-* resume (`after`): the live queue is registered FIRST, at the broker's
-  high-water position H. Events in (after, H] are replayed from the table; every
-  event after H reaches the queue; queued events at or below the last position
-  already sent are skipped. Nothing is lost or sent twice across the switch,
-  because no event can appear behind a position the broker has passed.
+* resume (`after`): first the table is replayed from `after` up to the broker's
+  high-water position, pass after pass, without a live queue (a long replay cannot
+  overflow a queue it does not have). Then the live queue is registered, at the
+  high-water position H of that moment; the events up to H are replayed from the
+  table, every event after H reaches the queue, and queued events at or below the
+  last position already sent are skipped. Nothing is lost or sent twice across the
+  switch, because no event can appear behind a position the broker has passed.
 * initial state: the current entitlements of the topic, read in one snapshot
   together with the position they reflect, then the live events after it (those
   the snapshot already reflects are skipped).
-* otherwise: live events from now.
+* otherwise: live events from the broker's position now (a change committed a
+  moment before may still come; `initialState` makes "now" exact).
+
+Over graphql-transport-ws, once the replay or the initial state has been sent, the
+live stream leaves strawberry's per-operation pipeline (`_handed_off`,
+resolvers/websocket.Handoff): each event is executed and encoded once per
+operation, variables and caller, and that text goes to every subscription sharing
+them. The legacy graphql-ws protocol and in-process subscriptions stay in the
+pipeline (their events are still executed once per shape: schema.live).
 
 A subscriber that falls `live_queue_size` events behind is dropped and its
 websocket closed with 4008 and the cursor to resume after; a token that expires
@@ -21,8 +31,9 @@ ends the connection with 4401 at the next event.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +49,22 @@ from resolvers.auth import principal
 from resolvers.broker import SHUTDOWN, TOO_SLOW, Broker, Item, Subscriber, SubscriptionEnded
 from resolvers.clock import today
 from resolvers.queries import school_ids
-from resolvers.websocket import CLOSE_TOKEN_EXPIRED, CLOSE_TOO_SLOW, close_websocket
+from resolvers.websocket import (
+    CLOSE_TOKEN_EXPIRED,
+    CLOSE_TOO_SLOW,
+    HANDOFF,
+    Handoff,
+    close_websocket,
+)
 from schema.errors import BadInput, ConsentRequired, GatewayError
 
 if TYPE_CHECKING:
     from strawberry.types import Info
 
     from schema.lookups import OrganisationIdentifierInput
+
+
+log = logging.getLogger("ketenpoort.live")
 
 
 class LiveUnavailable(GatewayError):
@@ -216,10 +236,14 @@ async def _items(
             while state:  # popped, so the rows do not stay referenced by this frame
                 yield _deliver(context, broker, None, state.pop(0))
             subscriber.last = last
-        while True:
-            item = await subscriber.get()
-            if item.at <= last or (item.event is not None and item.event.id in reflected):
-                continue
+        handoff = HANDOFF.get()
+        if handoff is not None and handoff.task is None:
+            # graphql-transport-ws: what was yielded has been sent; the live stream
+            # goes on in a task of its own, outside strawberry's pipeline.
+            handoff.start(_handed_off(context, broker, handoff, subscriber, last, reflected))
+            subscriber = None
+            return
+        async for item in _live(subscriber, last, reflected):
             yield _deliver(context, broker, subscriber.last, item)
             subscriber.last = item.at
     except SubscriptionEnded as ended:
@@ -230,6 +254,51 @@ async def _items(
     finally:
         if subscriber is not None:
             broker.unsubscribe(subscriber)
+
+
+async def _live(
+    subscriber: Subscriber, last: Position, reflected: frozenset[int]
+) -> AsyncIterator[Item]:
+    """The live queue's items after `last`, less those the initial state reflects."""
+    while True:
+        item = await subscriber.get()
+        if item.at <= last or (item.event is not None and item.event.id in reflected):
+            continue
+        yield item
+
+
+async def _handed_off(
+    context: Any,
+    broker: Broker,
+    handoff: Handoff,
+    subscriber: Subscriber,
+    last: Position,
+    reflected: frozenset[int],
+) -> None:
+    """A graphql-transport-ws subscription's live stream after the handoff: the same
+    items and checks as `_items`, each sent as the message rendered once for every
+    subscription that shares its operation and caller."""
+    try:
+        async for item in _live(subscriber, last, reflected):
+            node = _node(context, broker, subscriber.last, item)
+            await handoff.send(await handoff.render(node, item.rendered, subscriber.viewer.key))
+            subscriber.last = item.at
+    except SubscriptionEnded as ended:
+        if ended.reason == SHUTDOWN:
+            await handoff.end()
+    except Exception:
+        log.exception("live subscription %s failed", handoff.operation.id)
+        await handoff.end(
+            [
+                {
+                    "message": "internal error in the live stream; resubscribe",
+                    "extensions": {"code": "INTERNAL", "resume": _resume(subscriber.last)},
+                }
+            ]
+        )
+    finally:
+        broker.unsubscribe(subscriber)
+        handoff.finished()
 
 
 async def _initial_state(
@@ -255,6 +324,14 @@ async def _initial_state(
 
 
 def _deliver(context: Any, broker: Broker, sent: Position | None, item: Item) -> Any:
+    """`_node`, with the loaders started fresh, so that nested fields are read as
+    they are now (strawberry executes the node for this subscriber)."""
+    node = _node(context, broker, sent, item)
+    context.fresh_loaders()
+    return node
+
+
+def _node(context: Any, broker: Broker, sent: Position | None, item: Item) -> Any:
     """The schema object for an item (built once for every subscriber), unless the
     token has expired meanwhile: then the connection is closed."""
     expires = getattr(context, "token_expires_at", None)
@@ -266,7 +343,6 @@ def _deliver(context: Any, broker: Broker, sent: Position | None, item: Item) ->
         from schema.live import build
 
         item.node = build(item)
-    context.fresh_loaders()
     return item.node
 
 

@@ -22,9 +22,13 @@ Close codes the gateway uses besides the protocols' own: 4008 subscriber too slo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import json
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,14 +39,23 @@ from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.graphql import OperationType
 
+from db.engine import read_only
+from resolvers.broker import SubscriptionEnded
 from resolvers.context import Context, Database
 from resolvers.tokens import TokenError, TokenVerifier
 
 T = TypeVar("T")
 
+#: Scope key under which app.KeepWebSocketSend files the server's own `send`.
+RAW_SEND = "ketenpoort.websocket_send"
+
+CONNECTION_CLOSED = "connection closed"
 CLOSE_TOO_SLOW = 4008
 CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_FORBIDDEN = 4403  # graphql-transport-ws: connection_init refused
@@ -53,6 +66,7 @@ class ShortSessions(Database):
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self._sessionmaker() as session:
+            await read_only(session)
             return await work(session)
 
     @asynccontextmanager
@@ -156,6 +170,12 @@ class LiveWebSocketAdapter(ASGIWebSocketAdapter):
         with contextlib.suppress(WebSocketDisconnect):
             await super().send_json(message)
 
+    async def send_text(self, text: str) -> None:
+        if self.ws.application_state == WebSocketState.DISCONNECTED:
+            return
+        with contextlib.suppress(WebSocketDisconnect):
+            await self.ws.send_text(text)
+
     async def close(self, code: int, reason: str) -> None:
         override = getattr(self.ws.state, "close_reason", None)
         if code == CLOSE_FORBIDDEN and override:
@@ -163,10 +183,166 @@ class LiveWebSocketAdapter(ASGIWebSocketAdapter):
         await close_websocket(self.ws, code, reason)
 
 
+class EncodedPayloads:
+    """Result payloads already encoded as JSON, by the identity of their data: a
+    live event's result is shared by every subscriber with the same operation
+    (schema.live.LiveExecutionContext), so it is encoded once, not per subscriber.
+    A few recent ones are kept; each entry holds its data, so the id stays valid."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._entries: OrderedDict[int, tuple[object, str]] = OrderedDict()
+
+    def encode(self, data: object, encode: Callable[[object], str]) -> str:
+        key = id(data)
+        found = self._entries.get(key)
+        if found is not None and found[0] is data:
+            return found[1]
+        text = encode({"data": data})
+        self._entries[key] = (data, text)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return text
+
+
+PAYLOADS = EncodedPayloads()
+
+
+async def send_result(adapter: LiveWebSocketAdapter, message: Mapping[str, Any], kind: str) -> bool:
+    """Send a data-only result message with its payload encoded once for all
+    subscribers; False when the message is of another shape (send it as usual)."""
+    payload = message.get("payload")
+    if message.get("type") != kind or not isinstance(payload, dict) or payload.keys() != {"data"}:
+        return False
+    body = PAYLOADS.encode(payload["data"], adapter.view.encode_json)
+    head = adapter.view.encode_json({"id": message["id"], "type": kind})
+    await adapter.send_text(head[:-1] + ',"payload":' + body + "}")
+    return True
+
+
+class Handoff:
+    """One graphql-transport-ws subscription, taken out of strawberry's per-operation
+    pipeline once its replay or initial state has been sent (resolvers/live.py).
+
+    Strawberry runs every subscription as a chain of async generators, extension
+    hooks and an execution per event, per subscriber: at thousands of subscribers
+    one event costs seconds. A handed-off subscription is one small task that waits
+    on its broker queue; each event is executed and encoded once per (operation,
+    variables, caller) and the same text is sent to every subscriber sharing them,
+    with only the operation id in front. The operation stays registered with the
+    handler, so `complete`, a duplicate id and the subscription limit behave as
+    before, and closing the connection cancels the task."""
+
+    __slots__ = ("_send", "handler", "head", "operation", "task", "variables_key")
+
+    def __init__(self, handler: TransportWSHandler, operation: Operation[Any, Any]) -> None:
+        self.handler = handler
+        self.operation = operation
+        self.task: asyncio.Task[None] | None = None
+        self.variables_key = json.dumps(operation.variables, sort_keys=True, default=str)
+        head = handler.view.encode_json({"id": operation.id, "type": "next"})
+        self.head = head[:-1] + ',"payload":'
+        websocket = handler.websocket.ws  # type: ignore[attr-defined]
+        self._send = websocket.scope.get(RAW_SEND) or websocket.send
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Go on in `work`, a task of its own; the strawberry operation then ends
+        without `complete` (TransportWSHandler._send_result_stream)."""
+        self.task = asyncio.create_task(work)
+        self.handler.handed_off[self.operation.id] = self
+
+    def finished(self) -> None:
+        if self.handler.handed_off.get(self.operation.id) is self:
+            del self.handler.handed_off[self.operation.id]
+
+    async def render(self, node: Any, shared: dict[Any, Any], caller: Any) -> str:
+        """The `next` message for `node`: executed and encoded once for every
+        subscription with the same operation, variables and caller (the caller
+        counts because nested fields are read with its consent); `shared` is
+        where the node keeps what has been rendered of it."""
+        key = (self.operation.query, self.operation.operation_name, self.variables_key, caller)
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = asyncio.ensure_future(self._execute(node))
+        body = found.result() if found.done() else await asyncio.shield(found)
+        return self.head + body + "}"
+
+    async def _execute(self, node: Any) -> str:
+        handler, operation = self.handler, self.operation
+        context = handler.context
+        context.fresh_loaders()
+        result = await handler.schema.execute(
+            operation.query,
+            variable_values=operation.variables,
+            context_value=context,
+            root_value=node,
+            operation_name=operation.operation_name,
+            allowed_operation_types=(OperationType.SUBSCRIPTION,),
+        )
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            payload["errors"] = [error.formatted for error in result.errors]
+        if result.extensions:
+            payload["extensions"] = result.extensions
+        return handler.view.encode_json(payload)
+
+    async def send(self, text: str) -> None:
+        """Straight to the server (uvicorn waits while the peer's socket is full,
+        which is what fills a slow subscriber's queue)."""
+        try:
+            await self._send({"type": "websocket.send", "text": text})
+        except (OSError, RuntimeError) as gone:  # the peer left, or the socket is closing
+            raise SubscriptionEnded(CONNECTION_CLOSED) from gone
+
+    async def end(self, errors: list[dict[str, Any]] | None = None) -> None:
+        """End the operation with `complete`, or `error` and what went wrong."""
+        if self.operation.id not in self.handler.operations:
+            return  # the client completed it, or the connection is closing
+        message: dict[str, Any] = {"id": self.operation.id, "type": "complete"}
+        if errors is not None:
+            message = {"id": self.operation.id, "type": "error", "payload": errors}
+        await self.operation.send_operation_message(message)  # type: ignore[arg-type]
+
+
+#: The handoff of the graphql-transport-ws operation being run (set in its task).
+HANDOFF: ContextVar[Handoff | None] = ContextVar("ketenpoort_handoff", default=None)
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler):  # type: ignore[type-arg]
     """graphql-transport-ws, lean per connection (thousands are open at once): the
     finished connection_init timer and the init payload (the token) are let go
-    after the acknowledgement."""
+    after the acknowledgement; live subscriptions are handed off (`Handoff`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed_off: dict[str, Handoff] = {}
+
+    async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        HANDOFF.set(Handoff(self, operation))  # this operation's own task context
+        await super().run_operation(operation)
+
+    async def _send_result_stream(self, operation: Operation[Any, Any], result_source: Any) -> None:
+        await super()._send_result_stream(operation, result_source)
+        handoff = HANDOFF.get()
+        if handoff is not None and handoff.task is not None:
+            raise _OperationStreamClosed  # it goes on in the handoff's task: no complete
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        handoff = self.handed_off.pop(operation_id, None)
+        if handoff is not None and handoff.task is not None:
+            handoff.task.cancel()
+        await super().cleanup_operation(operation_id)
+
+    async def shutdown(self) -> None:
+        tasks = [h.task for h in self.handed_off.values() if h.task is not None]
+        await super().shutdown()
+        for task in tasks:  # let them unsubscribe before the connection is gone
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def send_message(self, message: Any) -> None:
+        if not await send_result(self.websocket, message, "next"):  # type: ignore[arg-type]
+            await super().send_message(message)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)
@@ -180,3 +356,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):  # type: ignore[type-ar
 
 class WSHandler(BaseGraphQLWSHandler):  # type: ignore[type-arg]
     """Legacy graphql-ws; strawberry sends `ka` every keep-alive interval."""
+
+    async def send_message(self, message: Any) -> None:
+        if not await send_result(self.websocket, message, "data"):  # type: ignore[arg-type]
+            await super().send_message(message)

@@ -24,7 +24,7 @@ from schema.consent import ConsentMutation, ConsentQuery
 from schema.dashboard import DashboardQuery
 from schema.delivery import DeliveryMutation, DeliveryQuery
 from schema.errors import GatewayError
-from schema.live import LiveSubscription
+from schema.live import LiveExecutionContext, LiveSubscription
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.query import ReadQuery
 from schema.roster import RosterMutation
@@ -112,7 +112,11 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         ),
     ]
     return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        execution_context_class=LiveExecutionContext,
     )  # type: ignore[arg-type]
 
 

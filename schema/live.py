@@ -3,12 +3,14 @@ and the items they stream. See resolvers/live.py for resume and initial state.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
 from db.pagination import event_cursor
@@ -94,7 +96,7 @@ def build(item: Item) -> DeliveryProgressEvent | EntitlementSnapshot:
     if row is None:
         entitlement = Entitlement.from_row(item.entitlement)
         return EntitlementSnapshot(cursor=cursor, entitlement=entitlement)
-    return DeliveryProgressEvent(
+    event = DeliveryProgressEvent(
         cursor=cursor,
         kind=EventKind(row.kind),
         status=row.status,
@@ -107,6 +109,40 @@ def build(item: Item) -> DeliveryProgressEvent | EntitlementSnapshot:
         entitlement=Entitlement.from_row(item.entitlement),
         licence=Licence.from_row(item.licence) if item.licence else None,
     )
+    event._shared_results = {}  # type: ignore[attr-defined]  # see LiveExecutionContext
+    return event
+
+
+class LiveExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Executes a live event once per (operation, variables, caller) and hands that
+    result to every subscriber sharing them: a portal's thousand connections with
+    the same subscription cost one execution per event, not a thousand. Only for
+    the broker's event objects (`build`); everything else executes as usual. The
+    caller is part of the key because nested fields read with its consent."""
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        node = self.root_value
+        shared = getattr(node, "_shared_results", None)
+        caller = getattr(self.context_value, "_supplier", None)
+        location = self.operation.loc
+        if shared is None or caller is None or location is None:
+            return super().execute_operation(serially)
+        key = (
+            location.source.body,
+            self.operation.name.value if self.operation.name else None,
+            repr(sorted(self.variable_values.coerced.items())),
+            caller.supplier_id,
+            caller.roles,
+            caller.school_id,
+        )
+        found = shared.get(key)
+        if found is not None:
+            return found
+        result = super().execute_operation(serially)
+        if self.is_awaitable(result):
+            result = asyncio.ensure_future(result)  # awaited by every sharer
+        shared[key] = result
+        return result
 
 
 def _id(value: int | None) -> strawberry.ID | None:
@@ -199,4 +235,4 @@ class LiveSubscription:
         return await live.licence_activations(info, school, after)  # type: ignore[no-any-return]
 
 
-__all__ = ["DeliveryProgress", "LiveSubscription", "build"]
+__all__ = ["DeliveryProgress", "LiveExecutionContext", "LiveSubscription", "build"]

@@ -523,3 +523,102 @@ async def test_portal_link_ready_stream_across_processes_and_a_reconnect(
     assert [m["entitlementId"] for m in [seen, *missed, live]] == [first, first, second, second]
     received = [seen, *missed, live]
     assert positions(received) == sorted(set(positions(received)))
+
+
+# --- live subscriptions after the handoff (resolvers/websocket.Handoff) ---------------------
+
+SHAPE_A = """subscription ($d: ID!) { deliveryProgress(deliveryId: $d, initialState: true) {
+    __typename ... on DeliveryProgressEvent { cursor kind } } }"""
+SHAPE_B = """subscription ($d: ID!) { deliveryProgress(deliveryId: $d, initialState: true) {
+    __typename ... on DeliveryProgressEvent { status entitlementId } } }"""
+
+
+async def _next_of(ws: Any, wanted: set[str]) -> dict[str, Any]:
+    """The next `next` message of one of the operations `wanted` (skipping the state)."""
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+        assert message["type"] in {"next", "pong"}, message
+        if message["type"] != "next" or message["id"] not in wanted:
+            continue
+        (item,) = message["payload"]["data"].values()
+        if item["__typename"] == "DeliveryProgressEvent":
+            return message
+
+
+async def _subscribe_raw(ws: Any, id_: str, query: str, variables: dict[str, Any]) -> None:
+    payload = {"query": query, "variables": variables}
+    await ws.send(json.dumps({"id": id_, "type": "subscribe", "payload": payload}))
+    first = json.loads(await asyncio.wait_for(ws.recv(), WAIT))  # the state: registered
+    assert first["type"] == "next", first
+    assert first["id"] == id_, first
+
+
+async def test_one_event_reaches_each_subscription_in_its_own_shape_and_id(
+    live_gateway: Gateway,
+) -> None:
+    """The event is rendered once per (operation, variables, caller) and shared: two
+    operations on one connection, and the same operation on a second connection,
+    each get exactly what they asked for under their own id."""
+    chain = Chain(live_gateway)
+    delivery, (entitlement,) = await chain.submit()
+    one = await _init(ws_url(live_gateway), TRANSPORT_WS, {"Authorization": bearer(SHOP)})
+    two = await _init(ws_url(live_gateway), TRANSPORT_WS, {"Authorization": bearer(SHOP)})
+    for ws in (one, two):
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+    await _subscribe_raw(one, "a", SHAPE_A, {"d": delivery})
+    await _subscribe_raw(one, "b", SHAPE_B, {"d": delivery})
+    await _subscribe_raw(two, "a", SHAPE_A, {"d": delivery})
+    await chain.lower(entitlement, 499)
+    first = await _next_of(one, {"a", "b"})
+    second = await _next_of(one, {"a", "b"} - {first["id"]})
+    by_id = {m["id"]: m for m in (first, second)}
+    a = by_id["a"]["payload"]["data"]["deliveryProgress"]
+    b = by_id["b"]["payload"]["data"]["deliveryProgress"]
+    assert set(a) == {"__typename", "cursor", "kind"}
+    assert a["kind"] == "ENTITLEMENT_QUANTITY_LOWERED"
+    assert set(b) == {"__typename", "status", "entitlementId"}
+    assert b["entitlementId"] == entitlement
+    other = await _next_of(two, {"a"})
+    assert other["payload"] == by_id["a"]["payload"]
+    await one.close()
+    await two.close()
+
+
+async def test_complete_ends_a_live_subscription_and_frees_its_id(live_gateway: Gateway) -> None:
+    chain = Chain(live_gateway)
+    delivery, (entitlement,) = await chain.submit()
+    ws = await _init(ws_url(live_gateway), TRANSPORT_WS, {"Authorization": bearer(SHOP)})
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    await _subscribe_raw(ws, "1", SHAPE_A, {"d": delivery})
+    await ws.send(json.dumps({"id": "1", "type": "complete"}))
+    # The id is free again at once (a duplicate would be closed with 4409) ...
+    await _subscribe_raw(ws, "1", SHAPE_B, {"d": delivery})
+    await chain.lower(entitlement, 498)
+    # ... and only the new subscription receives the event.
+    message = await _next_of(ws, {"1"})
+    assert set(message["payload"]["data"]["deliveryProgress"]) == {
+        "__typename",
+        "status",
+        "entitlementId",
+    }
+    await ws.send(json.dumps({"type": "ping"}))
+    assert json.loads(await asyncio.wait_for(ws.recv(), WAIT))["type"] == "pong"  # nothing else
+    await ws.close()
+
+
+async def test_a_token_that_expires_during_a_live_subscription_closes_it_with_4401(
+    live_gateway: Gateway,
+) -> None:
+    chain = Chain(live_gateway)
+    delivery, (entitlement,) = await chain.submit()
+    short = token_for(*SHOP, lifetime=timedelta(seconds=3))
+    ws = await _init(ws_url(live_gateway), TRANSPORT_WS, {"Authorization": f"Bearer {short}"})
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    await _subscribe_raw(ws, "1", SHAPE_A, {"d": delivery})
+    await asyncio.sleep(4)
+    await chain.lower(entitlement, 497)
+    messages: list[Any] = []
+    code, reason = await until_closed(ws, messages)
+    assert code == 4401
+    assert "token expired" in reason
+    assert not [m for m in messages if m["type"] == "next"]  # the event was not sent
