@@ -82,6 +82,13 @@ def memory(pid: int) -> dict[str, int]:
     return found
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 # --- the client processes ----------------------------------------------------------------------
 
 
@@ -229,6 +236,9 @@ async def client(url: str, bearer: str, delivery: str, count: int, rounds: int) 
         await state.done[number].wait()
         times = state.times[number]
         print(json.dumps({"times": times, "occurred": state.occurred[number]}), flush=True)
+    # Stay connected until the run has read the server's figures (stdin closes then):
+    # the disconnects are not part of the measurement.
+    await loop.run_in_executor(None, sys.stdin.read)
 
 
 # --- the server, optionally under a profiler ----------------------------------------------------
@@ -394,6 +404,7 @@ async def measure(
             delivery,
             str(share),
             str(rounds),
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
         )
@@ -414,6 +425,7 @@ async def measure(
     from_event: list[float] = []
     profiler_command(base, "start")
     os.kill(pid, signal.SIGUSR2)  # bench/gcwatch: count the collections of the rounds
+    cpu_before = cpu_seconds(pid)
     for number in range(rounds):
         variables = {
             "input": {
@@ -435,12 +447,16 @@ async def measure(
         from_event += [t - occurred for t in times]
         from_request += [t - sent for t in times]
         await asyncio.sleep(0.5)
+    user, system = (b - a for a, b in zip(cpu_before, cpu_seconds(pid), strict=True))
+    cpu = user + system
     profiler_command(base, "stop")
     os.kill(pid, signal.SIGUSR1)
     await asyncio.sleep(0.5)
     collections = json.loads(GCWATCH.read_text())
     after = memory(pid)
     for process in processes:
+        assert process.stdin is not None
+        process.stdin.close()
         await process.wait()
     return {
         "subscribers": subscribers,
@@ -456,6 +472,8 @@ async def measure(
         "connected_kib": connected["VmRSS"],
         "after_kib": after["VmRSS"],
         "peak_kib": after["VmHWM"],
+        "cpu_us_per_delivery": cpu / (rounds * subscribers) * 1e6,
+        "system_share": system / cpu if cpu else 0.0,
         "full_collections": collections["2"]["runs"],
         "full_collection_ms": collections["2"]["longest"] * 1000,
         "young_collection_ms": collections["0"]["seconds"] * 1000
@@ -489,6 +507,7 @@ def report(results: list[dict[str, Any]], rounds: int, clients: int, profile: bo
         f"| {r['idle_kib'] / 1024:.0f} MB | **{r['connected_kib'] / 1024:.0f} MB** "
         f"| {r['after_kib'] / 1024:.0f} MB | {r['peak_kib'] / 1024:.0f} MB "
         f"| {(r['connected_kib'] - r['idle_kib']) / r['subscribers']:.0f} KiB "
+        f"| {r['cpu_us_per_delivery']:.0f} µs ({r['system_share']:.0%} in the kernel) "
         f"| {r['full_collections']} ({r['full_collection_ms']:.0f} ms) "
         f"| {r['young_collection_ms']:.0f} ms | {r['tracked_objects']:,} "
         f"| {r['connect_seconds']:.0f} s |"
@@ -510,14 +529,17 @@ arrived (the commit precedes it: a lower bound); receive time minus the event's 
 only the transaction itself); and from sending the mutation (a looser upper bound: it adds the
 HTTP request, authentication, and the response waiting behind the fan-out its own commit
 started). Memory: the server process's VmRSS before the subscribers connect,
-with all of them connected, after the events, and its peak (VmHWM). Garbage collection: full
+with all of them connected, after the events, and its peak (VmHWM). Server CPU per delivery: the
+gateway process's CPU time during the rounds (the mutation included) over the messages sent, the
+figure that does not depend on what else the machine runs. Garbage collection: full
 collections during the rounds (and the longest pause), the time spent in young collections,
 and the objects the collector tracks (bench/gcwatch).
 
 | subscribers | p50 | p99 | max | from occurredAt p50 / p99 | from request p50 / p99 \
-| RSS idle | RSS connected | RSS after | RSS peak | per subscriber | full GC (longest) \
+| RSS idle | RSS connected | RSS after | RSS peak | per subscriber | server CPU per delivery \
+| full GC (longest) \
 | young GC | tracked objects | connecting took |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
 Goal: 5,000 subscribers, p99 under 250 ms, under 300 MB."""

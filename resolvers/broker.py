@@ -123,6 +123,14 @@ class Subscriber:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def take(self) -> Item | None:
+        """The next item if one is waiting, without waiting."""
+        if self._items:
+            return self._items.popleft()
+        if self.closed is not None:
+            raise SubscriptionEnded(self.closed)
+        return None
+
     async def get(self) -> Item:
         while not self._items:
             self._items = None

@@ -278,10 +278,17 @@ async def _handed_off(
     """A graphql-transport-ws subscription's live stream after the handoff: the same
     items and checks as `_items`, each sent as the message rendered once for every
     subscription that shares its operation and caller."""
+    caller = subscriber.viewer.key
     try:
-        async for item in _live(subscriber, last, reflected):
+        while True:  # `_live`, inlined: this loop runs once per subscriber per event
+            item = subscriber.take() or await subscriber.get()
+            if item.at <= last or (item.event is not None and item.event.id in reflected):
+                continue
             node = _node(context, broker, subscriber.last, item)
-            await handoff.send(await handoff.render(node, item.rendered, subscriber.viewer.key))
+            text = handoff.rendered(item.rendered, caller)
+            if text is None:
+                text = await handoff.render(node, item.rendered, caller)
+            await handoff.send(text)
             subscriber.last = item.at
     except SubscriptionEnded as ended:
         if ended.reason == SHUTDOWN:

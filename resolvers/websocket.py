@@ -233,13 +233,15 @@ class Handoff:
     handler, so `complete`, a duplicate id and the subscription limit behave as
     before, and closing the connection cancels the task."""
 
-    __slots__ = ("_send", "handler", "head", "operation", "task", "variables_key")
+    __slots__ = ("_send", "handler", "head", "operation", "shape", "task")
 
     def __init__(self, handler: TransportWSHandler, operation: Operation[Any, Any]) -> None:
         self.handler = handler
         self.operation = operation
         self.task: asyncio.Task[None] | None = None
-        self.variables_key = json.dumps(operation.variables, sort_keys=True, default=str)
+        variables = json.dumps(operation.variables, sort_keys=True, default=str)
+        #: What the rendering depends on besides the caller.
+        self.shape = (operation.query, operation.operation_name, variables)
         head = handler.view.encode_json({"id": operation.id, "type": "next"})
         self.head = head[:-1] + ',"payload":'
         websocket = handler.websocket.ws  # type: ignore[attr-defined]
@@ -255,17 +257,48 @@ class Handoff:
         if self.handler.handed_off.get(self.operation.id) is self:
             del self.handler.handed_off[self.operation.id]
 
+    def rendered(self, shared: dict[Any, Any], caller: Any) -> str | None:
+        """The `next` message if another subscription has rendered it already."""
+        found = shared.get((self.shape, caller))
+        if found is None or not found.done():
+            return None
+        return self.head + found.result() + "}"  # type: ignore[no-any-return]
+
     async def render(self, node: Any, shared: dict[Any, Any], caller: Any) -> str:
         """The `next` message for `node`: executed and encoded once for every
         subscription with the same operation, variables and caller (the caller
         counts because nested fields are read with its consent); `shared` is
-        where the node keeps what has been rendered of it."""
-        key = (self.operation.query, self.operation.operation_name, self.variables_key, caller)
-        found = shared.get(key)
-        if found is None:
-            found = shared[key] = asyncio.ensure_future(self._execute(node))
-        body = found.result() if found.done() else await asyncio.shield(found)
-        return self.head + body + "}"
+        where the node keeps what has been rendered of it.
+
+        The first subscription to get here executes it in its own task: when the
+        fields need no database read that completes at once, before the others
+        (already woken by the same event) run, and they find it done (`rendered`)
+        instead of each waiting a second time."""
+        key = (self.shape, caller)
+        while True:
+            found: asyncio.Future[str] | None = shared.get(key)
+            if found is None:
+                found = shared[key] = asyncio.get_running_loop().create_future()
+                try:
+                    body = await self._execute(node)
+                except BaseException as error:
+                    if isinstance(error, asyncio.CancelledError):
+                        del shared[key]  # not rendered: the next one tries
+                        found.cancel()
+                    elif not found.done():
+                        found.set_exception(error)
+                    raise
+                if not found.done():
+                    found.set_result(body)
+                return self.head + body + "}"
+            if not found.done():
+                try:
+                    await asyncio.shield(found)
+                except asyncio.CancelledError:
+                    if not found.cancelled():
+                        raise  # this subscription was cancelled
+            if not found.cancelled():
+                return self.head + found.result() + "}"
 
     async def _execute(self, node: Any) -> str:
         handler, operation = self.handler, self.operation
