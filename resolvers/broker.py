@@ -81,6 +81,7 @@ class Subscriber:
         "_items",
         "_waiter",
         "closed",
+        "direct",
         "last",
         "limit",
         "on_drop",
@@ -100,11 +101,18 @@ class Subscriber:
         #: Position of the last item the subscription has sent on (where to resume).
         self.last: Position | None = registered_at
         self.on_drop: Callable[[Subscriber], None] | None = None
+        #: Delivers an item in the broker's own pass when it can be done at once
+        #: (True), so that an idle subscription is not woken for it.
+        self.direct: Callable[[Item], bool] | None = None
 
     def __len__(self) -> int:
         return len(self._items) if self._items else 0
 
     def offer(self, item: Item) -> bool:
+        if self.direct is not None and self._waiter is not None and not self._items:
+            # Its task waits on an empty queue: nothing can be overtaken.
+            if self.direct(item):
+                return True
         if self._items is None:
             self._items = deque()
         elif len(self._items) >= self.limit:

@@ -48,6 +48,7 @@ from domain.visibility import Viewer
 from resolvers.auth import principal
 from resolvers.broker import SHUTDOWN, TOO_SLOW, Broker, Item, Subscriber, SubscriptionEnded
 from resolvers.clock import today
+from resolvers.eager import Pending, run_eagerly
 from resolvers.queries import school_ids
 from resolvers.websocket import (
     CLOSE_TOKEN_EXPIRED,
@@ -55,6 +56,7 @@ from resolvers.websocket import (
     HANDOFF,
     Handoff,
     close_websocket,
+    observed,
 )
 from schema.errors import BadInput, ConsentRequired, GatewayError
 
@@ -279,6 +281,31 @@ async def _handed_off(
     items and checks as `_items`, each sent as the message rendered once for every
     subscription that shares its operation and caller."""
     caller = subscriber.viewer.key
+
+    def direct(item: Item) -> bool:
+        """The same delivery in the broker's pass, when it can be done at once: the
+        message is rendered (or renders without a read) and the send does not have
+        to wait. False leaves the item to the task below, in order."""
+        if handoff.busy or _expired(context):
+            return False
+        if item.at <= last or (item.event is not None and item.event.id in reflected):
+            return True
+        try:
+            node = _node(context, broker, subscriber.last, item)
+            text = handoff.rendered(item.rendered, caller)
+            if text is None:
+                outcome = run_eagerly(handoff.render(node, item.rendered, caller))
+                if isinstance(outcome, Pending):  # it reads: the task waits for it
+                    outcome.task.add_done_callback(observed)
+                    return False
+                text = outcome
+            handoff.send_now(text)
+        except Exception:  # the task meets it again and reports it
+            return False
+        subscriber.last = item.at
+        return True
+
+    subscriber.direct = direct
     try:
         while True:  # `_live`, inlined: this loop runs once per subscriber per event
             item = subscriber.take() or await subscriber.get()
@@ -304,6 +331,7 @@ async def _handed_off(
             ]
         )
     finally:
+        subscriber.direct = None
         broker.unsubscribe(subscriber)
         handoff.finished()
 
@@ -341,8 +369,7 @@ def _deliver(context: Any, broker: Broker, sent: Position | None, item: Item) ->
 def _node(context: Any, broker: Broker, sent: Position | None, item: Item) -> Any:
     """The schema object for an item (built once for every subscriber), unless the
     token has expired meanwhile: then the connection is closed."""
-    expires = getattr(context, "token_expires_at", None)
-    if expires is not None and time.time() > expires:
+    if _expired(context):
         reason = f"token expired; reconnect with a new token and {_resume(sent)}"
         broker.run_soon(close_websocket(context.request, CLOSE_TOKEN_EXPIRED, reason))
         raise SubscriptionEnded("token expired")
@@ -351,6 +378,11 @@ def _node(context: Any, broker: Broker, sent: Position | None, item: Item) -> An
 
         item.node = build(item)
     return item.node
+
+
+def _expired(context: Any) -> bool:
+    expires = getattr(context, "token_expires_at", None)
+    return expires is not None and time.time() > expires
 
 
 def _resume(at: Position | None) -> str:

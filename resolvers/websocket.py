@@ -48,6 +48,7 @@ from strawberry.types.graphql import OperationType
 from db.engine import read_only
 from resolvers.broker import SubscriptionEnded
 from resolvers.context import Context, Database
+from resolvers.eager import Pending, run_eagerly
 from resolvers.tokens import TokenError, TokenVerifier
 
 T = TypeVar("T")
@@ -229,16 +230,21 @@ class Handoff:
     one event costs seconds. A handed-off subscription is one small task that waits
     on its broker queue; each event is executed and encoded once per (operation,
     variables, caller) and the same text is sent to every subscriber sharing them,
-    with only the operation id in front. The operation stays registered with the
+    with only the operation id in front. While the task waits on an empty queue,
+    the broker delivers in its own pass (`resolvers.live._handed_off`, `direct`):
+    no wake-up per subscriber, unless the message needs a read to render or the
+    peer's socket is full. The operation stays registered with the
     handler, so `complete`, a duplicate id and the subscription limit behave as
     before, and closing the connection cancels the task."""
 
-    __slots__ = ("_send", "handler", "head", "operation", "shape", "task")
+    __slots__ = ("_send", "handler", "head", "in_flight", "operation", "shape", "task")
 
     def __init__(self, handler: TransportWSHandler, operation: Operation[Any, Any]) -> None:
         self.handler = handler
         self.operation = operation
         self.task: asyncio.Task[None] | None = None
+        #: A send begun in the broker's pass that had to wait for the peer's socket.
+        self.in_flight: asyncio.Task[Any] | None = None
         variables = json.dumps(operation.variables, sort_keys=True, default=str)
         #: What the rendering depends on besides the caller.
         self.shape = (operation.query, operation.operation_name, variables)
@@ -270,10 +276,10 @@ class Handoff:
         counts because nested fields are read with its consent); `shared` is
         where the node keeps what has been rendered of it.
 
-        The first subscription to get here executes it in its own task: when the
-        fields need no database read that completes at once, before the others
-        (already woken by the same event) run, and they find it done (`rendered`)
-        instead of each waiting a second time."""
+        The first subscription to get here executes it where it is (the broker's
+        pass, or its own task): when the fields need no database read that is done
+        at once, and the others find it done (`rendered`) instead of each waiting
+        for it."""
         key = (self.shape, caller)
         while True:
             found: asyncio.Future[str] | None = shared.get(key)
@@ -319,9 +325,31 @@ class Handoff:
             payload["extensions"] = result.extensions
         return handler.view.encode_json(payload)
 
+    @property
+    def busy(self) -> bool:
+        return self.in_flight is not None and not self.in_flight.done()
+
+    def send_now(self, text: str) -> None:
+        """`send`, begun at once; if the peer's socket is full it goes on in
+        `in_flight`, and the next message waits for it."""
+        outcome = run_eagerly(self.send(text))
+        if isinstance(outcome, Pending):
+            self.in_flight = outcome.task
+            outcome.task.add_done_callback(observed)
+
+    async def settle(self) -> None:
+        """Wait for a send still in flight (whatever became of it)."""
+        flight, self.in_flight = self.in_flight, None
+        if flight is not None:
+            with contextlib.suppress(Exception):
+                await flight
+
     async def send(self, text: str) -> None:
         """Straight to the server (uvicorn waits while the peer's socket is full,
-        which is what fills a slow subscriber's queue)."""
+        which is what fills a slow subscriber's queue), after a send in flight."""
+        flight, self.in_flight = self.in_flight, None
+        if flight is not None:
+            await flight
         try:
             await self._send({"type": "websocket.send", "text": text})
         except (OSError, RuntimeError) as gone:  # the peer left, or the socket is closing
@@ -329,12 +357,22 @@ class Handoff:
 
     async def end(self, errors: list[dict[str, Any]] | None = None) -> None:
         """End the operation with `complete`, or `error` and what went wrong."""
+        await self.settle()
         if self.operation.id not in self.handler.operations:
             return  # the client completed it, or the connection is closing
         message: dict[str, Any] = {"id": self.operation.id, "type": "complete"}
         if errors is not None:
             message = {"id": self.operation.id, "type": "error", "payload": errors}
         await self.operation.send_operation_message(message)  # type: ignore[arg-type]
+
+
+def observed(task: asyncio.Task[Any]) -> None:
+    """A send or a rendering carried on in a task that nobody may wait for must not
+    log "exception never retrieved": whoever needs it meets the failure itself
+    (the subscription's task sends again, or renders again from the shared
+    result)."""
+    if not task.cancelled():
+        task.exception()
 
 
 #: The handoff of the graphql-transport-ws operation being run (set in its task).
@@ -364,6 +402,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):  # type: ignore[type-ar
         handoff = self.handed_off.pop(operation_id, None)
         if handoff is not None and handoff.task is not None:
             handoff.task.cancel()
+            if handoff.in_flight is not None:
+                handoff.in_flight.cancel()
         await super().cleanup_operation(operation_id)
 
     async def shutdown(self) -> None:
