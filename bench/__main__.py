@@ -76,7 +76,7 @@ PROFILES = {
         workers=(1, 2),
         delivery={"pupils": 5000, "products": 500, "rounds": 5},
         activation={"clients": 32, "seconds": 20, "workers": 2, "pupils": 60_000},
-        fanout={"sizes": [1000, 5000], "rounds": 3, "clients": 2, "profile": False},
+        fanout={"sizes": [1000, 5000], "rounds": 5, "clients": 2, "profile": False},
     ),
 }
 
