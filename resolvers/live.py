@@ -258,13 +258,18 @@ async def _items(
             broker.unsubscribe(subscriber)
 
 
+def _already_sent(item: Item, last: Position, reflected: frozenset[int]) -> bool:
+    """At or before where the stream began, or reflected by the initial state."""
+    return item.at <= last or (item.event is not None and item.event.id in reflected)
+
+
 async def _live(
     subscriber: Subscriber, last: Position, reflected: frozenset[int]
 ) -> AsyncIterator[Item]:
     """The live queue's items after `last`, less those the initial state reflects."""
     while True:
         item = await subscriber.get()
-        if item.at <= last or (item.event is not None and item.event.id in reflected):
+        if _already_sent(item, last, reflected):
             continue
         yield item
 
@@ -288,7 +293,7 @@ async def _handed_off(
         to wait. False leaves the item to the task below, in order."""
         if handoff.busy or _expired(context):
             return False
-        if item.at <= last or (item.event is not None and item.event.id in reflected):
+        if _already_sent(item, last, reflected):
             return True
         try:
             node = _node(context, broker, subscriber.last, item)
@@ -309,7 +314,7 @@ async def _handed_off(
     try:
         while True:  # `_live`, inlined: this loop runs once per subscriber per event
             item = subscriber.take() or await subscriber.get()
-            if item.at <= last or (item.event is not None and item.event.id in reflected):
+            if _already_sent(item, last, reflected):
                 continue
             node = _node(context, broker, subscriber.last, item)
             text = handoff.rendered(item.rendered, caller)
