@@ -11,12 +11,14 @@ import asyncio
 import json
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import websockets
 from gql import Client, GraphQLRequest
@@ -611,11 +613,12 @@ async def test_a_token_that_expires_during_a_live_subscription_closes_it_with_44
 ) -> None:
     chain = Chain(live_gateway)
     delivery, (entitlement,) = await chain.submit()
-    short = token_for(*SHOP, lifetime=timedelta(seconds=3))
+    short = token_for(*SHOP, lifetime=timedelta(seconds=5))
+    expires = jwt.decode(short, options={"verify_signature": False})["exp"]
     ws = await _init(ws_url(live_gateway), TRANSPORT_WS, {"Authorization": f"Bearer {short}"})
     assert json.loads(await ws.recv())["type"] == "connection_ack"
     await _subscribe_raw(ws, "1", SHAPE_A, {"d": delivery})
-    await asyncio.sleep(4)
+    await asyncio.sleep(max(0.0, expires - time.time()) + 0.5)  # the subscription is live
     await chain.lower(entitlement, 497)
     messages: list[Any] = []
     code, reason = await until_closed(ws, messages)
