@@ -18,6 +18,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -86,25 +87,37 @@ async def _drop_postgres_database(name: str) -> None:
     await admin.dispose()
 
 
+@asynccontextmanager
+async def demo_database(
+    kind: str, *, pupils: int = 20, pool_size: int = 10
+) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A new database of `kind` (sqlite, or a throwaway database on the PostgreSQL
+    server), migrated, with a small demo loaded: its URL and an engine on it. The
+    engine is disposed and the PostgreSQL database dropped afterwards."""
+    dropped: str | None = None
+    if kind == "postgresql":
+        dropped, url = await _create_postgres_database()
+    else:
+        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='ketenpoort-test-')) / 't.db'}"
+    engine = create_engine(url, pool_size=pool_size)
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(upgrade_connection)
+            await conn.commit()
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await load_demo(session, today=today(), sandbox_key=SANDBOX_KEY, pupils=pupils)
+        yield url, engine
+    finally:
+        await engine.dispose()
+        if dropped:
+            await _drop_postgres_database(dropped)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """A migrated database with a small demo loaded, for the whole session."""
-    dropped: str | None = None
-    if request.param == "sqlite":
-        folder = tempfile.mkdtemp(prefix="ketenpoort-test-")
-        url = f"sqlite+aiosqlite:///{Path(folder) / 'test.db'}"
-    else:
-        dropped, url = await _create_postgres_database()
-    engine = create_engine(url)
-    async with engine.connect() as conn:
-        await conn.run_sync(upgrade_connection)
-        await conn.commit()
-    async with create_sessionmaker(engine)() as session, session.begin():
-        await load_demo(session, today=today(), sandbox_key=SANDBOX_KEY, pupils=DEMO_PUPILS)
-    yield Backend(request.param, url, engine)
-    await engine.dispose()
-    if dropped:
-        await _drop_postgres_database(dropped)
+    async with demo_database(request.param, pupils=DEMO_PUPILS) as (url, engine):
+        yield Backend(request.param, url, engine)
 
 
 @pytest.fixture
@@ -243,22 +256,9 @@ async def live(backend: Backend) -> AsyncIterator[LiveGateway]:
 
     from app import create_app
 
-    dropped: str | None = None
-    if backend.is_postgres:
-        dropped, url = await _create_postgres_database()
-    else:
-        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='ketenpoort-live-')) / 'l.db'}"
-    engine = create_engine(url, pool_size=20)
-    async with engine.connect() as conn:
-        await conn.run_sync(upgrade_connection)
-        await conn.commit()
-    async with create_sessionmaker(engine)() as session, session.begin():
-        await load_demo(session, today=today(), sandbox_key=SANDBOX_KEY, pupils=20)
-    app = create_app(TEST_SETTINGS, sessionmaker=create_sessionmaker(engine))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://gateway"
-    ) as client:
-        yield LiveGateway(backend, client, engine)
-    await engine.dispose()
-    if dropped:
-        await _drop_postgres_database(dropped)
+    async with demo_database(backend.name, pool_size=20) as (_url, engine):
+        app = create_app(TEST_SETTINGS, sessionmaker=create_sessionmaker(engine))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+        ) as client:
+            yield LiveGateway(backend, client, engine)

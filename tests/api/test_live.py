@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +21,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from db import events
-from db.demo import ean13, load_demo
-from db.engine import create_engine, create_sessionmaker
-from db.migrate import upgrade_connection
+from db.demo import ean13
+from db.engine import create_sessionmaker
 from db.models import Entitlement, Event
 from db.outbox import Actor, EventRow, record_events
 from db.pagination import decode_event_cursor, event_cursor
@@ -37,13 +34,7 @@ from settings import Environment, Settings
 from tests.api.test_delivery import DASHBOARD, LMS, PORTAL, PUBLISHER, SHOP, delivery, line
 from tests.api.test_delivery import step as delivery_step
 from tests.api.test_delivery import submit as delivery_submit
-from tests.conftest import (
-    SANDBOX_KEY,
-    Backend,
-    _create_postgres_database,
-    _drop_postgres_database,
-    token_for,
-)
+from tests.conftest import Backend, demo_database, token_for
 
 EVENT_FIELDS = """
     __typename
@@ -188,34 +179,23 @@ async def live_app(backend: Backend) -> AsyncIterator[LiveApp]:
 
     from app import create_app
 
-    dropped: str | None = None
-    if backend.is_postgres:
-        dropped, url = await _create_postgres_database()
-    else:
-        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='ketenpoort-sub-')) / 's.db'}"
-    engine = create_engine(url, pool_size=20)
-    async with engine.connect() as conn:
-        await conn.run_sync(upgrade_connection)
-        await conn.commit()
-    async with create_sessionmaker(engine)() as session, session.begin():
-        await load_demo(session, today=today(), sandbox_key=SANDBOX_KEY, pupils=20)
-    settings = Settings(
-        environment=Environment.TEST,
-        database_url=url,
-        live_poll_seconds=0.2,
-        live_queue_size=50,
-        live_batch_size=20,
-        rate_limit_per_second=0,
-    )
-    app = create_app(settings, sessionmaker=create_sessionmaker(engine))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g") as client,
-    ):
-        yield LiveApp(backend, app, client, engine, settings)
-    await engine.dispose()
-    if dropped:
-        await _drop_postgres_database(dropped)
+    async with demo_database(backend.name, pool_size=20) as (url, engine):
+        settings = Settings(
+            environment=Environment.TEST,
+            database_url=url,
+            live_poll_seconds=0.2,
+            live_queue_size=50,
+            live_batch_size=20,
+            rate_limit_per_second=0,
+        )
+        app = create_app(settings, sessionmaker=create_sessionmaker(engine))
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://g"
+            ) as client,
+        ):
+            yield LiveApp(backend, app, client, engine, settings)
 
 
 async def new_delivery(

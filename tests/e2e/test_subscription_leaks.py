@@ -12,21 +12,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 import websockets
 
-from db.demo import load_demo
-from db.engine import create_engine, create_sessionmaker
-from db.migrate import upgrade_connection
 from resolvers.broker import Subscriber
-from resolvers.clock import today
 from resolvers.websocket import LiveContext
 from settings import Environment, Settings
-from tests.conftest import SANDBOX_KEY, token_for
+from tests.conftest import demo_database, token_for
 from tests.e2e.conftest import free_port
 
 CYCLES = int(__import__("os").environ.get("LEAK_CYCLES", "2000"))
@@ -35,18 +29,6 @@ AT_ONCE = 5  # more only queues on SQLite's write lock (every session begins IMM
 STATE = """subscription ($id: ID!) { deliveryProgress(entitlementId: $id, initialState: true) {
   __typename } }"""
 LIVE = "subscription { entitlementsReachingStatus(status: BLOCKED) { __typename } }"
-
-
-async def _database() -> str:
-    url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='ketenpoort-leak-')) / 'l.db'}"
-    engine = create_engine(url)
-    async with engine.connect() as conn:
-        await conn.run_sync(upgrade_connection)
-        await conn.commit()
-    async with create_sessionmaker(engine)() as session, session.begin():
-        await load_demo(session, today=today(), sandbox_key=SANDBOX_KEY, pupils=5)
-    await engine.dispose()
-    return url
 
 
 async def _cycle(url: str, number: int, token: str) -> None:
@@ -88,11 +70,16 @@ def _alive(kind: type) -> int:
 
 
 async def test_thousands_of_connects_and_disconnects_leave_nothing_behind() -> None:
+    async with demo_database("sqlite", pupils=5) as (url, _engine):
+        await _connect_and_disconnect_thousands(url)
+
+
+async def _connect_and_disconnect_thousands(database_url: str) -> None:
     from app import create_app
 
     settings = Settings(
         environment=Environment.TEST,
-        database_url=await _database(),
+        database_url=database_url,
         live_poll_seconds=0.5,
         ws_keep_alive_seconds=0.05,  # keep-alive tasks run (and must end) in every cycle
         rate_limit_per_second=0,
