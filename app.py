@@ -17,17 +17,18 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET
 
 from db.engine import create_engine, create_sessionmaker
+from gateway.caches import AuditBuffer, SupplierCache
+from gateway.limits import RateLimiter, gateway_schema
+from gateway.middleware import BodySizeLimit
+from gateway.tokens import TokenError, TokenVerifier
 from resolvers.broker import Broker, engine_of
-from resolvers.caches import AuditBuffer, SupplierCache
 from resolvers.context import Context
-from resolvers.limits import RateLimiter
-from resolvers.tokens import TokenError, TokenVerifier
 from resolvers.websocket import (
     RAW_SEND,
     LiveContext,
@@ -36,7 +37,6 @@ from resolvers.websocket import (
     WSHandler,
     authenticate,
 )
-from schema import build_schema
 from settings import Settings, get_settings
 
 log = logging.getLogger("ketenpoort")
@@ -68,7 +68,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
 
     def __init__(self, settings: Settings, sessionmaker: Callable[[], AsyncSession], **kw: Any):
         super().__init__(
-            build_schema(settings),
+            gateway_schema(settings),
             graphql_ide="graphiql" if settings.graphiql else None,
             keep_alive=True,
             keep_alive_interval=settings.ws_keep_alive_seconds,
@@ -151,55 +151,6 @@ def tune_gc(settings: Settings) -> None:
     gc.set_threshold(settings.gc_young_threshold, middle, old)
     gc.collect()
     gc.freeze()
-
-
-class BodySizeLimit:
-    """Refuse request bodies over the configured size before parsing them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {
-                "errors": [
-                    {
-                        "message": f"request body exceeds {self.max_bytes} bytes",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                    }
-                ]
-            },
-            status_code=413,
-        )
-        await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(

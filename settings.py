@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = 200.0
     rate_limit_burst: int = 400
 
-    # Per-process caches (resolvers/caches.py): how stale the supplier registry and
+    # Per-process caches (gateway/caches.py): how stale the supplier registry and
     # the read-audit log may be, in seconds.
     supplier_cache_seconds: float = 5.0
     audit_flush_seconds: float = 1.0

@@ -557,7 +557,7 @@ def profile_summary(path: Path) -> str:
         "  decision tree (domain.activation.decide)": "decide (domain/activation.py",
         "  login school lookup (resolvers.lookup)": "find_organisation (resolvers/lookup.py",
         "caller lookup (resolvers.auth.principal)": "principal (resolvers/auth.py",
-        "token check (resolvers.tokens.verify)": "verify (resolvers/tokens.py",
+        "token check (gateway.tokens.verify)": "verify (gateway/tokens.py",
     }
     inclusive = dict.fromkeys(steps, 0)
     for line in lines:

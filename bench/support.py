@@ -178,7 +178,7 @@ def gateway(
 def token(supplier: str, *roles: str, hours: int = 2) -> str:
     from datetime import timedelta
 
-    from resolvers.tokens import mint_token
+    from gateway.tokens import mint_token
     from settings import Environment, Settings
 
     return mint_token(

@@ -90,7 +90,7 @@ def token(
     """Mint a development token (HS256, refused in production)."""
     from datetime import timedelta
 
-    from resolvers.tokens import mint_token
+    from gateway.tokens import mint_token
 
     value = mint_token(
         get_settings(), supplier, scope, school=school, lifetime=timedelta(hours=hours)

@@ -20,10 +20,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from resolvers.tokens import Caller
+from domain.roles import Role
 from settings import Settings
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as the verified bearer token says (gateway/tokens.py): a
+    supplier with the roles its token grants. A school administrator's token names
+    the school (`school`, any RIO id of it)."""
+
+    supplier_code: str
+    roles: frozenset[Role]
+    token_id: str
+    school: str | None = None
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles or Role.OPERATOR in self.roles
 
 
 class Database:

@@ -46,10 +46,10 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.graphql import OperationType
 
 from db.engine import read_only
+from gateway.tokens import TokenError, TokenVerifier
 from resolvers.broker import SubscriptionEnded
 from resolvers.context import Context, Database
 from resolvers.eager import Pending, run_eagerly
-from resolvers.tokens import TokenError, TokenVerifier
 
 T = TypeVar("T")
 

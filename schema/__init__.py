@@ -1,23 +1,16 @@
 """The GraphQL schema of the gateway. `schema` is the default build (what
-`schema.graphql` is exported from); `build_schema(settings)` applies the
-configured limits (depth, tokens, aliases, introspection, error masking)."""
+`schema.graphql` is exported from); `build_schema(...)` adds the
+BSN guard and error masking, and the validation rules and extensions the caller
+passes (the gateway's limits: `gateway.limits.gateway_schema`)."""
 
 from __future__ import annotations
 
-import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
-from strawberry.extensions.disable_introspection import DisableIntrospection
+from collections.abc import Callable, Sequence
 
-from resolvers.limits import cost_limit_rule
+import strawberry
+from graphql import GraphQLError, ValidationRule
+from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, ValidationCache
+
 from resolvers.privacy import RefusePgnInput
 from schema.activation import ActivationMutation, ActivationQuery
 from schema.consent import ConsentMutation, ConsentQuery
@@ -28,7 +21,6 @@ from schema.live import LiveExecutionContext, LiveSubscription
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.query import ReadQuery
 from schema.roster import RosterMutation
-from settings import Settings
 
 # The roots are composed from one class per capability, so each capability keeps
 # its fields in its own module; the order fixes the order in GraphiQL.
@@ -83,28 +75,24 @@ def _visible(error: GraphQLError) -> bool:
     return original is None and not error.path
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    settings = settings or Settings()
-    # The limits are validation rules. They are made once per schema, so that a
-    # repeated operation text has the same rules every time and its validation is
-    # answered from the cache.
-    rules = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-        cost_limit_rule(
-            settings.max_query_cost, settings.default_page_size, settings.max_page_size
-        ),
-    ]
-    if not settings.introspection:
-        rules += DisableIntrospection().validation_rules
-    extensions: list[object] = [
+def build_schema(
+    *,
+    validation_rules: Sequence[type[ValidationRule]] = (),
+    extensions: Sequence[Callable[[], object]] = (),
+) -> strawberry.Schema:
+    """The schema with the BSN guard and error masking; `validation_rules` and
+    `extensions` are the limits the transport applies (made once per schema, so
+    that a repeated operation text has the same rules every time and its
+    validation is answered from the cache)."""
+    rules = list(validation_rules)
+    chain: list[object] = [
         # Integrations send the same few operations again and again (a licence office
         # sends one licenceActivate text for every click): parse and validate each
         # text once. Bounded, so unique texts cannot grow memory.
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         lambda: AddValidationRules(rules),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        *extensions,
         RefusePgnInput,
         lambda: MaskErrors(
             should_mask_error=lambda error: not _visible(error),
@@ -115,7 +103,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=extensions,
+        extensions=chain,
         execution_context_class=LiveExecutionContext,
     )  # type: ignore[arg-type]
 

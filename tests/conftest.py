@@ -32,10 +32,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from db.demo import load_demo
 from db.engine import create_engine, create_sessionmaker
 from db.migrate import upgrade_connection
+from gateway.limits import gateway_schema
+from gateway.tokens import TokenError, TokenVerifier, mint_token
 from resolvers.clock import today
 from resolvers.context import Context
-from resolvers.tokens import TokenError, TokenVerifier, mint_token
-from schema import build_schema
 from settings import Environment, Settings
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -168,7 +168,7 @@ def statements(connection: AsyncConnection) -> Any:
     counter.close()
 
 
-_SCHEMA = build_schema(TEST_SETTINGS)
+_SCHEMA = gateway_schema(TEST_SETTINGS)
 
 
 def token_for(supplier: str, *roles: str, school: str | None = None, **kw: Any) -> str:

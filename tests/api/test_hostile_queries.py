@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from app import create_app
-from schema import build_schema
+from gateway.limits import gateway_schema
 from settings import Environment, Settings
 from tests.conftest import TEST_SETTINGS, Backend, GraphQLClient, token_for
 
@@ -78,7 +78,7 @@ async def test_an_ordinary_page_is_well_within_the_cost_limit(gql: GraphQLClient
 async def test_production_schema_has_no_introspection() -> None:
     production = Settings(environment=Environment.PRODUCTION, graphiql=False,
                           introspection=False, jwt_secret="p" * 40)
-    result = await build_schema(production).execute("{ __schema { types { name } } }")
+    result = await gateway_schema(production).execute("{ __schema { types { name } } }")
     assert result.errors
     assert "introspection" in result.errors[0].message.lower()
 

@@ -27,8 +27,8 @@ from db.models import Entitlement, Event
 from db.outbox import Actor, EventRow, record_events
 from db.pagination import decode_event_cursor, event_cursor
 from domain.events import EventKind
+from gateway.tokens import TokenVerifier
 from resolvers.clock import today
-from resolvers.tokens import TokenVerifier
 from resolvers.websocket import LiveContext
 from settings import Environment, Settings
 from tests.api.test_delivery import DASHBOARD, LMS, PORTAL, PUBLISHER, SHOP, delivery, line

@@ -22,9 +22,9 @@ from db.access import Scope, entitlement_scope
 from db.models import Entitlement, Organisation, Supplier
 from domain.roles import DataType, Role
 from domain.visibility import NO_CONSENT, Viewer, may_see
+from gateway.tokens import TokenVerifier
 from resolvers.broker import Broker
 from resolvers.clock import today
-from resolvers.tokens import TokenVerifier
 from resolvers.websocket import LiveContext
 from schema import schema
 from tests.api.test_permission_matrix import (

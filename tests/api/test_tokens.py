@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from domain.roles import Role
-from resolvers.tokens import TokenError, TokenVerifier, mint_token
+from gateway.tokens import TokenError, TokenVerifier, mint_token
 from settings import Environment, Settings
 
 DEV = Settings(environment=Environment.TEST)

@@ -9,32 +9,18 @@ whose message says what is wrong, so an integrating engineer can fix it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
 import jwt
 
 from domain.roles import Role
+from resolvers.context import Caller
 from settings import Settings
 
 
 class TokenError(Exception):
     """The bearer token is missing, malformed, expired or not for this gateway."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: a supplier with the roles its token grants. A school
-    administrator's token names the school (`school`, any RIO id of it)."""
-
-    supplier_code: str
-    roles: frozenset[Role]
-    token_id: str
-    school: str | None = None
-
-    def has(self, role: Role) -> bool:
-        return role in self.roles or Role.OPERATOR in self.roles
 
 
 class TokenVerifier:

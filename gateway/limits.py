@@ -1,6 +1,6 @@
-"""Limits against hostile or careless queries: a cost limit on list fields and a
-per-client rate limit. (Depth, token and alias limits are strawberry's own
-extensions, configured in `schema.build_schema`.)
+"""Limits against hostile or careless queries: depth, aliases, tokens, a cost
+limit on list fields, introspection off where configured, and a per-client rate
+limit. `gateway_schema(settings)` is the schema with these limits applied.
 
 Cost: every field costs 1 for each time it will be resolved. A connection or list
 field multiplies what is below it by its page size (`first`, or the default page
@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import strawberry
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -31,6 +32,11 @@ from graphql import (
     is_list_type,
     is_non_null_type,
 )
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions.disable_introspection import DisableIntrospection
+
+from schema import build_schema
+from settings import Settings
 
 # What a plain nested list (not a connection) is counted as: the bound its resolver
 # applies where there is one (Entitlement.licences: 50), otherwise a typical size
@@ -178,3 +184,25 @@ class RateLimiter:
             return 0.0
         self._buckets[client] = (tokens, moment)
         return (1 - tokens) / self.rate
+
+
+def validation_rules(settings: Settings) -> list[type[ValidationRule]]:
+    """The configured limits, as validation rules."""
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        cost_limit_rule(
+            settings.max_query_cost, settings.default_page_size, settings.max_page_size
+        ),
+    ]
+    if not settings.introspection:
+        rules += DisableIntrospection().validation_rules
+    return rules
+
+
+def gateway_schema(settings: Settings) -> strawberry.Schema:
+    """The schema as the gateway serves it: every limit of `settings` applied."""
+    return build_schema(
+        validation_rules=validation_rules(settings),
+        extensions=[lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens)],
+    )
