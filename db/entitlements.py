@@ -6,9 +6,10 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, select, true
+from sqlalchemy import Select, and_, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.dashboard import effective_status
 from db.models import Entitlee, Entitlement, EntitlementRecipient, Licence
 from domain.entitlements import EntitlementStatus, Variant
 from domain.licences import LicenceStatus
@@ -23,7 +24,8 @@ def entitlement_list_statement(
     variant: Variant | None = None,
     today: date | None = None,
 ) -> Select[tuple[Entitlement]]:
-    """ENDED is derived: filtering on it means 'past its activation period'."""
+    """A status filter matches the status as shown (`effective_status`: ENDED is
+    derived, past the activation period), the same SQL the compiled reads use."""
     statement = select(Entitlement)
     if school_ids is not None:
         statement = statement.where(Entitlement.school_id.in_(school_ids))
@@ -33,21 +35,11 @@ def entitlement_list_statement(
         statement = statement.where(Entitlement.delivery_id == delivery_id)
     if variant is not None:
         statement = statement.where(Entitlement.variant == variant.value)
-    if statuses:
-        stored = [s.value for s in statuses if s != EntitlementStatus.ENDED]
-        if EntitlementStatus.ENDED in statuses and today is not None:
-            ended = Entitlement.activation_until_date < today
-            statement = statement.where(
-                (Entitlement.status.in_(stored) & ~ended)
-                | (ended & Entitlement.status.not_in(["BLOCKED", "CANCELLED"]))
-            )
-        else:
-            statement = statement.where(Entitlement.status.in_(stored))
-            if today is not None:
-                statement = statement.where(
-                    (Entitlement.activation_until_date >= today)
-                    | Entitlement.status.in_(["BLOCKED", "CANCELLED"])
-                )
+    if statuses and today is not None:
+        shown = effective_status(Entitlement.status, Entitlement.activation_until_date, today)
+        statement = statement.where(shown.in_([s.value for s in statuses]))
+    elif statuses:
+        statement = statement.where(Entitlement.status.in_([s.value for s in statuses]))
     return statement
 
 
@@ -101,17 +93,27 @@ def licence_list_statement(
     if entitlement_ids is not None:
         statement = statement.where(Licence.entitlement_id.in_(entitlement_ids))
     if status is not None and today is not None:
-        if status == LicenceStatus.EXPIRED:
-            statement = statement.where(
-                Licence.expiration_date < today, Licence.status != LicenceStatus.BLOCKED.value
-            )
-        elif status == LicenceStatus.ACTIVATED:
-            statement = statement.where(
-                Licence.status == status.value, Licence.expiration_date >= today
-            )
-        else:
-            statement = statement.where(Licence.status == status.value)
+        statement = statement.where(licence_status_matches(literal(status.value), today))
     return statement
+
+
+def licence_status_matches(status: Any, today: Any) -> Any:
+    """SQL on `Licence`: the licence is in the (SQL expression) `status` as the list
+    filter means it: EXPIRED past expirationDate unless blocked, ACTIVATED until it,
+    BLOCKED as stored. One expression for a given status and for a parameter."""
+    return or_(
+        and_(
+            status == LicenceStatus.EXPIRED.value,
+            Licence.expiration_date < today,
+            Licence.status != LicenceStatus.BLOCKED.value,
+        ),
+        and_(
+            status == LicenceStatus.ACTIVATED.value,
+            Licence.status == LicenceStatus.ACTIVATED.value,
+            Licence.expiration_date >= today,
+        ),
+        and_(status == LicenceStatus.BLOCKED.value, Licence.status == LicenceStatus.BLOCKED.value),
+    )
 
 
 async def licences_for_entitlements(

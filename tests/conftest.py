@@ -206,6 +206,8 @@ class GraphQLClient:
         except TokenError as error:
             context.auth_error = str(error)
         result = await _SCHEMA.execute(query, variable_values=variables, context_value=context)
+        if self.session.bind.dialect.name == "postgresql":
+            await compare_compiled(self.session, context, query, variables, result)
         await context.finish()
         return result
 
@@ -214,6 +216,30 @@ class GraphQLClient:
         result = await self.execute(query, variables, **kw)
         assert result.errors is None, [e.formatted for e in result.errors]
         return result.data
+
+
+# --- compiled reads: the resolver path is the oracle ----------------------------------------
+# On PostgreSQL every operation a test executes also runs compiled (compiler/), on the
+# same transaction's connection, before the request's audit rows are written; the two
+# answers (data, errors with their paths, audit reads) must be equal. Operations the
+# compiler hands back (`Fallback`) are counted in COMPILED_READS.
+
+COMPILED_READS: dict[str, int] = {"compiled": 0, "fallback": 0}
+_COMPILER: Any = None
+
+
+async def compare_compiled(
+    session: AsyncSession, context: Context, query: str, variables: Any, result: Any
+) -> None:
+    from tests.compiler.oracle import check_compiled
+
+    global _COMPILER
+    if _COMPILER is None:
+        from compiler import ReadCompiler
+
+        _COMPILER = ReadCompiler(_SCHEMA, TEST_SETTINGS)
+    outcome = await check_compiled(_COMPILER, session, context, query, variables, result)
+    COMPILED_READS[outcome] += 1
 
 
 @pytest.fixture
@@ -262,3 +288,12 @@ async def live(backend: Backend) -> AsyncIterator[LiveGateway]:
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"
         ) as client:
             yield LiveGateway(backend, client, engine)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if COMPILED_READS["compiled"] or COMPILED_READS["fallback"]:
+        reasons = _COMPILER.fallbacks.most_common(8) if _COMPILER is not None else []
+        terminalreporter.write_line(
+            f"compiled reads checked against the resolvers: {COMPILED_READS['compiled']} "
+            f"compiled, {COMPILED_READS['fallback']} on the resolvers (most common: {reasons})"
+        )

@@ -1,0 +1,384 @@
+"""The object types of the read API as SQL: for a row (a table alias), the JSON of
+the fields a selection asks for, nested objects and lists as correlated
+subqueries. Each field does in SQL what its resolver in `schema/types.py` does,
+with the same loaders' filters (the consent scopes of `db/access.py` compiled in)
+and the same order; `tests/compiler` holds the two paths equal.
+
+A field without an entry here makes the whole operation run on the resolvers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+)
+from graphql.execution.collect_fields import FieldDetails, collect_subfields
+from sqlalchemy import Date, bindparam, literal_column
+
+from compiler.sql import (
+    TODAY,
+    NotCompiled,
+    Statement,
+    enum_name,
+    event_cursor,
+    json_object,
+    quote,
+    timestamp,
+)
+from db import derived
+from db.access import Scope, entitlement_scope, licence_scope
+from db.models import Entitlement, Licence
+from domain.identifiers import PRIMARY_SCHEME
+
+#: Nested licence lists are bounded per entitlement (`resolvers.loaders.NESTED_LICENCES`).
+NESTED_LICENCES = 50
+
+Details = list[FieldDetails]
+
+
+@dataclass
+class Compiler:
+    """Compiles selections for one operation (one plan)."""
+
+    schema: GraphQLSchema
+    fragments: dict[str, Any]
+    variables: Any
+    operation: OperationDefinitionNode
+    scope: Scope
+    st: Statement
+
+    def type(self, name: str) -> Any:
+        return self.schema.type_map[name]
+
+    def object(self, type_name: str, alias: str, details: Details) -> str:
+        """JSON of one row of `type_name` (at `alias`) for the selection in `details`."""
+        object_type = self.type(type_name)
+        assert isinstance(object_type, GraphQLObjectType)
+        collected = collect_subfields(
+            self.schema, self.fragments, self.variables, self.operation, object_type, details
+        )
+        fields = FIELDS.get(type_name, {})
+        pairs = []
+        for key, field_details in collected.grouped_field_set.items():
+            node = field_details[0].node
+            name = node.name.value
+            if name == "__typename":
+                pairs.append((key, quote(type_name)))
+                continue
+            if node.arguments:
+                raise NotCompiled(f"{type_name}.{name} with arguments")
+            compile_field = fields.get(name)
+            if compile_field is None:
+                raise NotCompiled(f"{type_name}.{name}")
+            pairs.append((key, compile_field(self, alias, field_details)))
+        return json_object(pairs)
+
+    def enum(self, column: str, enum: str) -> str:
+        found = self.type(enum)
+        assert isinstance(found, GraphQLEnumType)
+        return enum_name(column, found)
+
+    def one(self, type_name: str, table: str, key: str, details: Details) -> str:
+        """The row of `table` whose id is `key`, or null."""
+        b = self.st.alias()
+        obj = self.object(type_name, b, details)
+        return f"(SELECT {obj} FROM {table} AS {b} WHERE {b}.id = {key})"
+
+    def many(self, type_name: str, source: str, alias: str, order: str, details: Details) -> str:
+        """A JSON list of the rows of `source` (a FROM item that names `alias`)."""
+        obj = self.object(type_name, alias, details)
+        return f"(SELECT coalesce(json_agg({obj} ORDER BY {order}), '[]'::json) FROM {source})"
+
+
+Field = Callable[[Compiler, str, Details], str]
+
+
+def column(name: str, convert: Callable[[str], str] | None = None) -> Field:
+    def compile_field(c: Compiler, a: str, details: Details) -> str:
+        value = f"{a}.{name}"
+        return convert(value) if convert else value
+
+    return compile_field
+
+
+def gid(c: Compiler, a: str, details: Details) -> str:
+    return f"({a}.id)::text"
+
+
+def enum(name: str, enum_type: str) -> Field:
+    def compile_field(c: Compiler, a: str, details: Details) -> str:
+        return c.enum(f"{a}.{name}", enum_type)
+
+    return compile_field
+
+
+def when(a: str) -> Field:
+    return column(a, timestamp)
+
+
+# --- organisations -----------------------------------------------------------------------
+
+
+def _primary_scheme(a: str) -> str:
+    cases = " ".join(
+        f"WHEN {quote(level.value)} THEN {quote(scheme.value)}"
+        for level, scheme in PRIMARY_SCHEME.items()
+    )
+    return f"(CASE {a}.level {cases} END)"
+
+
+def _identifiers(c: Compiler, a: str, details: Details) -> str:
+    b = c.st.alias()
+    source = (
+        f"(SELECT 0 AS n, {_primary_scheme(a)} AS scheme, {a}.rio_id AS value "
+        f"UNION ALL SELECT 1, i.scheme, i.value FROM organisation_identifier AS i "
+        f"WHERE i.organisation_id = {a}.id) AS {b}"
+    )
+    return c.many("OrganisationIdentifier", source, b, f"{b}.n, {b}.scheme, {b}.value", details)
+
+
+def _related(upwards: bool, level: str) -> Callable[[Compiler, str, Details], str]:
+    """`db.organisations.related`: parents (upwards) or children at `level`, by rio_id."""
+    own, far = ("child_id", "parent_id") if upwards else ("parent_id", "child_id")
+
+    def compile_list(c: Compiler, a: str, details: Details) -> str:
+        b = c.st.alias()
+        source = (
+            f"organisation_relation AS r{b} JOIN organisation AS {b} ON {b}.id = r{b}.{far} "
+            f"WHERE r{b}.{own} = {a}.id AND {b}.level = {quote(level)}"
+        )
+        return c.many("Organisation", source, b, f"{b}.rio_id", details)
+
+    return compile_list
+
+
+def _boards(c: Compiler, a: str, details: Details) -> str:
+    inner = _related(True, "BOARD")(c, a, details)
+    return f"(CASE WHEN {a}.level = 'PROVIDER' THEN {inner} ELSE '[]'::json END)"
+
+
+def _providers(c: Compiler, a: str, details: Details) -> str:
+    of_board = _related(False, "PROVIDER")(c, a, details)
+    of_location = _related(True, "PROVIDER")(c, a, details)
+    return (
+        f"(CASE {a}.level WHEN 'BOARD' THEN {of_board} WHEN 'LOCATION' THEN {of_location} "
+        "ELSE '[]'::json END)"
+    )
+
+
+def _locations(c: Compiler, a: str, details: Details) -> str:
+    inner = _related(False, "LOCATION")(c, a, details)
+    return f"(CASE WHEN {a}.level = 'PROVIDER' THEN {inner} ELSE '[]'::json END)"
+
+
+def organisation(key: str) -> Field:
+    def compile_field(c: Compiler, a: str, details: Details) -> str:
+        return c.one("Organisation", "organisation", f"{a}.{key}", details)
+
+    return compile_field
+
+
+# --- suppliers and products -----------------------------------------------------------------
+
+
+def supplier(key: str) -> Field:
+    def compile_field(c: Compiler, a: str, details: Details) -> str:
+        return c.one("Supplier", "supplier", f"{a}.{key}", details)
+
+    return compile_field
+
+
+def product(key: str) -> Field:
+    def compile_field(c: Compiler, a: str, details: Details) -> str:
+        return c.one("Product", "product", f"{a}.{key}", details)
+
+    return compile_field
+
+
+def _components(c: Compiler, a: str, details: Details) -> str:
+    b = c.st.alias()
+    source = (
+        f"product_component AS r{b} JOIN product AS {b} ON {b}.id = r{b}.component_id "
+        f"WHERE r{b}.product_id = {a}.id"
+    )
+    return c.many("Product", source, b, f"{b}.code", details)
+
+
+# --- entitlements and licences -----------------------------------------------------------------
+
+
+def _stored(a: str, name: str) -> Any:
+    return literal_column(f"{a}.{name}")
+
+
+def _today() -> Any:
+    return bindparam(TODAY, type_=Date())
+
+
+def _entitlement_status(c: Compiler, a: str, details: Details) -> str:
+    return c.st.scalar(
+        derived.effective_status(
+            _stored(a, "status"), _stored(a, "activation_until_date"), _today()
+        )
+    )
+
+
+def _licences_available(c: Compiler, a: str, details: Details) -> str:
+    return c.st.scalar(
+        derived.licences_available(_stored(a, "quantity"), _stored(a, "licences_used"))
+    )
+
+
+def _optional(table: str, type_name: str, key: str) -> Field:
+    def compile_field(c: Compiler, a: str, details: Details) -> str:
+        return c.one(type_name, table, f"{a}.{key}", details)
+
+    return compile_field
+
+
+def _recipients(c: Compiler, a: str, details: Details) -> str:
+    b = c.st.alias()
+    source = f"entitlement_recipient AS {b} WHERE {b}.entitlement_id = {a}.id"
+    return c.many("EntitlementRecipient", source, b, f"{b}.role, {b}.supplier_id", details)
+
+
+def _history(c: Compiler, a: str, details: Details) -> str:
+    b = c.st.alias()
+    source = f"event AS {b} WHERE {b}.entitlement_id = {a}.id AND {b}.licence_id IS NULL"
+    return c.many("EntitlementEvent", source, b, f"{b}.id", details)
+
+
+def _entitlement_licences(c: Compiler, a: str, details: Details) -> str:
+    """The first 50 licences the caller may see (`licences_of_entitlement` loader)."""
+    b = c.st.alias()
+    visible = c.st.condition(Licence.__table__, licence_scope(c.scope))
+    source = (
+        f"(SELECT licence.* FROM licence WHERE licence.entitlement_id = {a}.id AND {visible} "
+        f"ORDER BY licence.id LIMIT {NESTED_LICENCES}) AS {b}"
+    )
+    return c.many("Licence", source, b, f"{b}.id", details)
+
+
+def _entitlement_status_of(a: str) -> Any:
+    """The stored status of a licence's entitlement (unscoped: status derivation)."""
+    return literal_column(f"(SELECT e.status FROM entitlement AS e WHERE e.id = {a}.entitlement_id)")
+
+
+def _licence_status(c: Compiler, a: str, details: Details) -> str:
+    return c.st.scalar(
+        derived.effective_licence_status(
+            _stored(a, "status"), _stored(a, "expiration_date"), _today(), _entitlement_status_of(a)
+        )
+    )
+
+
+def _has_access(c: Compiler, a: str, details: Details) -> str:
+    return c.st.scalar(
+        derived.has_access(
+            _stored(a, "status"), _stored(a, "expiration_date"), _today(), _entitlement_status_of(a)
+        )
+    )
+
+
+def _visible_entitlement(c: Compiler, a: str, details: Details) -> str:
+    """The licence's entitlement if the caller may see it (`visible_entitlement` loader)."""
+    b = c.st.alias()
+    visible = c.st.condition(Entitlement.__table__, entitlement_scope(c.scope))
+    obj = c.object("Entitlement", b, details)
+    return (
+        f"(SELECT {obj} FROM (SELECT entitlement.* FROM entitlement "
+        f"WHERE entitlement.id = {a}.entitlement_id AND {visible}) AS {b})"
+    )
+
+
+FIELDS: dict[str, dict[str, Field]] = {
+    "Organisation": {
+        "id": gid,
+        "level": enum("level", "OrgLevel"),
+        "rioId": column("rio_id"),
+        "name": column("name"),
+        "identifiers": _identifiers,
+        "boards": _boards,
+        "providers": _providers,
+        "locations": _locations,
+    },
+    "OrganisationIdentifier": {
+        "scheme": enum("scheme", "OrgIdScheme"),
+        "value": column("value"),
+    },
+    "Supplier": {"id": gid, "code": column("code"), "name": column("name")},
+    "Product": {
+        "id": gid,
+        "productId": column("code"),
+        "name": column("name"),
+        "type": enum("type", "ProductType"),
+        "firstPublicationDate": column("first_publication_date"),
+        "saleStartDate": column("sale_start_date"),
+        "saleEndDate": column("sale_end_date"),
+        "publisher": supplier("publisher_id"),
+        "components": _components,
+    },
+    "SchoolSubject": {"id": gid, "code": column("code"), "name": column("name")},
+    "Group": {"id": gid, "code": column("code"), "name": column("name")},
+    "Entitlement": {
+        "id": gid,
+        "variant": enum("variant", "Variant"),
+        "status": _entitlement_status,
+        "quantity": column("quantity"),
+        "licencesUsed": column("licences_used"),
+        "startDate": column("start_date"),
+        "activationUntilDate": column("activation_until_date"),
+        "minExpirationDate": column("min_expiration_date"),
+        "licenceDurationMonths": column("licence_duration_months"),
+        "createdAt": when("created_at"),
+        "licencesAvailable": _licences_available,
+        "school": organisation("school_id"),
+        "product": product("product_id"),
+        "schoolSubject": _optional("school_subject", "SchoolSubject", "subject_id"),
+        "group": _optional("teaching_group", "Group", "group_id"),
+        "recipients": _recipients,
+        "history": _history,
+        "licences": _entitlement_licences,
+    },
+    "EntitlementRecipient": {
+        "role": enum("role", "RecipientRole"),
+        "state": enum("state", "RecipientState"),
+        "failureCode": column("failure_code"),
+        "failureMessage": column("failure_message"),
+        "updatedAt": when("updated_at"),
+        "supplier": supplier("supplier_id"),
+    },
+    "EntitlementEvent": {
+        "cursor": lambda c, a, d: event_cursor(f"{a}.tx_id", f"{a}.id"),
+        "kind": column("kind"),
+        "status": column("status"),
+        "occurredAt": when("occurred_at"),
+        "actorRole": column("actor_role"),
+        "detail": column("payload"),
+    },
+    "Licence": {
+        "id": gid,
+        "status": _licence_status,
+        "activatedAt": when("activated_at"),
+        "expirationDate": column("expiration_date"),
+        "hasAccess": _has_access,
+        "product": product("product_id"),
+        "entitlement": _visible_entitlement,
+        "school": organisation("school_id"),
+    },
+}
+
+
+def is_list(output_type: Any) -> bool:
+    if isinstance(output_type, GraphQLNonNull):
+        output_type = output_type.of_type
+    return isinstance(output_type, GraphQLList)

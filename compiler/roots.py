@@ -1,0 +1,651 @@
+"""The root fields of the read API as SQL: each becomes one subquery of the plan's
+statement with three columns: `data` (the field's JSON), `problem` (why the
+resolvers must answer this request after all: an unknown, ambiguous or malformed
+identifier, a refused consent, a bad cursor; NULL when none) and `reads` (the
+audit reads, `[[school_id, object_id], …]`).
+
+Each root field also prepares, per request and in Python, the values its SQL takes
+from the arguments (identifiers validated by `domain/`, cursors decoded by
+`db/pagination`), with the same checks as its resolver; what does not pass makes
+the request run on the resolvers (`Replay`), which answer it with their errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLObjectType, get_named_type
+from graphql.execution.collect_fields import FieldDetails, collect_subfields
+from sqlalchemy import Date, bindparam, literal_column
+
+from compiler.objects import Compiler, Details
+from compiler.sql import TODAY, NotCompiled, cursor, json_object, quote
+from db import derived
+from db.access import entitlement_scope, licence_scope
+from db.entitlements import licence_status_matches
+from db.models import Entitlement, Licence
+from db.pagination import InvalidCursor, decode_cursor
+from domain.consent import Access
+from domain.identifiers import (
+    PRIMARY_SCHEME,
+    IdentifierError,
+    OrgIdScheme,
+    PersonIdScheme,
+    validate_org_identifier,
+    validate_person_identifier,
+    validate_product_id,
+)
+from domain.roles import DataType
+from settings import Settings
+
+MAX_BIGINT = 2**63 - 1
+
+
+class Replay(Exception):
+    """This request's input needs the resolvers' answer (an error or a rare case)."""
+
+
+@dataclass
+class Root:
+    """One root field of a plan."""
+
+    key: str
+    sql: str
+    prepare: Callable[[dict[str, Any], Any], dict[str, Any]]
+    action: str | None = None  # audit action of the reads column
+    object_type: str | None = None
+
+
+Prepare = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+# --- shared argument checks ----------------------------------------------------------------
+
+
+def gateway_id(value: Any) -> int:
+    """`resolvers.queries._int_id` without its error (the resolvers give that)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise Replay("not a gateway id") from exc
+    if not 0 <= number <= MAX_BIGINT:
+        raise Replay("id out of range")
+    return number
+
+
+def page_size(settings: Settings, first: int | None) -> int:
+    size = settings.default_page_size if first is None else first
+    if not 1 <= size <= settings.max_page_size:
+        raise Replay("page size out of range")
+    return size
+
+
+def after_key(kind: str, after: str | None) -> int:
+    if after is None:
+        return 0
+    try:
+        key = decode_cursor(kind, after)
+    except InvalidCursor as exc:
+        raise Replay("bad cursor") from exc
+    if not -MAX_BIGINT <= key <= MAX_BIGINT:
+        raise Replay("cursor out of range")
+    return key
+
+
+_PRIMARY_LEVEL = {scheme.value: level.value for level, scheme in PRIMARY_SCHEME.items()}
+
+
+def organisation_search(identifier: dict[str, Any]) -> dict[str, Any]:
+    """What `resolvers.lookup.find_organisation` searches for, as parameters of
+    `organisation_ids` (the value as stored, and in upper case for the retry it
+    makes without a scheme)."""
+    scheme, value = identifier.get("scheme"), identifier["value"]
+    if scheme is not None:
+        try:
+            clean = validate_org_identifier(scheme, value)
+        except IdentifierError as exc:
+            raise Replay("malformed identifier") from exc
+        scheme = OrgIdScheme(scheme).value
+    else:
+        clean = value.strip()
+    if not clean:
+        raise Replay("empty identifier")
+    upper = clean.upper() if scheme is None and clean.upper() != clean else None
+    if scheme is None:
+        return {"rio": clean, "level": None, "sec": clean, "sec_scheme": None, "upper": upper}
+    if scheme in _PRIMARY_LEVEL:
+        level = _PRIMARY_LEVEL[scheme]
+        return {"rio": clean, "level": level, "sec": None, "sec_scheme": None, "upper": None}
+    return {"rio": None, "level": None, "sec": clean, "sec_scheme": scheme, "upper": None}
+
+
+def organisation_ids(c: Compiler, root: str, prefix: str, level: str | None = None) -> str:
+    """SQL: the ids (in order) of the organisations the prepared identifier names,
+    as `db.organisations.find` finds them (with the upper-case retry), or NULL."""
+
+    def value(name: str) -> str:
+        return c.st.value(root, f"{prefix}{name}", "text")
+
+    at_level = f" AND o.level = {quote(level)}" if level else ""
+
+    def find(rio: str, sec: str) -> str:
+        return (
+            "(SELECT array_agg(id ORDER BY id) FROM (SELECT o.id FROM organisation AS o "
+            f"WHERE (o.rio_id = {rio} AND ({value('level')} IS NULL OR o.level = {value('level')})"
+            f" OR o.id IN (SELECT i.organisation_id FROM organisation_identifier AS i "
+            f"WHERE i.value = {sec} AND ({value('sec_scheme')} IS NULL "
+            f"OR i.scheme = {value('sec_scheme')}))){at_level} ORDER BY o.id LIMIT 20) AS x)"
+        )
+
+    first = find(value("rio"), value("sec"))
+    upper = value("upper")
+    retry = find(upper, upper)
+    return f"coalesce({first}, CASE WHEN {upper} IS NOT NULL THEN {retry} END)"
+
+
+def access_rank(c: Compiler, school: str, data_type: DataType) -> str:
+    """SQL: `db.access.school_access` for one school as the rank of its answer in
+    `domain.consent.best` (0 is ALLOWED), from `domain.consent.decide` itself: the
+    decision for every combination of the facts, per role of the caller."""
+    from db.access import activated, mandated
+    from domain.consent import ConsentFacts, decide
+    from domain.roles import Role
+
+    scope = c.scope
+    if Role.OPERATOR in scope.roles:
+        return "0"
+    ranks = RANK
+    school_col = literal_column(school)
+    mandate = c.st.scalar(mandated(school_col, scope.supplier_id, scope.today))
+    per_role = []
+    for role in sorted(scope.roles):
+        involved = (
+            f"({school} = {c.st.scalar(scope.school_id)})"  # type: ignore[arg-type]
+            if role == Role.SCHOOL and scope.school_id is not None
+            else ("FALSE" if role == Role.SCHOOL else "TRUE")
+        )
+        act = c.st.scalar(activated(school_col, scope.supplier_id, role, data_type))
+        arms = []
+        for inv in (True, False):
+            for is_act in (True, False):
+                for man in (True, False):
+                    answer = decide(
+                        role,
+                        data_type,
+                        ConsentFacts(involved=inv, activated=is_act, mandate_valid=man),
+                    )
+                    test = " AND ".join(
+                        f"{'' if flag else 'NOT '}{sql}"
+                        for flag, sql in ((inv, involved), (is_act, act), (man, mandate))
+                    )
+                    arms.append(f"WHEN {test} THEN {ranks[answer]}")
+        per_role.append(f"(CASE {' '.join(arms)} END)")
+    return f"LEAST({', '.join(per_role)})" if per_role else str(ranks[Access.SCOPE_REQUIRED])
+
+
+def _ranks() -> dict[Access, int]:
+    """The order of `domain.consent.best`, read from `best` itself."""
+    from domain.consent import best
+
+    remaining, order = list(Access), []
+    while remaining:
+        chosen = best(remaining)
+        order.append(chosen)
+        remaining.remove(chosen)
+    return {access: index for index, access in enumerate(order)}
+
+
+RANK = _ranks()
+
+
+# --- connections ---------------------------------------------------------------------------------
+
+
+def connection(
+    c: Compiler,
+    root: str,
+    details: Details,
+    *,
+    connection_type: GraphQLObjectType,
+    node_type: str,
+    table: str,
+    where: str,
+    kind: str,
+    with_school: bool,
+    setup: str = "",
+) -> str:
+    """A cursor connection over `table` rows matching `where` (written on the base
+    table name), as `db.pagination.fetch_page` cuts it: ordered by id, after the
+    cursor, one row more to tell whether a page follows."""
+    first = c.st.value(root, "first", "int")
+    after = c.st.value(root, "after", "bigint")
+    collected = collect_subfields(
+        c.schema, c.fragments, c.variables, c.operation, connection_type, details
+    )
+    pairs: list[tuple[str, str]] = []
+    edge_type = get_named_type(connection_type.fields["edges"].type)
+    page_info_type = get_named_type(connection_type.fields["pageInfo"].type)
+    for key, field_details in collected.grouped_field_set.items():
+        name = field_details[0].node.name.value
+        if name == "__typename":
+            pairs.append((key, quote(connection_type.name)))
+        elif name == "nodes":
+            b = c.st.alias()
+            obj = c.object(node_type, b, field_details)
+            pairs.append(
+                (key, f"(SELECT coalesce(json_agg({obj} ORDER BY {b}.id), '[]'::json) FROM rows_ AS {b})")
+            )
+        elif name == "edges":
+            b = c.st.alias()
+            edge = _edge(c, edge_type, node_type, b, kind, field_details)
+            pairs.append(
+                (key, f"(SELECT coalesce(json_agg({edge} ORDER BY {b}.id), '[]'::json) FROM rows_ AS {b})")
+            )
+        elif name == "pageInfo":
+            pairs.append((key, _page_info(c, page_info_type, kind, first, field_details)))
+        elif name == "totalCount":
+            pairs.append((key, f"(SELECT count(*) FROM {table} WHERE {where})"))
+        else:
+            raise NotCompiled(f"{connection_type.name}.{name}")
+    reads = (
+        "(SELECT json_agg(json_build_array(s.school_id, NULL)) FROM "
+        "(SELECT DISTINCT school_id FROM rows_) AS s)"
+        if with_school
+        else "NULL::json"
+    )
+    return (
+        f"(WITH {setup}page_ AS (SELECT {table}.* FROM {table} WHERE {where} AND {table}.id > {after} "
+        f"ORDER BY {table}.id LIMIT {first} + 1), "
+        f"rows_ AS (SELECT * FROM page_ ORDER BY id LIMIT {first}) "
+        f"SELECT {json_object(pairs)} AS data, {{problem}} AS problem, {reads} AS reads)"
+    )
+
+
+def _edge(
+    c: Compiler, edge_type: Any, node_type: str, b: str, kind: str, details: Details
+) -> str:
+    collected = collect_subfields(c.schema, c.fragments, c.variables, c.operation, edge_type, details)
+    pairs = []
+    for key, field_details in collected.grouped_field_set.items():
+        name = field_details[0].node.name.value
+        if name == "__typename":
+            pairs.append((key, quote(edge_type.name)))
+        elif name == "cursor":
+            pairs.append((key, cursor(kind, f"{b}.id")))
+        elif name == "node":
+            pairs.append((key, c.object(node_type, b, field_details)))
+        else:
+            raise NotCompiled(f"{edge_type.name}.{name}")
+    return json_object(pairs)
+
+
+def _page_info(c: Compiler, page_info_type: Any, kind: str, first: str, details: Details) -> str:
+    collected = collect_subfields(
+        c.schema, c.fragments, c.variables, c.operation, page_info_type, details
+    )
+    pairs = []
+    for key, field_details in collected.grouped_field_set.items():
+        name = field_details[0].node.name.value
+        if name == "__typename":
+            pairs.append((key, quote(page_info_type.name)))
+        elif name == "hasNextPage":
+            pairs.append((key, f"((SELECT count(*) FROM page_) > {first})"))
+        elif name == "endCursor":
+            pairs.append((key, f"(SELECT {cursor(kind, 'max(id)')} FROM rows_ HAVING count(*) > 0)"))
+        else:
+            raise NotCompiled(f"PageInfo.{name}")
+    return json_object(pairs)
+
+
+def _today(c: Compiler) -> Any:
+    return bindparam(TODAY, type_=Date())
+
+
+# --- entitlements and licences ---------------------------------------------------------------------
+
+
+def _filled(value: Any) -> bool:
+    """The resolvers test optional filters for truth (an empty string is no filter)."""
+    return bool(value)
+
+
+def entitlements(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+    """`entitlements(first, after, filter)` (`resolvers.queries.entitlements_list`)."""
+    flt = args.get("filter") or {}
+    st = c.st
+    conditions = [st.condition(Entitlement.__table__, entitlement_scope(c.scope))]
+    setup, problems = _school_and_product(c, key, flt, DataType.ENTITLEMENTS)
+    if flt.get("school"):
+        conditions.append("entitlement.school_id = (SELECT school_id FROM filter_)")
+    if _filled(flt.get("productId")):
+        conditions.append("entitlement.product_id = (SELECT product_id FROM filter_)")
+    if _filled(flt.get("deliveryId")):
+        conditions.append(f"entitlement.delivery_id = {st.value(key, 'delivery_id', 'bigint')}")
+    if flt.get("status"):
+        status = st.scalar(
+            derived.effective_status(
+                literal_column("entitlement.status"),
+                literal_column("entitlement.activation_until_date"),
+                _today(c),
+            )
+        )
+        conditions.append(f"{status} = ANY({st.value(key, 'statuses', 'text[]')})")
+    if flt.get("variant") is not None:
+        conditions.append(f"entitlement.variant = {st.value(key, 'variant', 'text')}")
+    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
+    sql = connection(
+        c,
+        key,
+        details,
+        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
+        node_type="Entitlement",
+        table="entitlement",
+        where=" AND ".join(conditions),
+        kind="entitlement",
+        with_school=True,
+        setup=setup,
+    ).replace("{problem}", problems)
+
+    def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        flt = args.get("filter") or {}
+        values: dict[str, Any] = {
+            "first": page_size(settings, args.get("first")),
+            "after": after_key("entitlement", args.get("after")),
+        }
+        _prepare_school_and_product(values, flt)
+        if _filled(flt.get("deliveryId")):
+            values["delivery_id"] = gateway_id(flt["deliveryId"])
+        if flt.get("status"):
+            values["statuses"] = [s.value for s in flt["status"]]
+        if flt.get("variant") is not None:
+            values["variant"] = flt["variant"].value
+        return values
+
+    return Root(key, sql, prepare, "read.entitlements", "entitlement")
+
+
+def _school_and_product(
+    c: Compiler, key: str, flt: dict[str, Any], data_type: DataType
+) -> tuple[str, str]:
+    """The `filter_` CTE resolving a filter's school and product, and the problem
+    expression (a named school must be exactly one the caller may read)."""
+    columns, problems = [], []
+    if flt.get("school"):
+        ids = organisation_ids(c, key, "school_")
+        columns.append(f"{ids} AS school_ids")
+        columns.append(f"(CASE WHEN cardinality({ids}) = 1 THEN ({ids})[1] END) AS school_id")
+    if _filled(flt.get("productId")):
+        code = c.st.value(key, "product_code", "text")
+        columns.append(f"(SELECT p.id FROM product AS p WHERE p.code = {code}) AS product_id")
+    if not columns:
+        return "", "NULL::text"
+    setup = f"filter_ AS (SELECT {', '.join(columns)}), "
+    if flt.get("school"):
+        rank = access_rank(c, "f.school_id", data_type)
+        problems.append(
+            "(SELECT CASE WHEN f.school_ids IS NULL THEN 'unknown school' "
+            "WHEN cardinality(f.school_ids) > 1 THEN 'ambiguous school' "
+            f"WHEN {rank} <> 0 THEN 'school refused' END FROM filter_ AS f)"
+        )
+    if _filled(flt.get("productId")):
+        problems.append(
+            "(SELECT CASE WHEN f.product_id IS NULL THEN 'unknown product' END FROM filter_ AS f)"
+        )
+    return setup, f"coalesce({', '.join(problems)})" if problems else "NULL::text"
+
+
+def _prepare_school_and_product(values: dict[str, Any], flt: dict[str, Any]) -> None:
+    if flt.get("school"):
+        for name, value in organisation_search(flt["school"]).items():
+            values[f"school_{name}"] = value
+    if _filled(flt.get("productId")):
+        try:
+            values["product_code"], _kind = validate_product_id(flt["productId"])
+        except IdentifierError as exc:
+            raise Replay("malformed productId") from exc
+
+
+def licences(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+    """`licences(first, after, filter)` (`resolvers.queries.licences_list`)."""
+    flt = args.get("filter") or {}
+    st = c.st
+    conditions = [st.condition(Licence.__table__, licence_scope(c.scope))]
+    setup, problems = _school_and_product(c, key, flt, DataType.ACTIVATIONS)
+    if flt.get("school"):
+        conditions.append("licence.school_id = (SELECT school_id FROM filter_)")
+    if _filled(flt.get("productId")):
+        conditions.append("licence.product_id = (SELECT product_id FROM filter_)")
+    if _filled(flt.get("eckId")):
+        eck = st.value(key, "eck_id", "text")
+        person = (
+            "(SELECT p.id FROM person AS p JOIN person_identifier AS i ON i.person_id = p.id "
+            f"WHERE i.scheme = 'ECK_ID' AND i.scope = '' AND i.value = {eck} "
+            "AND p.erased_at IS NULL)"
+        )
+        conditions.append(f"licence.person_id = {person}")
+        missing = f"(CASE WHEN {person} IS NULL THEN 'unknown person' END)"
+        problems = f"coalesce({problems}, {missing})"
+    if _filled(flt.get("entitlementId")):
+        conditions.append(f"licence.entitlement_id = {st.value(key, 'entitlement_id', 'bigint')}")
+    if flt.get("status") is not None:
+        status = literal_column(st.value(key, "status", "text"))
+        conditions.append(
+            st.condition(Licence.__table__, licence_status_matches(status, _today(c)))
+        )
+    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
+    sql = connection(
+        c,
+        key,
+        details,
+        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
+        node_type="Licence",
+        table="licence",
+        where=" AND ".join(conditions),
+        kind="licence",
+        with_school=True,
+        setup=setup,
+    ).replace("{problem}", problems)
+
+    def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        flt = args.get("filter") or {}
+        values: dict[str, Any] = {
+            "first": page_size(settings, args.get("first")),
+            "after": after_key("licence", args.get("after")),
+        }
+        if _filled(flt.get("eckId")):
+            try:
+                values["eck_id"] = validate_person_identifier(PersonIdScheme.ECK_ID, flt["eckId"])
+            except IdentifierError as exc:
+                raise Replay("malformed eckId") from exc
+        _prepare_school_and_product(values, flt)
+        if _filled(flt.get("entitlementId")):
+            values["entitlement_id"] = gateway_id(flt["entitlementId"])
+        if flt.get("status") is not None:
+            values["status"] = flt["status"].value
+        return values
+
+    return Root(key, sql, prepare, "read.licences", "licence")
+
+
+def entitlement(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+    """`entitlement(id)` (`resolvers.delivery.entitlement`): the row if the caller
+    may see it; a recipient without consent is refused (by the resolvers)."""
+    from domain.roles import Role
+
+    st = c.st
+    b = st.alias()
+    visible = st.condition(Entitlement.__table__, entitlement_scope(c.scope))
+    pk = st.value(key, "id", "bigint")
+    obj = c.object("Entitlement", b, details)
+    source = f"(SELECT entitlement.* FROM entitlement WHERE entitlement.id = {pk} AND {visible}) AS {b}"
+    recipient_roles = [
+        role.value.upper() for role in c.scope.roles if role in (Role.PORTAL, Role.DASHBOARD)
+    ]
+    problem = "NULL::text"
+    if recipient_roles:
+        roles = ", ".join(quote(r) for r in recipient_roles)
+        supplier = st.param(lambda run: run.caller.supplier_id, "int")
+        problem = (
+            f"(CASE WHEN NOT EXISTS (SELECT 1 FROM {source}) AND EXISTS (SELECT 1 FROM "
+            f"entitlement_recipient AS r WHERE r.entitlement_id = {pk} AND r.supplier_id = "
+            f"{supplier} AND r.role IN ({roles})) THEN 'consent refused' END)"
+        )
+    sql = (
+        f"(SELECT (SELECT {obj} FROM {source}) AS data, {problem} AS problem, "
+        f"(SELECT json_agg(json_build_array({b}.school_id, {b}.id)) FROM {source}) AS reads)"
+    )
+
+    def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        try:
+            pk = int(args["id"])
+        except (TypeError, ValueError):
+            pk = -1  # `_id` gives None: no entitlement, no error
+        if not -MAX_BIGINT <= pk <= MAX_BIGINT:
+            raise Replay("id out of range")
+        return {"id": pk}
+
+    return Root(key, sql, prepare, "read.entitlement", "entitlement")
+
+
+# --- organisations and products ---------------------------------------------------------------------
+
+
+def organisation(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+    """`organisation(id | identifier)`: the one organisation found; anything else
+    (not found, ambiguous, malformed: typed answers with their messages) from the
+    resolvers."""
+    st = c.st
+    b = st.alias()
+    obj = c.object("Organisation", b, details)
+    if args.get("id") is not None and args.get("identifier") is None:
+        ids = f"ARRAY[{st.value(key, 'id', 'bigint')}]::bigint[]"
+        ids = f"(SELECT array_agg(o.id) FROM organisation AS o WHERE o.id = ANY({ids}))"
+    elif args.get("identifier") is not None and args.get("id") is None:
+        ids = organisation_ids(c, key, "org_")
+    else:
+        raise NotCompiled("organisation needs exactly one of id or identifier")
+    sql = (
+        f"(SELECT (SELECT {obj} FROM organisation AS {b} WHERE {b}.id = f.ids[1]) AS data, "
+        "CASE WHEN f.ids IS NULL THEN 'not found' WHEN cardinality(f.ids) > 1 THEN 'ambiguous' "
+        f"END AS problem, NULL::json AS reads FROM (SELECT {ids} AS ids) AS f)"
+    )
+
+    def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        if args.get("id") is not None:
+            return {"id": gateway_id(args["id"])}
+        return {f"org_{k}": v for k, v in organisation_search(args["identifier"]).items()}
+
+    return Root(key, sql, prepare)
+
+
+def organisations(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+    """`organisations(first, after, filter)` (`resolvers.queries.organisations_list`)."""
+    flt = args.get("filter") or {}
+    st = c.st
+    conditions, setup, problem = ["TRUE"], "", "NULL::text"
+    if flt.get("level") is not None:
+        conditions.append(f"organisation.level = {st.value(key, 'level', 'text')}")
+    if _filled(flt.get("nameContains")):
+        conditions.append(f"organisation.name ILIKE {st.value(key, 'name', 'text')}")
+    if flt.get("board") is not None:
+        ids = organisation_ids(c, key, "board_", level="BOARD")
+        setup = f"filter_ AS (SELECT {ids} AS board_ids), "
+        conditions.append(
+            "organisation.id IN (SELECT child_id FROM organisation_relation "
+            "WHERE parent_id = (SELECT board_ids[1] FROM filter_))"
+        )
+        problem = (
+            "(SELECT CASE WHEN board_ids IS NULL OR cardinality(board_ids) <> 1 "
+            "THEN 'board not one' END FROM filter_)"
+        )
+    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
+    sql = connection(
+        c,
+        key,
+        details,
+        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
+        node_type="Organisation",
+        table="organisation",
+        where=" AND ".join(conditions),
+        kind="organisation",
+        with_school=False,
+        setup=setup,
+    ).replace("{problem}", problem)
+
+    def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        flt = args.get("filter") or {}
+        values: dict[str, Any] = {
+            "first": page_size(settings, args.get("first")),
+            "after": after_key("organisation", args.get("after")),
+        }
+        if flt.get("level") is not None:
+            values["level"] = flt["level"].value
+        if _filled(flt.get("nameContains")):
+            values["name"] = f"%{flt['nameContains'].lower()}%"
+        if flt.get("board") is not None:
+            for name, value in organisation_search(flt["board"]).items():
+                values[f"board_{name}"] = value
+        return values
+
+    return Root(key, sql, prepare)
+
+
+def products(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+    """`products(first, after, filter)` (`resolvers.queries.products_list`)."""
+    flt = args.get("filter") or {}
+    st = c.st
+    conditions, setup, problem = ["TRUE"], "", "NULL::text"
+    if flt.get("type") is not None:
+        conditions.append(f"product.type = {st.value(key, 'type', 'text')}")
+    if _filled(flt.get("nameContains")):
+        conditions.append(f"product.name ILIKE {st.value(key, 'name', 'text')}")
+    if _filled(flt.get("publisherCode")):
+        code = st.value(key, "publisher", "text")
+        setup = f"filter_ AS (SELECT (SELECT s.id FROM supplier AS s WHERE s.code = {code}) AS publisher_id), "
+        conditions.append("product.publisher_id = (SELECT publisher_id FROM filter_)")
+        problem = "(SELECT CASE WHEN publisher_id IS NULL THEN 'unknown publisher' END FROM filter_)"
+    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
+    sql = connection(
+        c,
+        key,
+        details,
+        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
+        node_type="Product",
+        table="product",
+        where=" AND ".join(conditions),
+        kind="product",
+        with_school=False,
+        setup=setup,
+    ).replace("{problem}", problem)
+
+    def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        flt = args.get("filter") or {}
+        values: dict[str, Any] = {
+            "first": page_size(settings, args.get("first")),
+            "after": after_key("product", args.get("after")),
+        }
+        if flt.get("type") is not None:
+            values["type"] = flt["type"].value
+        if _filled(flt.get("nameContains")):
+            values["name"] = f"%{flt['nameContains']}%"
+        if _filled(flt.get("publisherCode")):
+            values["publisher"] = flt["publisherCode"]
+        return values
+
+    return Root(key, sql, prepare)
+
+
+RootCompiler = Callable[[Compiler, str, Details, dict[str, Any], Settings], Root]
+
+ROOTS: dict[str, RootCompiler] = {
+    "organisation": organisation,
+    "organisations": organisations,
+    "products": products,
+    "entitlements": entitlements,
+    "licences": licences,
+    "entitlement": entitlement,
+}
+
+__all__ = ["ROOTS", "FieldDetails", "Replay", "Root"]
