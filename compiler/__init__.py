@@ -34,7 +34,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import strawberry
-from strawberry.extensions import SchemaExtension
 from graphql import (
     DocumentNode,
     FragmentDefinitionNode,
@@ -46,6 +45,7 @@ from graphql import (
 )
 from graphql.execution.collect_fields import FragmentDetails, collect_fields
 from graphql.execution.values import get_argument_values, get_variable_values
+from strawberry.extensions import SchemaExtension
 
 from compiler.objects import Compiler
 from compiler.roots import ROOTS, Replay, Root
@@ -202,9 +202,7 @@ class ReadCompiler:
         """The schema's input guards (the BSN refusal) on this request: a refused
         input is answered by the resolvers, with the guard's error."""
         for guard in self._guards:
-            context = SimpleNamespace(
-                variables=variables, graphql_document=document, result=None
-            )
+            context = SimpleNamespace(variables=variables, graphql_document=document, result=None)
             extension = guard()
             extension.execution_context = context  # type: ignore[assignment]
             steps = extension.on_execute()
@@ -252,7 +250,9 @@ class ReadCompiler:
                 node = details[0].node
                 name = node.name.value
                 if name == "__typename":
-                    roots.append(_RootPlan(key, None, details, False, static=f'"{query_type.name}"'))
+                    roots.append(
+                        _RootPlan(key, None, details, False, static=f'"{query_type.name}"')
+                    )
                     continue
                 field_def = query_type.fields.get(name)
                 compile_root = ROOTS.get(name)
@@ -323,7 +323,8 @@ class ReadCompiler:
                     null_data = True
                 parts.append(f'"{plan.key}":null')
                 continue
-            assert row is not None and plan.root is not None
+            assert row is not None
+            assert plan.root is not None
             problem = row[f"p{index}"]
             if problem is not None:
                 return self.fallback(f"{plan.key}: {problem}")

@@ -270,7 +270,9 @@ def _entitlement_licences(c: Compiler, a: str, details: Details) -> str:
 
 def _entitlement_status_of(a: str) -> Any:
     """The stored status of a licence's entitlement (unscoped: status derivation)."""
-    return literal_column(f"(SELECT e.status FROM entitlement AS e WHERE e.id = {a}.entitlement_id)")
+    return literal_column(
+        f"(SELECT e.status FROM entitlement AS e WHERE e.id = {a}.entitlement_id)"
+    )
 
 
 def _licence_status(c: Compiler, a: str, details: Details) -> str:

@@ -234,15 +234,11 @@ def connection(
         elif name == "nodes":
             b = c.st.alias()
             obj = c.object(node_type, b, field_details)
-            pairs.append(
-                (key, f"(SELECT coalesce(json_agg({obj} ORDER BY {b}.id), '[]'::json) FROM rows_ AS {b})")
-            )
+            pairs.append((key, _page_list(obj, b)))
         elif name == "edges":
             b = c.st.alias()
             edge = _edge(c, edge_type, node_type, b, kind, field_details)
-            pairs.append(
-                (key, f"(SELECT coalesce(json_agg({edge} ORDER BY {b}.id), '[]'::json) FROM rows_ AS {b})")
-            )
+            pairs.append((key, _page_list(edge, b)))
         elif name == "pageInfo":
             pairs.append((key, _page_info(c, page_info_type, kind, first, field_details)))
         elif name == "totalCount":
@@ -256,17 +252,21 @@ def connection(
         else "NULL::json"
     )
     return (
-        f"(WITH {setup}page_ AS (SELECT {table}.* FROM {table} WHERE {where} AND {table}.id > {after} "
-        f"ORDER BY {table}.id LIMIT {first} + 1), "
+        f"(WITH {setup}page_ AS (SELECT {table}.* FROM {table} WHERE {where} "
+        f"AND {table}.id > {after} ORDER BY {table}.id LIMIT {first} + 1), "
         f"rows_ AS (SELECT * FROM page_ ORDER BY id LIMIT {first}) "
         f"SELECT {json_object(pairs)} AS data, {{problem}} AS problem, {reads} AS reads)"
     )
 
 
-def _edge(
-    c: Compiler, edge_type: Any, node_type: str, b: str, kind: str, details: Details
-) -> str:
-    collected = collect_subfields(c.schema, c.fragments, c.variables, c.operation, edge_type, details)
+def _page_list(obj: str, b: str) -> str:
+    return f"(SELECT coalesce(json_agg({obj} ORDER BY {b}.id), '[]'::json) FROM rows_ AS {b})"
+
+
+def _edge(c: Compiler, edge_type: Any, node_type: str, b: str, kind: str, details: Details) -> str:
+    collected = collect_subfields(
+        c.schema, c.fragments, c.variables, c.operation, edge_type, details
+    )
     pairs = []
     for key, field_details in collected.grouped_field_set.items():
         name = field_details[0].node.name.value
@@ -293,7 +293,9 @@ def _page_info(c: Compiler, page_info_type: Any, kind: str, first: str, details:
         elif name == "hasNextPage":
             pairs.append((key, f"((SELECT count(*) FROM page_) > {first})"))
         elif name == "endCursor":
-            pairs.append((key, f"(SELECT {cursor(kind, 'max(id)')} FROM rows_ HAVING count(*) > 0)"))
+            pairs.append(
+                (key, f"(SELECT {cursor(kind, 'max(id)')} FROM rows_ HAVING count(*) > 0)")
+            )
         else:
             raise NotCompiled(f"PageInfo.{name}")
     return json_object(pairs)
@@ -303,7 +305,7 @@ def _today(c: Compiler) -> Any:
     return bindparam(TODAY, type_=Date())
 
 
-# --- entitlements and licences ---------------------------------------------------------------------
+# --- entitlements and licences ---------------------------------------------------------------
 
 
 def _filled(value: Any) -> bool:
@@ -311,7 +313,9 @@ def _filled(value: Any) -> bool:
     return bool(value)
 
 
-def entitlements(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+def entitlements(
+    c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+) -> Root:
     """`entitlements(first, after, filter)` (`resolvers.queries.entitlements_list`)."""
     flt = args.get("filter") or {}
     st = c.st
@@ -407,7 +411,9 @@ def _prepare_school_and_product(values: dict[str, Any], flt: dict[str, Any]) -> 
             raise Replay("malformed productId") from exc
 
 
-def licences(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+def licences(
+    c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+) -> Root:
     """`licences(first, after, filter)` (`resolvers.queries.licences_list`)."""
     flt = args.get("filter") or {}
     st = c.st
@@ -469,7 +475,9 @@ def licences(c: Compiler, key: str, details: Details, args: dict[str, Any], sett
     return Root(key, sql, prepare, "read.licences", "licence")
 
 
-def entitlement(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+def entitlement(
+    c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+) -> Root:
     """`entitlement(id)` (`resolvers.delivery.entitlement`): the row if the caller
     may see it; a recipient without consent is refused (by the resolvers)."""
     from domain.roles import Role
@@ -479,7 +487,9 @@ def entitlement(c: Compiler, key: str, details: Details, args: dict[str, Any], s
     visible = st.condition(Entitlement.__table__, entitlement_scope(c.scope))
     pk = st.value(key, "id", "bigint")
     obj = c.object("Entitlement", b, details)
-    source = f"(SELECT entitlement.* FROM entitlement WHERE entitlement.id = {pk} AND {visible}) AS {b}"
+    source = (
+        f"(SELECT entitlement.* FROM entitlement WHERE entitlement.id = {pk} AND {visible}) AS {b}"
+    )
     recipient_roles = [
         role.value.upper() for role in c.scope.roles if role in (Role.PORTAL, Role.DASHBOARD)
     ]
@@ -509,10 +519,12 @@ def entitlement(c: Compiler, key: str, details: Details, args: dict[str, Any], s
     return Root(key, sql, prepare, "read.entitlement", "entitlement")
 
 
-# --- organisations and products ---------------------------------------------------------------------
+# --- organisations and products --------------------------------------------------------------
 
 
-def organisation(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+def organisation(
+    c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+) -> Root:
     """`organisation(id | identifier)`: the one organisation found; anything else
     (not found, ambiguous, malformed: typed answers with their messages) from the
     resolvers."""
@@ -540,7 +552,9 @@ def organisation(c: Compiler, key: str, details: Details, args: dict[str, Any], 
     return Root(key, sql, prepare)
 
 
-def organisations(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+def organisations(
+    c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+) -> Root:
     """`organisations(first, after, filter)` (`resolvers.queries.organisations_list`)."""
     flt = args.get("filter") or {}
     st = c.st
@@ -592,7 +606,9 @@ def organisations(c: Compiler, key: str, details: Details, args: dict[str, Any],
     return Root(key, sql, prepare)
 
 
-def products(c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings) -> Root:
+def products(
+    c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+) -> Root:
     """`products(first, after, filter)` (`resolvers.queries.products_list`)."""
     flt = args.get("filter") or {}
     st = c.st
@@ -603,9 +619,12 @@ def products(c: Compiler, key: str, details: Details, args: dict[str, Any], sett
         conditions.append(f"product.name ILIKE {st.value(key, 'name', 'text')}")
     if _filled(flt.get("publisherCode")):
         code = st.value(key, "publisher", "text")
-        setup = f"filter_ AS (SELECT (SELECT s.id FROM supplier AS s WHERE s.code = {code}) AS publisher_id), "
+        publisher = f"(SELECT s.id FROM supplier AS s WHERE s.code = {code})"
+        setup = f"filter_ AS (SELECT {publisher} AS publisher_id), "
         conditions.append("product.publisher_id = (SELECT publisher_id FROM filter_)")
-        problem = "(SELECT CASE WHEN publisher_id IS NULL THEN 'unknown publisher' END FROM filter_)"
+        problem = (
+            "(SELECT CASE WHEN publisher_id IS NULL THEN 'unknown publisher' END FROM filter_)"
+        )
     field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
     sql = connection(
         c,

@@ -54,17 +54,12 @@ async def check_compiled(
         return "fallback"
     compiled = {
         "data": json.loads(answer.data),
-        "errors": sorted(
-            answer.errors, key=lambda e: (json.dumps(e.get("path")), e["message"])
-        ),
+        "errors": sorted(answer.errors, key=lambda e: (json.dumps(e.get("path")), e["message"])),
     }
     expected = resolver_answer(result)
     assert compiled == expected, (
-        f"compiled answer differs from the resolvers' for {query!r} "
-        f"{variables!r}\nSQL: {plan.sql}"
+        f"compiled answer differs from the resolvers' for {query!r} {variables!r}\nSQL: {plan.sql}"
     )
-    reads = {
-        (r[0], r[1], r[2], None if r[3] is None else str(r[3])) for r in answer.reads
-    }
+    reads = {(r[0], r[1], r[2], None if r[3] is None else str(r[3])) for r in answer.reads}
     assert reads == set(context.reads), (reads, context.reads)
     return "compiled"

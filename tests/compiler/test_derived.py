@@ -65,9 +65,10 @@ async def test_licence_status_and_access_in_sql_are_the_domain_rules(
         ),
         **values,
     )
-    assert status == effective_licence_status(
-        stored, expires, TODAY, entitlement_status=entitlement
-    ).value
+    assert (
+        status
+        == effective_licence_status(stored, expires, TODAY, entitlement_status=entitlement).value
+    )
     access = await _evaluate(
         session,
         derived.has_access(_text("stored"), _date("expires"), _date("today"), _text("entitlement")),

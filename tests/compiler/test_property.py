@@ -47,7 +47,11 @@ ARGUMENTS: dict[str, list[str]] = {
         '{filter: {level: PROVIDER, board: {value: "100B001"}}}',
         '{filter: {nameContains: "college"}}',
     ],
-    "products": ["{first: 3}", "{filter: {type: SET}}", '{filter: {publisherCode: "demo-publisher"}}'],
+    "products": [
+        "{first: 3}",
+        "{filter: {type: SET}}",
+        '{filter: {publisherCode: "demo-publisher"}}',
+    ],
     "organisation": [
         '{identifier: {value: "104A158"}}',
         '{identifier: {value: "09qq"}}',
