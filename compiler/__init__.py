@@ -109,9 +109,11 @@ class Plan:
     def sql(self) -> str | None:
         return self._compiled.sql
 
-    async def execute(
-        self, connection: Any, variables: Any, caller: Any, today: date
-    ) -> CompiledAnswer | Fallback:
+    def statement(
+        self, variables: Any, caller: Any, today: date
+    ) -> tuple[str | None, list[Any]] | Fallback:
+        """The SQL and its arguments for this request (a Fallback when its input
+        needs the resolvers' answer)."""
         compiled = self._compiled
         run = Run(caller, today)
         try:
@@ -125,10 +127,19 @@ class Plan:
                 run.values[plan.key] = plan.root.prepare(args, caller)
         except Replay as replay:
             return compiled.compiler.fallback(f"input: {replay}")
-        row = None
-        if compiled.sql is not None:
-            row = await connection.fetchrow(compiled.sql, *[g(run) for g in compiled.getters])
-        return compiled.compiler.assemble(compiled, row)
+        return compiled.sql, [getter(run) for getter in compiled.getters]
+
+    async def execute(
+        self, connection: Any, variables: Any, caller: Any, today: date
+    ) -> CompiledAnswer | Fallback:
+        """Run the plan's one statement on `connection` (asyncpg) and read the
+        answer; a Fallback when the resolvers must answer after all."""
+        found = self.statement(variables, caller, today)
+        if isinstance(found, Fallback):
+            return found
+        sql, arguments = found
+        row = await connection.fetchrow(sql, *arguments) if sql is not None else None
+        return self._compiled.compiler.assemble(self._compiled, row)
 
 
 class ReadCompiler:

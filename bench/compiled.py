@@ -1,0 +1,350 @@
+"""Compiled reads (issue 14): the read scenarios through real HTTP against uvicorn
+(2 workers) on the quick data set, with compiled reads on (the default on
+PostgreSQL) and off (the resolvers), next to the compiled statement replayed
+through asyncpg; CPU per request of the gateway's processes and of PostgreSQL
+from /proc, req/s and p50/p99 at 1 and 32 clients; a py-spy profile of one worker
+serving the compiled 100-row page.
+
+    .venv/bin/python -m bench.compiled            # writes its section of bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import asyncpg
+
+from bench.generate import QUICK, generate
+from bench.load import Run, cpu_seconds, http_request, http_run, processes
+from bench.scenarios import BOARD_SUMMARY, ENTITLEMENT_PAGE, PAGE_SCHOOLS, _uvicorn_pids
+from bench.support import gateway, machine, raw_url, throwaway_database, token, write_section
+
+ONE = """query One($id: ID!) {
+  entitlement(id: $id) {
+    id status variant quantity licencesUsed licencesAvailable startDate activationUntilDate
+    school { rioId name }
+    product { productId name publisher { code } }
+    recipients { role state supplier { code } }
+  }
+}"""
+
+TYPENAME = "{ __typename }"
+
+ENV = {"KETENPOORT_RATE_LIMIT_PER_SECOND": "0"}
+OFF = {**ENV, "KETENPOORT_COMPILED_READS": "false"}
+
+TARGETS = {
+    "b": "gateway CPU ≤ 2.0 ms/request, p99 ≤ 100 ms at 32 clients",
+    "one": "gateway CPU ≤ 0.4 ms/request",
+    "a": "p95 ≤ 1.5× raw replay",
+    "typename": "gateway CPU ≤ 0.2 ms/request",
+}
+
+
+@dataclass
+class Scenario:
+    key: str
+    name: str
+    bodies: list[dict[str, Any]]
+    bearer: str
+
+
+async def scenarios(url: str, data: Any) -> list[Scenario]:
+    bearer = token(data.dashboard, "dashboard")
+    connection = await asyncpg.connect(raw_url(url))
+    try:
+        ids = await connection.fetch(
+            """SELECT e.id FROM entitlement AS e
+               JOIN entitlement_recipient AS r ON r.entitlement_id = e.id
+               JOIN supplier AS s ON s.id = r.supplier_id
+               JOIN organisation AS o ON o.id = e.school_id
+               WHERE s.code = $1 AND r.role = 'DASHBOARD' AND o.rio_id = ANY($2::text[])
+               ORDER BY e.id LIMIT 100""",
+            data.dashboard,
+            list(data.consenting_rios),
+        )
+    finally:
+        await connection.close()
+    pages = [
+        {"query": ENTITLEMENT_PAGE, "variables": {"school": {"value": rio}}}
+        for rio in data.consenting_rios[:PAGE_SCHOOLS]
+    ]
+    return [
+        Scenario("b", "(b) 100-row entitlement page", pages, bearer),
+        Scenario(
+            "one",
+            "one entitlement by id, nested",
+            [{"query": ONE, "variables": {"id": str(row["id"])}} for row in ids],
+            bearer,
+        ),
+        Scenario(
+            "a",
+            "(a) board status summary",
+            [{"query": BOARD_SUMMARY, "variables": {"board": {"value": data.board_rio}}}],
+            bearer,
+        ),
+        Scenario("typename", "`{ __typename }`", [{"query": TYPENAME}], bearer),
+    ]
+
+
+async def compiled_statements(url: str, scenario: Scenario) -> list[tuple[str, list[Any]]]:
+    """The statement the compiled path sends for each body (none when it falls back)."""
+    from graphql import parse
+
+    from compiler import Fallback, ReadCompiler
+    from domain.roles import Role
+    from resolvers.clock import today
+    from schema import build_schema
+    from settings import Settings
+
+    settings = Settings(database_url=url)  # type: ignore[call-arg]
+    compiler = ReadCompiler(build_schema(settings), settings)
+    connection = await asyncpg.connect(raw_url(url))
+    try:
+        supplier_id = await connection.fetchval(
+            "SELECT id FROM supplier WHERE code = 'bench-dashboard'"
+        )
+    finally:
+        await connection.close()
+    caller = SimpleNamespace(
+        supplier_id=supplier_id,
+        supplier_code="bench-dashboard",
+        roles=frozenset({Role.DASHBOARD}),
+        school=None,
+        school_id=None,
+        has=lambda *roles: Role.DASHBOARD in roles,
+    )
+    found = []
+    for body in scenario.bodies:
+        plan = compiler.plan(parse(body["query"]), None, caller, body.get("variables") or {})
+        if isinstance(plan, Fallback):
+            continue
+        statement = plan.statement(body.get("variables") or {}, caller, today())
+        if isinstance(statement, Fallback) or statement[0] is None:
+            continue
+        found.append((statement[0], statement[1]))
+    return found
+
+
+async def _raw_client(
+    pool: asyncpg.Pool, statements: list[tuple[str, list[Any]]], offset: int, stop: float
+) -> list[float]:
+    latencies, n = [], offset
+    while time.perf_counter() < stop:
+        sql, args = statements[n % len(statements)]
+        n += 1
+        started = time.perf_counter()
+        async with pool.acquire() as connection:
+            await connection.fetchrow(sql, *args)
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+async def raw_run(
+    name: str, url: str, statements: list[tuple[str, list[Any]]], clients: int, seconds: float
+) -> Run:
+    """The compiled statements through asyncpg, autocommit as the gateway sends them."""
+    pool = await asyncpg.create_pool(raw_url(url), min_size=clients, max_size=clients)
+    try:
+        warm = time.perf_counter() + 1.0
+        await asyncio.gather(*[_raw_client(pool, statements, i, warm) for i in range(clients)])
+        before = cpu_seconds(processes("postgres"))
+        cpu = time.process_time()
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *[_raw_client(pool, statements, i * 7, started + seconds) for i in range(clients)]
+        )
+        elapsed = time.perf_counter() - started
+        server = {"postgres": cpu_seconds(processes("postgres")) - before}
+        client = time.process_time() - cpu
+    finally:
+        await pool.close()
+    return Run(name, [t for r in results for t in r], elapsed, 0, client, server)
+
+
+@dataclass
+class Line:
+    scenario: str
+    path: str
+    clients: int
+    run: Run
+
+    def cpu(self, kind: str) -> float | None:
+        seconds = self.run.server_cpu.get(kind)
+        return seconds / self.run.count * 1000 if seconds is not None and self.run.count else None
+
+
+async def through(base: str, scenario: Scenario, clients: int, seconds: float, label: str) -> Run:
+    host, port = base.removeprefix("http://").split(":")
+    requests = [http_request(host, int(port), scenario.bearer, body) for body in scenario.bodies]
+
+    def pids() -> dict[str, list[int]]:
+        return {"gateway": _uvicorn_pids(port), "postgres": processes("postgres")}
+
+    return await http_run(
+        f"{scenario.name}, {label}", base, requests, clients, seconds, server_pids=pids
+    )
+
+
+def profile(base: str, scenario: Scenario, seconds: float, output: Path) -> subprocess.Popen[bytes]:
+    port = base.rsplit(":", 1)[1]
+    workers = _uvicorn_pids(port)
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(workers[-1]),
+            "--duration",
+            str(max(1, int(seconds))),
+            "--rate",
+            "250",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+_FRAME_FILE = re.compile(r"\(([^():]+):\d+\)$")
+
+
+def profile_summary(path: Path) -> str:
+    """A worker's CPU by the package of the innermost frame (idle samples left out)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return "(no py-spy profile)"
+    shares: Counter[str] = Counter()
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not count.isdigit() or not stack or frames[-1].startswith(("Runner.run (", "run (")):
+            continue
+        label = "other (asyncio, stdlib)"
+        for frame in reversed(frames):
+            found = _FRAME_FILE.search(frame)
+            if found and "site-packages/" in frame:
+                label = frame.split("site-packages/", 1)[1].split("/", 1)[0]
+                break
+            if found and not found.group(1).startswith("/"):
+                label = "gateway code: " + found.group(1).split("/", 1)[0]
+                break
+        shares[label] += int(count)
+    total = sum(shares.values())
+    if not total:
+        return "(empty py-spy profile)"
+    return "| innermost frame's package | share of a worker's CPU |\n|---|---|\n" + "\n".join(
+        f"| {name} | {count / total * 100:.0f}% |" for name, count in shares.most_common(12)
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def report(lines: list[Line], statements: dict[str, int], spy: str, command: str) -> str:
+    rows = [
+        "| scenario | path | clients | req/s | p50 ms | p95 ms | p99 ms | gateway CPU ms/req "
+        "| PostgreSQL CPU ms/req | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for line in lines:
+        run = line.run
+        rows.append(
+            f"| {line.scenario} | {line.path} | {line.clients} | {run.rate:,.0f} | "
+            f"{run.p(50):.1f} | {run.p(95):.1f} | {run.p(99):.1f} | {_ms(line.cpu('gateway'))} | "
+            f"{_ms(line.cpu('postgres'))} | {run.errors} |"
+        )
+    targets = "\n".join(f"- {key}: {text}" for key, text in TARGETS.items())
+    counts = ", ".join(f"{k}: {v}" for k, v in statements.items())
+    return f"""## Compiled reads (issue 14)
+
+Command: `{command}` on {machine()}. Data: the quick data set (bench/generate.py), uvicorn
+with 2 workers, rate limit off. "compiled" is the default (compiled reads on PostgreSQL),
+"resolvers" the same gateway with `KETENPOORT_COMPILED_READS=false`, "raw" the compiled
+statement sent straight through asyncpg (autocommit, as the gateway sends it) at the same
+concurrency. CPU per request is measured from /proc over each run: the gateway's processes
+(master and workers) and all PostgreSQL processes apart. Compiled statements per request
+(raw replay): {counts}.
+
+{chr(10).join(rows)}
+
+Targets:
+{targets}
+
+Profile of one worker serving the compiled 100-row page at 32 clients (py-spy, 250 Hz):
+
+{spy}
+
+_Measured {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}._
+"""
+
+
+async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
+    lines: list[Line] = []
+    statements: dict[str, int] = {}
+    spy_path = Path(tempfile.mkdtemp()) / "compiled.txt"
+    async with throwaway_database() as url:
+        from db.migrate import upgrade
+
+        await asyncio.to_thread(upgrade, url)
+        data = await generate(url, QUICK, log=lambda text: print(text, flush=True))
+        found = await scenarios(url, data)
+        for label, env in (("compiled", ENV), ("resolvers", OFF)):
+            with gateway(url, workers=2, env=env) as base:
+                for scenario in found:
+                    for clients, length in ((1, latency_seconds), (32, seconds)):
+                        print(f"  {scenario.name}, {label}, {clients} clients …", flush=True)
+                        spy = None
+                        if label == "compiled" and scenario.key == "b" and clients == 32:
+                            spy = profile(base, scenario, length, spy_path)
+                        run = await through(base, scenario, clients, length, label)
+                        if spy is not None:
+                            spy.wait(timeout=60)
+                        lines.append(Line(scenario.name, label, clients, run))
+        for scenario in found:
+            compiled = await compiled_statements(url, scenario)
+            statements[scenario.key] = len(compiled) and 1
+            if not compiled:
+                continue
+            for clients, length in ((1, latency_seconds), (32, seconds)):
+                run = await raw_run(f"{scenario.name}, raw", url, compiled, clients, length)
+                lines.append(Line(scenario.name, "raw", clients, run))
+    order = {s.name: i for i, s in enumerate(found)}
+    lines.sort(key=lambda line: (order[line.scenario], line.clients, line.path))
+    return report(lines, statements, profile_summary(spy_path), "python -m bench.compiled")
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.compiled", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    arguments = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    text = asyncio.run(main(arguments.seconds))
+    write_section("compiled", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    cli(sys.argv[1:])
