@@ -105,11 +105,11 @@ async def compiled_statements(url: str, scenario: Scenario) -> list[tuple[str, l
     from compiler import Fallback, ReadCompiler
     from domain.roles import Role
     from resolvers.clock import today
-    from schema import build_schema
+    from gateway.limits import gateway_schema
     from settings import Settings
 
     settings = Settings(database_url=url)  # type: ignore[call-arg]
-    compiler = ReadCompiler(build_schema(settings), settings)
+    compiler = ReadCompiler(gateway_schema(settings), settings)
     connection = await asyncpg.connect(raw_url(url))
     try:
         supplier_id = await connection.fetchval(

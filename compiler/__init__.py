@@ -47,12 +47,16 @@ from graphql.execution.collect_fields import FragmentDetails, collect_fields
 from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
+from compiler.dashboard import dashboard
 from compiler.objects import Compiler
 from compiler.roots import ROOTS, Replay, Root
 from compiler.sql import NotCompiled, Run, Statement, TooBig, plan_scope
 from settings import Settings
 
 log = logging.getLogger("ketenpoort.compiler")
+
+#: The root fields that compile (the others run on the resolvers).
+COMPILED_ROOTS = {**ROOTS, "dashboard": dashboard}
 
 __all__ = ["CompiledAnswer", "Fallback", "Plan", "ReadCompiler"]
 
@@ -266,7 +270,7 @@ class ReadCompiler:
                     )
                     continue
                 field_def = query_type.fields.get(name)
-                compile_root = ROOTS.get(name)
+                compile_root = COMPILED_ROOTS.get(name)
                 if field_def is None or compile_root is None:
                     return Fallback(f"Query.{name}")
                 plan = _RootPlan(

@@ -118,15 +118,41 @@ class Statement:
             raise ValueError(f"unexpected rendering {text!r}")
         return self._substitute(text[len("SELECT ") : -len(" AS v")], compiled.params)
 
-    def _substitute(self, where: str, constants: dict[str, Any]) -> str:
+    def lazy(self, getter: Getter, cast: str) -> Lazy:
+        """A parameter that exists only once some SQL uses it (asyncpg cannot type
+        a parameter the statement never mentions)."""
+        return Lazy(self, getter, cast)
+
+    def embed(self, statement: Any, values: dict[str, Any]) -> str:
+        """A whole SQLAlchemy statement as a subquery, its named parameters replaced
+        by the SQL in `values` (the others are constants)."""
+        compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+        return self._substitute(compiled.string, compiled.params, values)
+
+    def _substitute(
+        self, where: str, constants: dict[str, Any], values: dict[str, Any] | None = None
+    ) -> str:
 
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
+            if values and name in values:
+                return str(values[name])
             if name in _SCOPE_GETTERS:
                 return self.param(_SCOPE_GETTERS[name], None)
             return self.param(lambda run, v=constants[name]: v, None)
 
         return "(" + _PARAM.sub(substitute, where).replace("%%", "%") + ")"
+
+
+class Lazy:
+    def __init__(self, statement: Statement, getter: Getter, cast: str) -> None:
+        self.statement, self.getter, self.cast = statement, getter, cast
+        self.text: str | None = None
+
+    def __str__(self) -> str:
+        if self.text is None:
+            self.text = self.statement.param(self.getter, self.cast)
+        return self.text
 
 
 # --- values as GraphQL shows them -------------------------------------------------------

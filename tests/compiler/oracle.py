@@ -48,8 +48,13 @@ async def check_compiled(
     if isinstance(plan, Fallback):
         return "fallback"
     connection = await raw_connection(session)
-    async with connection.transaction():  # a savepoint: a failing statement spoils nothing
-        answer = await plan.execute(connection, variables, caller, today())
+    try:
+        async with connection.transaction():  # a savepoint: a failing statement spoils nothing
+            answer = await plan.execute(connection, variables, caller, today())
+    except Exception as error:
+        raise AssertionError(
+            f"the compiled statement failed for {query!r} {variables!r}: {error!r}\nSQL: {plan.sql}"
+        ) from error
     if isinstance(answer, Fallback):
         return "fallback"
     compiled = {
