@@ -104,8 +104,8 @@ async def compiled_statements(url: str, scenario: Scenario) -> list[tuple[str, l
 
     from compiler import Fallback, ReadCompiler
     from domain.roles import Role
-    from resolvers.clock import today
     from gateway.limits import gateway_schema
+    from resolvers.clock import today
     from settings import Settings
 
     settings = Settings(database_url=url)  # type: ignore[call-arg]
