@@ -4,18 +4,18 @@ live subscriptions.
 Position. Every event has a position (`tx_id`, `id`) that all readers see in the
 same order, and nothing can later appear behind a position a reader has passed:
 
-* PostgreSQL: `tx_id` is the writing transaction's position (db/outbox.py), never
-  below the xmin of a snapshot taken while that transaction runs. A reader only
-  takes events with `tx_id` below its own snapshot's xmin: every transaction with
-  a smaller id has finished by then (committed, and so visible, or rolled back),
-  so a transaction that commits late can never land behind the reader. The price:
-  a write transaction that stays open holds back the events of every transaction
-  that wrote after it started, until it ends (keep transactions short; set
-  `idle_in_transaction_session_timeout`). Transaction ids and snapshots span the
-  whole PostgreSQL server, so this holds for write transactions in its other
-  databases too: give the gateway a server of its own, or one whose other users
-  keep their transactions short. The reader's own transaction is read-only and has
-  no id, so it never holds itself back.
+* PostgreSQL: `tx_id` is the writing transaction's position (db/outbox.py,
+  `event_position()`), and a transaction that writes events holds the shared
+  event-writer lock until it ends. A reader first asks for the horizon
+  (`event_horizon()`, migration 0005): the next transaction id, lowered to the
+  oldest id among the lock's holders. Every event below it has committed or never
+  will, so a later statement sees all of them and a transaction that commits late
+  can never land behind the reader. Only event writers hold the stream back: a
+  bulk load, a report or an idle session in another database, or a transaction on
+  other tables of this one, does not. An event-writing transaction that stays open
+  holds back the events of the transactions that wrote after it started, until it
+  ends (keep them short; `idle_in_transaction_session_timeout` ends a forgotten
+  one).
 * SQLite: writers are serialised (BEGIN IMMEDIATE, db/engine.py), so the row id is
   commit order and `tx_id` is 0.
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, event, func, literal_column, or_, select, tuple_
+from sqlalchemy import Select, event, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -78,9 +78,6 @@ STATUS_KINDS = frozenset(
         EventKind.ENTITLEMENT_UNBLOCKED.value,
     }
 )
-
-# The xmin of the statement's snapshot, evaluated once per statement (InitPlan).
-_XMIN = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
 
 
 def position(row: Event) -> Position:
@@ -154,6 +151,16 @@ def _ordered(session: AsyncSession, statement: Select[Any]) -> Select[Any]:
     return statement.order_by(Event.id)
 
 
+async def horizon(session: AsyncSession) -> int | None:
+    """PostgreSQL: every event with `tx_id` below this has committed or never will,
+    so a statement sent after this one sees all of them (see the module docstring).
+    None on SQLite, where every committed event can be read. The session must read
+    in READ COMMITTED (each statement its own snapshot), as `read_only` sessions do."""
+    if not _is_postgres(session):
+        return None
+    return int(await session.scalar(text("SELECT event_horizon()")))
+
+
 async def read(
     session: AsyncSession,
     after: Position,
@@ -161,40 +168,47 @@ async def read(
     *,
     upto: Position | None = None,
     topic: Topic | None = None,
+    below: int | None = None,
 ) -> list[Event]:
     """Up to `limit` events after `after` in stream order, only from transactions
-    that can no longer be overtaken (see the module docstring); with `upto`, no
-    further than that position (a replay up to where the live stream begins)."""
+    that can no longer be overtaken: below the horizon (`below`, asked for here when
+    not given); with `upto`, no further than that position instead (a replay up to
+    where the live stream begins, which is below a horizon already)."""
     statement = select(Event).where(_after(session, after))
     if upto is not None:
         statement = statement.where(_at_most(session, upto))
     elif _is_postgres(session):
-        statement = statement.where(Event.tx_id < literal_column(_XMIN))
+        if below is None:
+            below = await horizon(session)
+        statement = statement.where(Event.tx_id < below)
     if topic is not None:
         statement = statement.where(*topic.condition())
     rows = await session.scalars(_ordered(session, statement).limit(limit))
     return list(rows)
 
 
-async def held_back(session: AsyncSession, after: Position) -> bool:
+async def held_back(session: AsyncSession, after: Position, below: int | None = None) -> bool:
     """Are there committed events after `after` that `read` may not pass yet,
-    because an older transaction is still open? (PostgreSQL only.)"""
+    because an event writer that started before them is still open? (PostgreSQL
+    only.)"""
     if not _is_postgres(session):
         return False
+    if below is None:
+        below = await horizon(session)
     found = await session.scalar(
-        select(Event.id)
-        .where(_after(session, after), Event.tx_id >= literal_column(_XMIN))
-        .limit(1)
+        select(Event.id).where(_after(session, after), Event.tx_id >= below).limit(1)
     )
     return found is not None
 
 
-async def stable_head(session: AsyncSession) -> Position:
+async def stable_head(session: AsyncSession, below: int | None = None) -> Position:
     """The last position no transaction can fall behind any more: where a reader
     that starts now begins."""
     statement = select(Event.tx_id, Event.id)
     if _is_postgres(session):
-        statement = statement.where(Event.tx_id < literal_column(_XMIN)).order_by(
+        if below is None:
+            below = await horizon(session)
+        statement = statement.where(Event.tx_id < below).order_by(
             Event.tx_id.desc(), Event.id.desc()
         )
     else:
@@ -369,22 +383,26 @@ class Snapshot:
 
 async def snapshot(session: AsyncSession, statement: Select[Any], limit: int) -> Snapshot:
     """Read `statement` (entitlements) and the stream position in ONE snapshot.
-    The session must not have begun: on PostgreSQL this runs REPEATABLE READ, so
-    every statement sees the same snapshot; SQLite's WAL gives a read transaction
-    one snapshot from its first statement."""
+    The session must not have begun. On PostgreSQL the horizon is asked for first,
+    in a transaction of its own, so that every event below it is visible to the
+    snapshot taken next (REPEATABLE READ: every statement sees that snapshot); the
+    events above it that the snapshot sees are `reflected`. SQLite's WAL gives a
+    read transaction one snapshot from its first statement."""
+    below: int | None = None
     if _is_postgres(session):
+        await read_only(session)
+        below = await horizon(session)
+        await session.commit()
         await session.connection(
             execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
         )
     else:
         await read_only(session)
     rows = list(await session.scalars(statement.order_by(Entitlement.id).limit(limit + 1)))
-    at = await stable_head(session)
+    at = await stable_head(session, below)
     reflected: frozenset[int] = frozenset()
-    if _is_postgres(session):
-        reflected = frozenset(
-            await session.scalars(select(Event.id).where(Event.tx_id >= literal_column(_XMIN)))
-        )
+    if below is not None:
+        reflected = frozenset(await session.scalars(select(Event.id).where(Event.tx_id >= below)))
     return Snapshot(rows[:limit], at, reflected, len(rows) > limit)
 
 

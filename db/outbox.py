@@ -1,10 +1,11 @@
 """Writing events (the outbox) and audit rows, always inside the caller's
 transaction so they commit or roll back with the change they describe.
 
-On PostgreSQL each event records its position in transaction order (see
-`_tx_id`); the subscription reader (db/events.py) uses it to never pass a
-transaction that has not committed yet. SQLite serialises writers, so the row id
-alone is commit order there.
+On PostgreSQL each event records its position in the stream (`event_position`),
+and its transaction holds the event-writer lock until it ends; the subscription
+reader (db/events.py) waits for exactly those transactions, so it never passes an
+event that has not committed yet and is not held back by unrelated work. SQLite
+serialises writers, so the row id alone is commit order there.
 
 A session that wrote events is marked (`EVENTS_WRITTEN` in `session.info`), so
 that after its commit the process's live broker is woken at once (db/events.py).
@@ -67,25 +68,33 @@ def events_committed() -> None:
         except Exception:  # a wake-up must never fail the committed change
             log.exception("live wake-up failed")
 
-# The transaction's id alone is not commit order: a transaction takes its id at its
-# first write (run_once's idempotency row, a row lock), so one that started earlier
-# can wait for a row lock, read what a later-numbered transaction committed, and
-# still carry the smaller id. The greater of the own id and the snapshot's xmax is
-# larger than the id of every transaction that had committed when the event was
-# written, so an event written after another transaction committed always sorts
-# after that transaction's events; and, like the id, it is never below the xmin of
-# a snapshot taken while the transaction runs, which is what the reader relies on.
-# Needs READ COMMITTED (a statement snapshot), PostgreSQL's default.
-_PG_TX_POSITION = (
-    "GREATEST(pg_current_xact_id()::text::bigint, "
-    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
-)
+
+# Where an event sits in the stream (PostgreSQL), evaluated once per statement: the
+# database function `event_position()` (migration 0005) gives the transaction its id,
+# takes the shared event-writer lock that the reader's horizon waits for
+# (db/events.py), and returns the greater of that id and the xmax of a snapshot taken
+# after the lock. An event written after another transaction committed therefore sorts
+# after that transaction's events (a transaction takes its id at its first write, so an
+# older id can still write later), and never below the horizon of a reader that did not
+# see this transaction hold the lock. Needs READ COMMITTED, PostgreSQL's default.
+#
+# Every statement that inserts into `event` on PostgreSQL must set `tx_id` to this
+# fragment, also hand-written SQL: an event written without it may be skipped by the
+# live stream.
+PG_EVENT_POSITION = "(SELECT event_position())"
 
 
-def _tx_id(session: AsyncSession) -> Any:
+def event_position(session: AsyncSession) -> Any:
+    """The value of `event.tx_id` for an insert in this session's transaction:
+    `PG_EVENT_POSITION` on PostgreSQL, 0 on SQLite (writers are serialised there, so
+    the row id alone is commit order)."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return literal_column(_PG_TX_POSITION)
+        return literal_column(PG_EVENT_POSITION)
     return 0
+
+
+# The earlier private name, still imported by db/activation.py.
+_tx_id = event_position
 
 
 async def record_events(session: AsyncSession, actor: Actor, events: Sequence[EventRow]) -> None:
@@ -106,7 +115,7 @@ async def record_events(session: AsyncSession, actor: Actor, events: Sequence[Ev
         }
         for e in events
     ]
-    await session.execute(insert(Event).values(tx_id=_tx_id(session)), rows)
+    await session.execute(insert(Event).values(tx_id=event_position(session)), rows)
     session.info[EVENTS_WRITTEN] = True
 
 

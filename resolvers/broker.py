@@ -404,13 +404,14 @@ class Broker:
         while True:
             async with self.sessionmaker() as session:
                 await read_only(session)
-                rows = await events.read(session, self.high_water, self.batch_size)
+                below = await events.horizon(session)
+                rows = await events.read(session, self.high_water, self.batch_size, below=below)
                 facts = await events.load_facts(session, rows, today()) if rows else None
                 full = len(rows) == self.batch_size
                 held = False
                 if not full:
                     after = events.position(rows[-1]) if rows else self.high_water
-                    held = await events.held_back(session, after)
+                    held = await events.held_back(session, after, below)
             self.stats.reads += 1
             if rows:
                 assert facts is not None

@@ -58,9 +58,7 @@ REACHING = (
 ACTIVATIONS = """subscription ($after: String) {
   licenceActivations(after: $after) { cursor kind entitlementId licenceId } }"""
 
-# Only a guard against a hang. On PostgreSQL an event is delivered once every older
-# write transaction on the whole server has ended; on a shared test server another
-# run's test transaction can hold it back for seconds.
+# Only a guard against a hang (a slow, shared machine), never a timing assertion.
 WAIT = 90
 
 _refs = itertools.count()
@@ -583,38 +581,6 @@ async def test_an_event_written_after_another_commit_sorts_after_it(
         await b.commit()
     written = [r for r in await gw.stream_events(entitlement_id=1) if r.payload]
     assert [r.payload["quantity"] for r in written[-2:]] == [1, 2]
-
-
-async def test_an_open_transaction_holds_back_later_events_until_it_ends(
-    postgres_only: LiveApp,
-) -> None:
-    gw = postgres_only
-    sessions = create_sessionmaker(gw.engine)
-    async with sessions() as head_session:
-        head = await events.stable_head(head_session)
-    async with sessions() as open_one, sessions() as writer:
-        await open_one.execute(text("SELECT pg_current_xact_id()"))
-        await _record(writer, 1, 3)
-        await writer.commit()
-        async with sessions() as reader:
-            held = [r.payload for r in await events.read(reader, head, 100)]
-            assert {"quantity": 3} not in held
-            assert await events.held_back(reader, head)
-        await open_one.rollback()
-    found: list[Any] = []
-
-    async def read_again() -> None:
-        async with sessions() as reader:
-            found[:] = [r.payload for r in await events.read(reader, head, 100)]
-
-    # Transaction ids and snapshots span the whole server, so a write transaction in
-    # another database (another test run) may hold it back a moment longer too.
-    for _ in range(400):
-        await read_again()
-        if {"quantity": 3} in found:
-            break
-        await asyncio.sleep(0.025)
-    assert {"quantity": 3} in found
 
 
 async def test_notify_from_another_process_wakes_the_broker(postgres_only: LiveApp) -> None:
