@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET
@@ -27,16 +26,9 @@ from gateway.caches import AuditBuffer, SupplierCache
 from gateway.limits import RateLimiter, gateway_schema
 from gateway.middleware import BodySizeLimit
 from gateway.tokens import TokenError, TokenVerifier
-from resolvers.broker import Broker, engine_of
+from live.broker import Broker, engine_of
+from live.transport import LiveEndpoint
 from resolvers.context import Context
-from resolvers.websocket import (
-    RAW_SEND,
-    LiveContext,
-    LiveWebSocketAdapter,
-    TransportWSHandler,
-    WSHandler,
-    authenticate,
-)
 from settings import Settings, get_settings
 
 log = logging.getLogger("ketenpoort")
@@ -59,12 +51,8 @@ query FirstQuery {
 
 
 class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
-    """Strawberry's ASGI view with the gateway's context, token check and
-    session lifetime; websockets authenticate in connection_init (resolvers/websocket.py)."""
-
-    websocket_adapter_class = LiveWebSocketAdapter
-    graphql_transport_ws_handler_class = TransportWSHandler
-    graphql_ws_handler_class = WSHandler
+    """Strawberry's ASGI view for HTTP with the gateway's context, token check and
+    session lifetime (websockets: live/transport.py)."""
 
     def __init__(self, settings: Settings, sessionmaker: Callable[[], AsyncSession], **kw: Any):
         super().__init__(
@@ -83,12 +71,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         self.broker: Broker | None = None
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        if isinstance(request, WebSocket):
-            context: Context = LiveContext(
-                self.settings, self.sessionmaker, request, response, broker=self.broker
-            )
-        else:
-            context = Context(self.settings, self.sessionmaker, request, response)
+        context = Context(self.settings, self.sessionmaker, request, response)
         context.limiter = self.limiter
         context.supplier_cache = self.supplier_cache
         context.audit_buffer = self.audit_buffer
@@ -99,10 +82,6 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
                 context.auth_error = str(error)
         request.state.gateway_context = context
         return context
-
-    async def on_ws_connect(self, context: Any) -> Any:
-        await authenticate(self.verifier, context)
-        return UNSET
 
     async def run(  # type: ignore[override]
         self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
@@ -119,20 +98,6 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
             "const EXAMPLE_QUERY = `", "const EXAMPLE_QUERY = `" + FIRST_QUERY + "\n", 1
         )
         return HTMLResponse(html)
-
-
-class KeepWebSocketSend:
-    """Files the server's own `send` of a websocket in its scope (`RAW_SEND`): a live
-    event goes out to thousands of subscriptions at once, and each message then
-    skips Starlette's per-message wrappers (resolvers/websocket.Handoff)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        if scope["type"] == "websocket":
-            scope[RAW_SEND] = send
-        return self.app(scope, receive, send)  # no frame of its own per connection
 
 
 _gc_tuned = False
@@ -168,6 +133,16 @@ def create_app(
         return holder["sessionmaker"]()  # type: ignore[no-any-return]
 
     graphql = GatewayGraphQL(settings, current_sessionmaker)
+    # Websockets: our own graphql-transport-ws and graphql-ws (live/transport.py).
+    websockets = LiveEndpoint(
+        settings,
+        graphql.schema,
+        current_sessionmaker,
+        verifier=graphql.verifier,
+        token_error=TokenError,
+        limiter=graphql.limiter,
+        supplier_cache=graphql.supplier_cache,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -180,19 +155,19 @@ def create_app(
         app.state.sessionmaker = holder["sessionmaker"]
         audit_buffer = AuditBuffer(holder["sessionmaker"], settings.audit_flush_seconds)
         audit_buffer.start()
-        graphql.audit_buffer = audit_buffer
-        # Live subscriptions: one broker per process (resolvers/broker.py).
+        graphql.audit_buffer = websockets.audit_buffer = audit_buffer
+        # Live subscriptions: one broker per process (live/broker.py).
         sessions = holder["sessionmaker"]
         broker = Broker(settings, sessions, engine or engine_of(sessions))
         await broker.start()
-        graphql.broker = app.state.broker = broker
+        graphql.broker = websockets.broker = app.state.broker = broker
         tune_gc(settings)
         try:
             yield
         finally:
             await broker.stop()
             await audit_buffer.stop()
-            graphql.audit_buffer = None
+            graphql.audit_buffer = websockets.audit_buffer = None
             if engine is not None:
                 await engine.dispose()
 
@@ -208,13 +183,12 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
+            WebSocketRoute("/graphql", websockets),
             Route("/healthz", healthz),
         ],
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(KeepWebSocketSend)
     app.state.graphql = graphql
     app.state.settings = settings
     return app

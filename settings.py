@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     max_query_cost: int = 50_000
 
-    # Live subscriptions (resolvers/broker.py): how often the broker reads the event
+    # Live subscriptions (live/broker.py): how often the broker reads the event
     # table without a wake-up (covers a missed NOTIFY or a lost LISTEN connection),
     # events buffered per subscriber before it is dropped as too slow, events read
     # per statement, how far back `after` may resume, the most entitlements an
@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     live_replay_days: int = 30
     live_initial_state_limit: int = 10_000
     ws_keep_alive_seconds: float = 15.0
+    # Websockets (live/transport.py): how long a new connection may take to send
+    # connection_init, and how many operations may run at once on one connection.
+    ws_init_timeout_seconds: float = 10.0
+    ws_max_operations: int = 100
 
     # Python's cyclic garbage collector (app.py `tune_gc`). Thousands of open
     # subscriptions are hundreds of thousands of long-lived objects; with Python's

@@ -17,7 +17,7 @@ from schema.consent import ConsentMutation, ConsentQuery
 from schema.dashboard import DashboardQuery
 from schema.delivery import DeliveryMutation, DeliveryQuery
 from schema.errors import GatewayError
-from schema.live import LiveExecutionContext, LiveSubscription
+from schema.live import LiveSubscription
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.query import ReadQuery
 from schema.roster import RosterMutation
@@ -104,7 +104,6 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=chain,
-        execution_context_class=LiveExecutionContext,
     )  # type: ignore[arg-type]
 
 

@@ -1,16 +1,14 @@
 """Live delivery progress over websockets (DOMAIN.md §8): the Subscription fields
-and the items they stream. See resolvers/live.py for resume and initial state."""
+and the items they stream. See live/streams.py for resume and initial state."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
 from db.pagination import event_cursor
@@ -19,9 +17,13 @@ from domain.events import EventKind
 from domain.roles import Role
 from resolvers import live
 from resolvers.auth import requires
-from resolvers.broker import Item
 from schema.lookups import OrganisationIdentifierInput
 from schema.types import Entitlement, Licence
+
+if TYPE_CHECKING:
+    from db.models import Entitlement as EntitlementRow
+    from db.models import Event as EventRow
+    from db.models import Licence as LicenceRow
 
 strawberry.enum(
     EventKind,
@@ -89,14 +91,20 @@ DeliveryProgress = Annotated[
 ]
 
 
-def build(item: Item) -> DeliveryProgressEvent | EntitlementSnapshot:
-    cursor = event_cursor(*item.at)
-    row = item.event
-    assert item.entitlement is not None  # the broker only delivers events of entitlements
+def build(
+    at: tuple[int, int],
+    row: EventRow | None,
+    entitlement: EntitlementRow | None,
+    licence: LicenceRow | None,
+) -> DeliveryProgressEvent | EntitlementSnapshot:
+    """The schema object of one item of a stream: an event at position `at` (with the
+    entitlement and licence it is about, as they are when read), or, without an
+    event, an entitlement's current state."""
+    cursor = event_cursor(*at)
+    assert entitlement is not None  # the broker only delivers events of entitlements
     if row is None:
-        entitlement = Entitlement.from_row(item.entitlement)
-        return EntitlementSnapshot(cursor=cursor, entitlement=entitlement)
-    event = DeliveryProgressEvent(
+        return EntitlementSnapshot(cursor=cursor, entitlement=Entitlement.from_row(entitlement))
+    return DeliveryProgressEvent(
         cursor=cursor,
         kind=EventKind(row.kind),
         status=row.status,
@@ -106,43 +114,9 @@ def build(item: Item) -> DeliveryProgressEvent | EntitlementSnapshot:
         entitlement_id=_id(row.entitlement_id),
         delivery_id=_id(row.delivery_id),
         licence_id=_id(row.licence_id),
-        entitlement=Entitlement.from_row(item.entitlement),
-        licence=Licence.from_row(item.licence) if item.licence else None,
+        entitlement=Entitlement.from_row(entitlement),
+        licence=Licence.from_row(licence) if licence else None,
     )
-    event._shared_results = {}  # type: ignore[attr-defined]  # see LiveExecutionContext
-    return event
-
-
-class LiveExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Executes a live event once per (operation, variables, caller) and hands that
-    result to every subscriber sharing them: a portal's thousand connections with
-    the same subscription cost one execution per event, not a thousand. Only for
-    the broker's event objects (`build`); everything else executes as usual. The
-    caller is part of the key because nested fields read with its consent."""
-
-    def execute_operation(self, serially: bool | None = None) -> Any:
-        node = self.root_value
-        shared = getattr(node, "_shared_results", None)
-        caller = getattr(self.context_value, "_supplier", None)
-        location = self.operation.loc
-        if shared is None or caller is None or location is None:
-            return super().execute_operation(serially)
-        key = (
-            location.source.body,
-            self.operation.name.value if self.operation.name else None,
-            repr(sorted(self.variable_values.coerced.items())),
-            caller.supplier_id,
-            caller.roles,
-            caller.school_id,
-        )
-        found = shared.get(key)
-        if found is not None:
-            return found
-        result = super().execute_operation(serially)
-        if self.is_awaitable(result):
-            result = asyncio.ensure_future(result)  # awaited by every sharer
-        shared[key] = result
-        return result
 
 
 def _id(value: int | None) -> strawberry.ID | None:
@@ -235,4 +209,4 @@ class LiveSubscription:
         return await live.licence_activations(info, school, after)  # type: ignore[no-any-return]
 
 
-__all__ = ["DeliveryProgress", "LiveExecutionContext", "LiveSubscription", "build"]
+__all__ = ["DeliveryProgress", "LiveSubscription", "build"]

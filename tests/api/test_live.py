@@ -28,8 +28,8 @@ from db.outbox import Actor, EventRow, record_events
 from db.pagination import decode_event_cursor, event_cursor
 from domain.events import EventKind
 from gateway.tokens import TokenVerifier
+from live.context import LiveContext
 from resolvers.clock import today
-from resolvers.websocket import LiveContext
 from settings import Environment, Settings
 from tests.api.test_delivery import DASHBOARD, LMS, PORTAL, PUBLISHER, SHOP, delivery, line
 from tests.api.test_delivery import step as delivery_step

@@ -23,9 +23,9 @@ from db.models import Entitlement, Organisation, Supplier
 from domain.roles import DataType, Role
 from domain.visibility import NO_CONSENT, Viewer, may_see
 from gateway.tokens import TokenVerifier
-from resolvers.broker import Broker
+from live.broker import Broker
+from live.context import LiveContext
 from resolvers.clock import today
-from resolvers.websocket import LiveContext
 from schema import schema
 from tests.api.test_permission_matrix import (
     CALLERS,

@@ -17,8 +17,8 @@ from typing import Any
 import uvicorn
 import websockets
 
-from resolvers.broker import Subscriber
-from resolvers.websocket import LiveContext
+from live.broker import Subscriber
+from live.context import LiveContext
 from settings import Environment, Settings
 from tests.conftest import demo_database, token_for
 from tests.e2e.conftest import free_port

@@ -378,7 +378,7 @@ async def test_idle_legacy_connections_get_keep_alive_messages(live_gateway: Gat
 
 async def test_transport_ws_ping_is_answered_with_pong(live_gateway: Gateway) -> None:
     # graphql-transport-ws keep-alive: the client pings, the server answers; the
-    # server side relies on websocket ping frames (uvicorn), see resolvers/websocket.py.
+    # server side relies on websocket ping frames (uvicorn), see live/transport.py.
     ws = await _init(ws_url(live_gateway), TRANSPORT_WS, {"Authorization": bearer(PORTAL)})
     assert json.loads(await asyncio.wait_for(ws.recv(), WAIT))["type"] == "connection_ack"
     await ws.send(json.dumps({"type": "ping"}))
@@ -527,7 +527,7 @@ async def test_portal_link_ready_stream_across_processes_and_a_reconnect(
     assert positions(received) == sorted(set(positions(received)))
 
 
-# --- live subscriptions after the handoff (resolvers/websocket.Handoff) ---------------------
+# --- live subscriptions after the handoff (live/streams.py) ------------------------------------
 
 SHAPE_A = """subscription ($d: ID!) { deliveryProgress(deliveryId: $d, initialState: true) {
     __typename ... on DeliveryProgressEvent { cursor kind } } }"""

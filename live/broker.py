@@ -18,7 +18,8 @@ cluster-wide notify lock until that transaction's commit is flushed, so every
 event-writing commit would wait for the previous one (async.c PreCommit_Notify).
 
 A subscriber whose queue is full is dropped (its websocket is closed with 4008
-and the position to resume from); the others never wait for it.
+and the position to resume from); the others never wait for it. A graceful
+shutdown (`drain`) ends every subscription the same way, with 1012.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ log = logging.getLogger("ketenpoort.live")
 
 TOO_SLOW = "too slow"
 SHUTDOWN = "shutdown"
+#: Graceful shutdown: the subscription is ended with 1012 and the cursor to resume
+#: after, by the subscriber's `on_drop`.
+RESTART = "gateway restarting"
 
 
 class SubscriptionEnded(Exception):
@@ -67,8 +71,8 @@ class Item:
     licence: Licence | None = None
     #: The schema object built from it, once for all subscribers.
     node: Any = None
-    #: Its `next` messages as handed-off subscriptions render them, by operation
-    #: and caller (resolvers/websocket.Handoff.render).
+    #: Its `next` messages as live subscriptions render them, by operation and
+    #: caller (live.transport.Operation.render).
     rendered: dict[Any, Any] = field(default_factory=dict)
 
 
@@ -222,6 +226,8 @@ class Broker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unhook: Callable[[], None] | None = None
         self.running = False
+        #: Called with every batch fanned out (metrics: the live lag).
+        self.on_fan_out: Callable[[list[Event]], None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -304,6 +310,18 @@ class Broker:
         self.stats.dropped += 1
         if subscriber.on_drop is not None:
             subscriber.on_drop(subscriber)
+
+    def drain(self) -> int:
+        """Graceful shutdown: take no new subscribers and end every subscription as
+        `RESTART` (its `on_drop` closes the websocket); how many were ended."""
+        self.running = False
+        ended = self.subscribers()
+        for subscriber in ended:
+            self.unsubscribe(subscriber)
+            subscriber.close(RESTART)
+            if subscriber.on_drop is not None:
+                subscriber.on_drop(subscriber)
+        return len(ended)
 
     def run_soon(self, work: Any) -> None:
         """Run a coroutine in the background, kept until it ends (websocket closes)."""
@@ -420,6 +438,8 @@ class Broker:
                 self._fan_out(rows, facts)
                 self.high_water = events.position(rows[-1])
                 self.stats.events += len(rows)
+                if self.on_fan_out is not None:
+                    self.on_fan_out(rows)
             if not full:
                 return held
 

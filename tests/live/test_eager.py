@@ -1,4 +1,4 @@
-"""resolvers.eager: a coroutine run at once, carried on by a task when it waits."""
+"""live.eager: a coroutine run at once, carried on by a task when it waits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from resolvers.eager import Pending, run_eagerly
+from live.eager import Pending, run_eagerly
 
 
 async def test_a_coroutine_that_never_waits_gives_its_result_at_once() -> None:
