@@ -179,9 +179,10 @@ class ReadCompiler:
         else:
             operation_name = operation
         variables = variables or {}
-        refused = self._guarded(document, variables)
-        if refused is not None:
-            return self.fallback(refused)
+        if variables:
+            refused = self._guarded(None, variables)
+            if refused is not None:
+                return self.fallback(refused)
         text = document.loc.source.body if document.loc is not None else id(document)
         key = (
             text,
@@ -192,7 +193,13 @@ class ReadCompiler:
         )
         found = self._cache.get(key)
         if found is None:
-            found = self._build(document, operation_name, caller, variables)
+            # The operation text is guarded once per plan, the variables per request.
+            refused = self._guarded(document, {})
+            found = (
+                Fallback(refused)
+                if refused is not None
+                else self._build(document, operation_name, caller, variables)
+            )
             self._cache[key] = found
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
@@ -213,7 +220,7 @@ class ReadCompiler:
         log.debug("compiled reads: fallback to the resolvers: %s", reason)
         return Fallback(reason)
 
-    def _guarded(self, document: DocumentNode, variables: dict[str, Any]) -> str | None:
+    def _guarded(self, document: DocumentNode | None, variables: dict[str, Any]) -> str | None:
         """The schema's input guards (the BSN refusal) on this request: a refused
         input is answered by the resolvers, with the guard's error."""
         for guard in self._guards:
