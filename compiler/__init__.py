@@ -48,12 +48,14 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from compiler.dashboard import dashboard
-from compiler.objects import Compiler
+from compiler.objects import REDACT_MARK, Compiler
 from compiler.roots import ROOTS, Replay, Root
 from compiler.sql import NotCompiled, Run, Statement, TooBig, plan_scope
 from settings import Settings
 
 log = logging.getLogger("ketenpoort.compiler")
+
+REDACT_MARK_JSON = json.dumps(REDACT_MARK)[1:-1]
 
 #: The root fields that compile (the others run on the resolvers).
 COMPILED_ROOTS = {**ROOTS, "dashboard": dashboard}
@@ -351,6 +353,8 @@ class ReadCompiler:
             if problem is not None:
                 return self.fallback(f"{plan.key}: {problem}")
             data = row[f"d{index}"]
+            if data is not None and REDACT_MARK_JSON in data:
+                return self.fallback(f"{plan.key}: free text to redact")
             parts.append(f'"{plan.key}":{data if data is not None else "null"}')
             audited = row[f"a{index}"]
             if audited is not None and plan.root.action is not None:

@@ -125,6 +125,33 @@ def when(a: str) -> Field:
     return column(a, timestamp)
 
 
+#: Free text other suppliers wrote (failure messages, event details) is shown with
+#: any BSN or onderwijsnummer in it redacted by the resolvers' rule (`domain/`). Text
+#: holding nine digits (a superset of what the rule redacts) is marked instead, and
+#: a request whose answer holds the mark is answered by the resolvers.
+REDACT_MARK = "\u0001ketenpoort:redact\u0001"
+_NINE_DIGITS = "'[0-9]([ .-]?[0-9]){8}'"
+
+
+def free_text(name: str) -> Field:
+    def compile_field(c: Compiler, a: str, details: Details) -> str:
+        value = f"{a}.{name}"
+        return f"(CASE WHEN {value} ~ {_NINE_DIGITS} THEN {quote(REDACT_MARK)} ELSE {value} END)"
+
+    return compile_field
+
+
+def free_json(name: str) -> Field:
+    def compile_field(c: Compiler, a: str, details: Details) -> str:
+        value = f"{a}.{name}"
+        return (
+            f"(CASE WHEN {value}::text ~ {_NINE_DIGITS} THEN to_json({quote(REDACT_MARK)}::text) "
+            f"ELSE {value} END)"
+        )
+
+    return compile_field
+
+
 # --- organisations -----------------------------------------------------------------------
 
 
@@ -355,7 +382,7 @@ FIELDS: dict[str, dict[str, Field]] = {
         "role": enum("role", "RecipientRole"),
         "state": enum("state", "RecipientState"),
         "failureCode": column("failure_code"),
-        "failureMessage": column("failure_message"),
+        "failureMessage": free_text("failure_message"),
         "updatedAt": when("updated_at"),
         "supplier": supplier("supplier_id"),
     },
@@ -365,7 +392,7 @@ FIELDS: dict[str, dict[str, Field]] = {
         "status": column("status"),
         "occurredAt": when("occurred_at"),
         "actorRole": column("actor_role"),
-        "detail": column("payload"),
+        "detail": free_json("payload"),
     },
     "Licence": {
         "id": gid,

@@ -122,3 +122,28 @@ async def test_compiled_reads_write_the_resolvers_audit_rows(
     by_compiled = await rows()
     assert by_resolvers
     assert by_compiled == by_resolvers
+
+
+async def test_free_text_with_nine_digits_is_left_to_the_resolvers_rule(
+    postgres_only: None, session: Any, gql: GraphQLClient
+) -> None:
+    """A failure message holding what may be a BSN: the compiled path hands the
+    request to the resolvers, whose rule decides what to show."""
+    from sqlalchemy import update
+
+    from db.models import EntitlementRecipient
+
+    await session.execute(
+        update(EntitlementRecipient)
+        .where(EntitlementRecipient.state == "FAILED")
+        .values(failure_message="leerling 123 456 782 onbekend")
+    )
+    query = "{ entitlements(first: 50) { nodes { recipients { failureMessage } } } }"
+    caller = await _principal(session, "operator", "operator")
+    compiler = ReadCompiler(_SCHEMA, TEST_SETTINGS)
+    plan = compiler.plan(parse(query), None, caller, {})
+    assert not isinstance(plan, Fallback)
+    answer = await plan.execute(await raw_connection(session), {}, caller, today())
+    assert isinstance(answer, Fallback)
+    assert "redact" in answer.reason
+    await gql.data(query)
