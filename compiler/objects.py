@@ -394,6 +394,27 @@ FIELDS: dict[str, dict[str, Field]] = {
         "actorRole": column("actor_role"),
         "detail": free_json("payload"),
     },
+    "DataExchange": {
+        "id": gid,
+        "role": enum("role", "Role"),
+        "dataType": enum("data_type", "DataType"),
+        "activatedAt": when("activated_at"),
+        "activatedBy": column("activated_by"),
+        "revokedAt": when("revoked_at"),
+        "state": lambda c, a, d: (
+            f"(CASE WHEN {a}.revoked_at IS NULL THEN 'ACTIVE' ELSE 'REVOKED' END)"
+        ),
+        "school": organisation("school_id"),
+        "supplier": supplier("supplier_id"),
+    },
+    "ProcessingAgreement": {
+        "id": gid,
+        "reference": column("reference"),
+        "validFrom": column("valid_from"),
+        "validUntil": column("valid_until"),
+        "school": organisation("school_id"),
+        "supplier": supplier("supplier_id"),
+    },
     "Licence": {
         "id": gid,
         "status": _licence_status,

@@ -656,6 +656,45 @@ def products(
     return Root(key, sql, prepare)
 
 
+# --- the school in control ----------------------------------------------------------------------
+
+
+def _school_list(
+    table: str, type_name: str, order: str
+) -> Callable[[Compiler, str, Details, dict[str, Any], Settings], Root]:
+    """A school's own rows (`resolvers.consent.exchanges`/`agreements`): the school
+    must be one provider, and a school administrator's own (else the resolvers
+    refuse)."""
+
+    def compile_root(
+        c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+    ) -> Root:
+        from domain.roles import Role
+
+        st = c.st
+        ids = organisation_ids(c, key, "school_", level="PROVIDER")
+        b = st.alias()
+        obj = c.object(type_name, b, details)
+        own = "FALSE"
+        if Role.OPERATOR not in c.scope.roles:
+            school = st.param(lambda run: run.caller.school_id, "int")
+            own = f"f.ids[1] IS DISTINCT FROM {school}"
+        sql = (
+            f"(SELECT (SELECT coalesce(json_agg({obj} ORDER BY {order.format(b=b)}), '[]'::json) "
+            f"FROM {table} AS {b} WHERE {b}.school_id = f.ids[1]) AS data, "
+            "CASE WHEN f.ids IS NULL OR cardinality(f.ids) <> 1 THEN 'school not one' "
+            f"WHEN {own} THEN 'not the own school' END AS problem, NULL::json AS reads "
+            f"FROM (SELECT {ids} AS ids) AS f)"
+        )
+
+        def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+            return {f"school_{k}": v for k, v in organisation_search(args["school"]).items()}
+
+        return Root(key, sql, prepare)
+
+    return compile_root
+
+
 RootCompiler = Callable[[Compiler, str, Details, dict[str, Any], Settings], Root]
 
 ROOTS: dict[str, RootCompiler] = {
@@ -665,6 +704,12 @@ ROOTS: dict[str, RootCompiler] = {
     "entitlements": entitlements,
     "licences": licences,
     "entitlement": entitlement,
+    "dataExchanges": _school_list(
+        "data_exchange", "DataExchange", "{b}.supplier_id, {b}.data_type, {b}.id"
+    ),
+    "processingAgreements": _school_list(
+        "processing_agreement", "ProcessingAgreement", "{b}.supplier_id, {b}.valid_from, {b}.id"
+    ),
 }
 
 __all__ = ["ROOTS", "FieldDetails", "Replay", "Root"]
