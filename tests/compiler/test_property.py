@@ -61,14 +61,14 @@ ARGUMENTS: dict[str, list[str]] = {
 }
 
 
-def _with_arguments(query: str, choice: int) -> str:
+def _with_arguments(query: str, choice: int, arguments: dict[str, list[str]]) -> str:
     document = parse(query)
     operation = document.definitions[0]
     assert isinstance(operation, OperationDefinitionNode)
     selections = []
     for selection in operation.selection_set.selections:
-        if isinstance(selection, FieldNode) and selection.name.value in ARGUMENTS:
-            options = ARGUMENTS[selection.name.value]
+        if isinstance(selection, FieldNode) and selection.name.value in arguments:
+            options = arguments[selection.name.value]
             value = parse_value(options[choice % len(options)])
             arguments = tuple(
                 ArgumentNode(name=field.name, value=field.value)
@@ -82,11 +82,13 @@ def _with_arguments(query: str, choice: int) -> str:
     )
 
 
-def _queries() -> list[str]:
+def queries(arguments: dict[str, list[str]], examples: int = EXAMPLES) -> list[str]:
+    """`examples` queries, each of one root field of `arguments` with one of its
+    argument sets and a selection drawn from the schema."""
     drawn: list[str] = []
 
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         database=None,
         deadline=None,
         suppress_health_check=list(HealthCheck),
@@ -96,13 +98,13 @@ def _queries() -> list[str]:
     # non-null root field it cancels its siblings' statements, which spoils the test's
     # connection (the resolvers' behaviour, not the compiler's).
     @given(
-        st.sampled_from(sorted(ARGUMENTS)).flatmap(
+        st.sampled_from(sorted(arguments)).flatmap(
             lambda name: gql_strategies.queries(schema._schema, fields=[name])
         ),
         st.integers(min_value=0, max_value=100),
     )
     def draw(query: str, choice: int) -> None:
-        drawn.append(_with_arguments(query, choice))
+        drawn.append(_with_arguments(query, choice, arguments))
 
     draw()
     return drawn
@@ -114,15 +116,20 @@ async def test_random_queries_answer_the_same_compiled_for_every_role(
 ) -> None:
     if not backend.is_postgres:
         pytest.skip("compiled reads run on PostgreSQL")
-    queries = _queries()
+    await run_as_every_role(gql, queries(ARGUMENTS), CALLERS, SCHOOL)
+
+
+async def run_as_every_role(
+    gql: GraphQLClient, drawn: list[str], callers: dict[str, tuple[str, ...]], school: str
+) -> None:
     before = COMPILED_READS["compiled"]
-    for query in queries:
-        for role, caller in CALLERS.items():
+    for query in drawn:
+        for role, caller in callers.items():
             try:
-                await gql.execute(query, as_=caller, school=SCHOOL if role == "school" else None)
+                await gql.execute(query, as_=caller, school=school if role == "school" else None)
             except AssertionError as failure:
                 raise AssertionError(
                     f"seed {SEED} (KETENPOORT_PROPERTY_SEED={SEED}), role {role}: {failure}"
                 ) from None
     # Most of them really ran compiled (not all: some roles are refused some fields).
-    assert COMPILED_READS["compiled"] - before > len(queries), f"seed {SEED}"
+    assert COMPILED_READS["compiled"] - before > len(drawn), f"seed {SEED}"
