@@ -130,7 +130,7 @@ def when(a: str) -> Field:
 #: holding nine digits (a superset of what the rule redacts) is marked instead, and
 #: a request whose answer holds the mark is answered by the resolvers.
 REDACT_MARK = "\u0001ketenpoort:redact\u0001"
-_NINE_DIGITS = "'[0-9]([ .-]?[0-9]){8}'"
+_NINE_DIGITS = "'[[:digit:]]([ \u00a0.-]*[[:digit:]]){8}'"
 
 
 def free_text(name: str) -> Field:
