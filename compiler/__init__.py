@@ -144,7 +144,13 @@ class Plan:
         if isinstance(found, Fallback):
             return found
         sql, arguments = found
-        row = await connection.fetchrow(sql, *arguments) if sql is not None else None
+        try:
+            row = await connection.fetchrow(sql, *arguments) if sql is not None else None
+        except Exception:
+            # A statement the compiler built wrongly must not cost the caller an
+            # answer: logged with its cause, the request goes to the resolvers.
+            log.exception("compiled read failed; the resolvers answer")
+            return self._compiled.compiler.fallback("compiled statement failed")
         return self._compiled.compiler.assemble(self._compiled, row)
 
 

@@ -56,6 +56,11 @@ async def check_compiled(
             f"the compiled statement failed for {query!r} {variables!r}: {error!r}\nSQL: {plan.sql}"
         ) from error
     if isinstance(answer, Fallback):
+        # A statement that failed is a compiler bug, whatever the resolvers answer.
+        assert answer.reason != "compiled statement failed", (
+            f"the compiled statement failed for {query!r} {variables!r} (see the log)\n"
+            f"SQL: {plan.sql}"
+        )
         return "fallback"
     compiled = {
         "data": json.loads(answer.data),

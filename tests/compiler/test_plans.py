@@ -96,3 +96,22 @@ def test_typename_alone_needs_no_statement() -> None:
     found = compiler().plan(parse("{ __typename }"), None, SHOP, {})
     assert isinstance(found, Plan)
     assert not found.needs_connection
+
+
+async def test_a_failing_statement_hands_the_request_to_the_resolvers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken:
+        async def fetchrow(self, sql: str, *args: Any) -> Any:
+            raise RuntimeError("connection lost")
+
+    from datetime import date
+
+    reads = compiler()
+    plan = reads.plan(parse("{ products { totalCount } }"), None, SHOP, {})
+    assert isinstance(plan, Plan)
+    with caplog.at_level(logging.ERROR, logger="ketenpoort.compiler"):
+        answer = await plan.execute(Broken(), {}, SHOP, date(2026, 11, 30))
+    assert isinstance(answer, Fallback)
+    assert reads.fallbacks["compiled statement failed"] == 1
+    assert "connection lost" in caplog.text
