@@ -373,17 +373,19 @@ def _school_and_product(
 ) -> tuple[str, str]:
     """The `filter_` CTE resolving a filter's school and product, and the problem
     expression (a named school must be exactly one the caller may read)."""
-    columns, problems = [], []
+    columns, problems, lookup = [], [], ""
     if flt.get("school"):
-        ids = organisation_ids(c, key, "school_")
-        columns.append(f"{ids} AS school_ids")
-        columns.append(f"(CASE WHEN cardinality({ids}) = 1 THEN ({ids})[1] END) AS school_id")
+        lookup = f"school_ AS (SELECT {organisation_ids(c, key, 'school_')} AS ids), "
+        columns.append("(SELECT ids FROM school_) AS school_ids")
+        columns.append(
+            "(SELECT CASE WHEN cardinality(ids) = 1 THEN ids[1] END FROM school_) AS school_id"
+        )
     if _filled(flt.get("productId")):
         code = c.st.value(key, "product_code", "text")
         columns.append(f"(SELECT p.id FROM product AS p WHERE p.code = {code}) AS product_id")
     if not columns:
         return "", "NULL::text"
-    setup = f"filter_ AS (SELECT {', '.join(columns)}), "
+    setup = f"{lookup}filter_ AS (SELECT {', '.join(columns)}), "
     if flt.get("school"):
         rank = access_rank(c, "f.school_id", data_type)
         problems.append(
