@@ -151,6 +151,21 @@ async def _raw_client(
     return latencies
 
 
+def backends(url: str) -> list[int]:
+    """The PostgreSQL backends serving the benchmark's database (their process titles
+    name it): other databases on the shared server are left out of its CPU."""
+    database = url.rsplit("/", 1)[1].encode()
+    found = []
+    for pid in processes("postgres"):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if database in title:
+            found.append(pid)
+    return found
+
+
 async def raw_run(
     name: str, url: str, statements: list[tuple[str, list[Any]]], clients: int, seconds: float
 ) -> Run:
@@ -159,14 +174,15 @@ async def raw_run(
     try:
         warm = time.perf_counter() + 1.0
         await asyncio.gather(*[_raw_client(pool, statements, i, warm) for i in range(clients)])
-        before = cpu_seconds(processes("postgres"))
+        pids = backends(url)
+        before = cpu_seconds(pids)
         cpu = time.process_time()
         started = time.perf_counter()
         results = await asyncio.gather(
             *[_raw_client(pool, statements, i * 7, started + seconds) for i in range(clients)]
         )
         elapsed = time.perf_counter() - started
-        server = {"postgres": cpu_seconds(processes("postgres")) - before}
+        server = {"postgres": cpu_seconds(pids) - before}
         client = time.process_time() - cpu
     finally:
         await pool.close()
@@ -185,12 +201,14 @@ class Line:
         return seconds / self.run.count * 1000 if seconds is not None and self.run.count else None
 
 
-async def through(base: str, scenario: Scenario, clients: int, seconds: float, label: str) -> Run:
+async def through(
+    url: str, base: str, scenario: Scenario, clients: int, seconds: float, label: str
+) -> Run:
     host, port = base.removeprefix("http://").split(":")
     requests = [http_request(host, int(port), scenario.bearer, body) for body in scenario.bodies]
 
     def pids() -> dict[str, list[int]]:
-        return {"gateway": _uvicorn_pids(port), "postgres": processes("postgres")}
+        return {"gateway": _uvicorn_pids(port), "postgres": backends(url)}
 
     return await http_run(
         f"{scenario.name}, {label}", base, requests, clients, seconds, server_pids=pids
@@ -280,7 +298,8 @@ with 2 workers, rate limit off. "compiled" is the default (compiled reads on Pos
 "resolvers" the same gateway with `KETENPOORT_COMPILED_READS=false`, "raw" the compiled
 statement sent straight through asyncpg (autocommit, as the gateway sends it) at the same
 concurrency. CPU per request is measured from /proc over each run: the gateway's processes
-(master and workers) and all PostgreSQL processes apart. Compiled statements per request
+(master and workers) and the PostgreSQL backends of the benchmark's database apart (the
+server is shared with other databases; their backends are left out). Compiled statements per request
 (raw replay): {counts}.
 
 {chr(10).join(rows)}
@@ -314,7 +333,7 @@ async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
                         spy = None
                         if label == "compiled" and scenario.key == "b" and clients == 32:
                             spy = profile(base, scenario, length, spy_path)
-                        run = await through(base, scenario, clients, length, label)
+                        run = await through(url, base, scenario, clients, length, label)
                         if spy is not None:
                             spy.wait(timeout=60)
                         lines.append(Line(scenario.name, label, clients, run))
