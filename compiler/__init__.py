@@ -83,6 +83,11 @@ class _RootPlan:
     field: Any  # GraphQLField
     details: Any  # FieldDetailsList
     nullable: bool
+
+    @property
+    def nodes(self) -> list[Any]:
+        return [details.node for details in self.details]
+
     root: Root | None = None
     static: str | None = None  # JSON text known without SQL (`__typename`)
     error: dict[str, Any] | None = None  # a refusal known without SQL (role gate)
@@ -115,11 +120,8 @@ class Plan:
     def sql(self) -> str | None:
         return self._compiled.sql
 
-    def statement(
-        self, variables: Any, caller: Any, today: date
-    ) -> tuple[str | None, list[Any]] | Fallback:
-        """The SQL and its arguments for this request (a Fallback when its input
-        needs the resolvers' answer)."""
+    def _run(self, caller: Any, today: date) -> Run | Fallback:
+        """The values every root field prepares from its arguments for this request."""
         compiled = self._compiled
         run = Run(caller, today)
         try:
@@ -133,25 +135,37 @@ class Plan:
                 run.values[plan.key] = plan.root.prepare(args, caller)
         except Replay as replay:
             return compiled.compiler.fallback(f"input: {replay}")
-        return compiled.sql, [getter(run) for getter in compiled.getters]
+        return run
+
+    def statement(
+        self, variables: Any, caller: Any, today: date
+    ) -> tuple[str | None, list[Any]] | Fallback:
+        """The SQL and its arguments for this request (a Fallback when its input
+        needs the resolvers' answer)."""
+        run = self._run(caller, today)
+        if isinstance(run, Fallback):
+            return run
+        return self._compiled.sql, [getter(run) for getter in self._compiled.getters]
 
     async def execute(
         self, connection: Any, variables: Any, caller: Any, today: date
     ) -> CompiledAnswer | Fallback:
         """Run the plan's one statement on `connection` (asyncpg) and read the
         answer; a Fallback when the resolvers must answer after all."""
-        found = self.statement(variables, caller, today)
-        if isinstance(found, Fallback):
-            return found
-        sql, arguments = found
+        compiled = self._compiled
+        run = self._run(caller, today)
+        if isinstance(run, Fallback):
+            return run
         try:
-            row = await connection.fetchrow(sql, *arguments) if sql is not None else None
+            row = None
+            if compiled.sql is not None:
+                row = await connection.fetchrow(compiled.sql, *[g(run) for g in compiled.getters])
         except Exception:
             # A statement the compiler built wrongly must not cost the caller an
             # answer: logged with its cause, the request goes to the resolvers.
             log.exception("compiled read failed; the resolvers answer")
-            return self._compiled.compiler.fallback("compiled statement failed")
-        return self._compiled.compiler.assemble(self._compiled, row)
+            return compiled.compiler.fallback("compiled statement failed")
+        return compiled.compiler.assemble(compiled, row, run)
 
 
 class ReadCompiler:
@@ -293,7 +307,7 @@ class ReadCompiler:
                 )
                 refusal = self._role_gate(field_def, caller)
                 if refusal is not None:
-                    plan.error = located_error(refusal, [node], [key]).formatted
+                    plan.error = located_error(refusal, plan.nodes, [key]).formatted
                 else:
                     args = get_argument_values(
                         field_def, node, coerced, details[0].fragment_variable_values
@@ -338,7 +352,7 @@ class ReadCompiler:
 
     # --- answering -----------------------------------------------------------------------------
 
-    def assemble(self, compiled: _Compiled, row: Any) -> CompiledAnswer | Fallback:
+    def assemble(self, compiled: _Compiled, row: Any, run: Run) -> CompiledAnswer | Fallback:
         parts: list[str] = []
         errors: list[dict[str, Any]] = []
         reads: list[tuple[Any, ...]] = []
@@ -357,7 +371,14 @@ class ReadCompiler:
             assert plan.root is not None
             problem = row[f"p{index}"]
             if problem is not None:
-                return self.fallback(f"{plan.key}: {problem}")
+                refusal = plan.root.refuse(problem, run.values[plan.key])
+                if refusal is None:
+                    return self.fallback(f"{plan.key}: {problem}")
+                errors.append(located_error(refusal, plan.nodes, [plan.key]).formatted)
+                if not plan.nullable:
+                    null_data = True
+                parts.append(f'"{plan.key}":null')
+                continue
             data = row[f"d{index}"]
             if data is not None and REDACT_MARK_JSON in data:
                 return self.fallback(f"{plan.key}: free text to redact")

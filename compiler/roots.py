@@ -54,6 +54,13 @@ class Root:
     prepare: Callable[[dict[str, Any], Any], dict[str, Any]]
     action: str | None = None  # audit action of the reads column
     object_type: str | None = None
+    refusals: dict[str, Callable[[dict[str, Any]], Any]] | None = None
+
+    def refuse(self, problem: str, values: dict[str, Any]) -> Any:
+        """The error the rules give for `problem` (a refusal the statement found),
+        or None when the resolvers must answer."""
+        make = (self.refusals or {}).get(problem)
+        return make(values) if make is not None else None
 
 
 Prepare = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -365,7 +372,14 @@ def entitlements(
             values["variant"] = flt["variant"].value
         return values
 
-    return Root(key, sql, prepare, "read.entitlements", "entitlement")
+    return Root(
+        key,
+        sql,
+        prepare,
+        "read.entitlements",
+        "entitlement",
+        _school_refusals(DataType.ENTITLEMENTS),
+    )
 
 
 def _school_and_product(
@@ -391,7 +405,7 @@ def _school_and_product(
         problems.append(
             "(SELECT CASE WHEN f.school_ids IS NULL THEN 'unknown school' "
             "WHEN cardinality(f.school_ids) > 1 THEN 'ambiguous school' "
-            f"WHEN {rank} <> 0 THEN 'school refused' END FROM filter_ AS f)"
+            f"WHEN {rank} <> 0 THEN 'school refused:' || {rank} END FROM filter_ AS f)"
         )
     if _filled(flt.get("productId")):
         problems.append(
@@ -400,8 +414,22 @@ def _school_and_product(
     return setup, f"coalesce({', '.join(problems)})" if problems else "NULL::text"
 
 
+def _school_refusals(data_type: DataType) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """The refusal for each answer a named school can get (`resolvers.queries.school_refusal`)."""
+    from resolvers.queries import school_refusal
+
+    return {
+        f"school refused:{rank}": (
+            lambda values, access=access: school_refusal([access], data_type, values["shown"])
+        )
+        for access, rank in RANK.items()
+        if rank
+    }
+
+
 def _prepare_school_and_product(values: dict[str, Any], flt: dict[str, Any]) -> None:
     if flt.get("school"):
+        values["shown"] = flt["school"]["value"]
         for name, value in organisation_search(flt["school"]).items():
             values[f"school_{name}"] = value
     if _filled(flt.get("productId")):
@@ -461,7 +489,9 @@ def licences(
             values["status"] = flt["status"].value
         return values
 
-    return Root(key, sql, prepare, "read.licences", "licence")
+    return Root(
+        key, sql, prepare, "read.licences", "licence", _school_refusals(DataType.ACTIVATIONS)
+    )
 
 
 def entitlement(

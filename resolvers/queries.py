@@ -21,7 +21,7 @@ from domain.roles import DataType
 from resolvers import lookup
 from resolvers.auth import principal
 from resolvers.clock import today
-from schema.errors import BadInput, ConsentRequired, Forbidden
+from schema.errors import BadInput, ConsentRequired, Forbidden, GatewayError
 from schema.filters import EntitlementFilter, LicenceFilter, OrganisationFilter, ProductFilter
 from schema.lookups import (
     InvalidIdentifier,
@@ -197,14 +197,23 @@ async def require_school(info: Info, ids: list[int], data_type: DataType, shown:
         await info.context.db.run(lambda s, i=i: access.school_access(s, scope, i, data_type))
         for i in ids
     ]
+    refusal = school_refusal(answers, data_type, shown)
+    if refusal is not None:
+        raise refusal
+
+
+def school_refusal(answers: list[Access], data_type: DataType, shown: str) -> GatewayError | None:
+    """The error for a named school (`shown` as the caller named it) given the
+    access answers for the organisations it names; None when one is allowed.
+    One text for the resolvers and the compiled reads."""
     if Access.ALLOWED in answers:
-        return
+        return None
     if Access.CONSENT_REQUIRED in answers:
-        raise ConsentRequired(
+        return ConsentRequired(
             f"consent required: school {shown!r} has not activated the data exchange "
             f"{data_type.value} for this supplier, or has no valid processing agreement with it"
         )
-    raise Forbidden(f"scope required: this caller cannot read {data_type.value} of {shown!r}")
+    return Forbidden(f"scope required: this caller cannot read {data_type.value} of {shown!r}")
 
 
 async def product_pk(info: Info, product_id: str, field: str) -> int:

@@ -147,3 +147,25 @@ async def test_free_text_with_nine_digits_is_left_to_the_resolvers_rule(
     assert isinstance(answer, Fallback)
     assert "redact" in answer.reason
     await gql.data(query)
+
+
+@pytest.mark.parametrize(
+    ("state", "code"), [("revoked", "CONSENT_REQUIRED"), ("absent", "CONSENT_REQUIRED")]
+)
+async def test_a_named_school_without_consent_is_refused_by_the_compiled_read(
+    postgres_only: None, session: Any, gql: GraphQLClient, state: str, code: str
+) -> None:
+    from tests.api.test_permission_matrix import set_consent
+
+    await set_consent(session, "demo-portal", "portal", state)
+    query = '{ entitlements(filter: {school: {value: "104A158"}}) { nodes { id } } }'
+    caller = await _principal(session, "demo-portal", "portal")
+    answer, statements = await _compiled(session, query, {}, caller)
+    assert len(statements) == 1
+    assert answer.data == "null"
+    (error,) = answer.errors
+    assert error["path"] == ["entitlements"]
+    assert error["extensions"]["code"] == code
+    assert "104A158" in error["message"]
+    result = await gql.execute(query, as_=("demo-portal", "portal"))
+    assert [e.formatted for e in result.errors] == answer.errors
