@@ -284,6 +284,7 @@ class ReadCompiler:
             operation,
             plan_scope(frozenset(caller.roles), caller.school_id is not None),
             st,
+            self.settings.max_page_size,
         )
         query_type = schema.query_type
         assert query_type is not None

@@ -55,6 +55,7 @@ class Compiler:
     operation: OperationDefinitionNode
     scope: Scope
     st: Statement
+    max_page: int = 100
 
     def type(self, name: str) -> Any:
         return self.schema.type_map[name]

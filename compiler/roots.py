@@ -223,7 +223,10 @@ def connection(
 ) -> str:
     """A cursor connection over `table` rows matching `where` (written on the base
     table name), as `db.pagination.fetch_page` cuts it: ordered by id, after the
-    cursor, one row more to tell whether a page follows."""
+    cursor, one row more to tell whether a page follows. The statement reads at most
+    the largest page and one row (a constant: PostgreSQL then keeps one generic plan
+    for the prepared statement instead of planning each request) and cuts the page
+    to `first`."""
     first = c.st.value(root, "first", "int")
     after = c.st.value(root, "after", "bigint")
     collected = collect_subfields(
@@ -258,7 +261,7 @@ def connection(
     )
     return (
         f"(WITH {setup}page_ AS (SELECT {table}.* FROM {table} WHERE {where} "
-        f"AND {table}.id > {after} ORDER BY {table}.id LIMIT {first} + 1), "
+        f"AND {table}.id > {after} ORDER BY {table}.id LIMIT {c.max_page + 1}), "
         f"rows_ AS (SELECT * FROM page_ ORDER BY id LIMIT {first}) "
         f"SELECT {json_object(pairs)} AS data, {{problem}} AS problem, {reads} AS reads)"
     )
