@@ -10,7 +10,7 @@ A field without an entry here makes the whole operation run on the resolvers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -56,6 +56,7 @@ class Compiler:
     scope: Scope
     st: Statement
     max_page: int = 100
+    _joins: dict[str, list[str]] = field(default_factory=dict)
 
     def type(self, name: str) -> Any:
         return self.schema.type_map[name]
@@ -89,15 +90,41 @@ class Compiler:
         return enum_name(column, found)
 
     def one(self, type_name: str, table: str, key: str, details: Details) -> str:
-        """The row of `table` whose id is `key`, or null."""
+        """The row of `table` whose id is `key` (`alias.column`), or null: joined to
+        the list being built when there is one (one pass instead of a lookup per
+        row), else a correlated subquery."""
         b = self.st.alias()
+        parent = key.split(".", 1)[0]
+        level = self._joins.get(parent)
+        if level is not None:
+            level.append(f"LEFT JOIN {table} AS {b} ON {b}.id = {key}")
+            self._joins[b] = level
+            obj = self.object(type_name, b, details)
+            return f"(CASE WHEN {b}.id IS NULL THEN NULL ELSE {obj} END)"
         obj = self.object(type_name, b, details)
         return f"(SELECT {obj} FROM {table} AS {b} WHERE {b}.id = {key})"
 
-    def many(self, type_name: str, source: str, alias: str, order: str, details: Details) -> str:
+    def aggregate(
+        self, alias: str, source: str, order: str, element: Callable[[], str], where: str = ""
+    ) -> str:
+        """A JSON list of `element()` (SQL over `alias`) for the rows of `source`
+        (a FROM item naming `alias`), in `order`."""
+        self._joins[alias] = []
+        built = element()
+        joins = " ".join(self._joins[alias])
+        condition = f" WHERE {where}" if where else ""
+        return (
+            f"(SELECT coalesce(json_agg({built} ORDER BY {order}), '[]'::json) "
+            f"FROM {source} {joins}{condition})"
+        )
+
+    def many(
+        self, type_name: str, source: str, alias: str, order: str, details: Details, where: str = ""
+    ) -> str:
         """A JSON list of the rows of `source` (a FROM item that names `alias`)."""
-        obj = self.object(type_name, alias, details)
-        return f"(SELECT coalesce(json_agg({obj} ORDER BY {order}), '[]'::json) FROM {source})"
+        return self.aggregate(
+            alias, source, order, lambda: self.object(type_name, alias, details), where
+        )
 
 
 Field = Callable[[Compiler, str, Details], str]
@@ -180,11 +207,9 @@ def _related(upwards: bool, level: str) -> Callable[[Compiler, str, Details], st
 
     def compile_list(c: Compiler, a: str, details: Details) -> str:
         b = c.st.alias()
-        source = (
-            f"organisation_relation AS r{b} JOIN organisation AS {b} ON {b}.id = r{b}.{far} "
-            f"WHERE r{b}.{own} = {a}.id AND {b}.level = {quote(level)}"
-        )
-        return c.many("Organisation", source, b, f"{b}.rio_id", details)
+        source = f"organisation_relation AS r{b} JOIN organisation AS {b} ON {b}.id = r{b}.{far}"
+        where = f"r{b}.{own} = {a}.id AND {b}.level = {quote(level)}"
+        return c.many("Organisation", source, b, f"{b}.rio_id", details, where)
 
     return compile_list
 
@@ -234,11 +259,8 @@ def product(key: str) -> Field:
 
 def _components(c: Compiler, a: str, details: Details) -> str:
     b = c.st.alias()
-    source = (
-        f"product_component AS r{b} JOIN product AS {b} ON {b}.id = r{b}.component_id "
-        f"WHERE r{b}.product_id = {a}.id"
-    )
-    return c.many("Product", source, b, f"{b}.code", details)
+    source = f"product_component AS r{b} JOIN product AS {b} ON {b}.id = r{b}.component_id"
+    return c.many("Product", source, b, f"{b}.code", details, f"r{b}.product_id = {a}.id")
 
 
 # --- entitlements and licences -----------------------------------------------------------------
@@ -275,14 +297,20 @@ def _optional(table: str, type_name: str, key: str) -> Field:
 
 def _recipients(c: Compiler, a: str, details: Details) -> str:
     b = c.st.alias()
-    source = f"entitlement_recipient AS {b} WHERE {b}.entitlement_id = {a}.id"
-    return c.many("EntitlementRecipient", source, b, f"{b}.role, {b}.supplier_id", details)
+    return c.many(
+        "EntitlementRecipient",
+        f"entitlement_recipient AS {b}",
+        b,
+        f"{b}.role, {b}.supplier_id",
+        details,
+        f"{b}.entitlement_id = {a}.id",
+    )
 
 
 def _history(c: Compiler, a: str, details: Details) -> str:
     b = c.st.alias()
-    source = f"event AS {b} WHERE {b}.entitlement_id = {a}.id AND {b}.licence_id IS NULL"
-    return c.many("EntitlementEvent", source, b, f"{b}.id", details)
+    where = f"{b}.entitlement_id = {a}.id AND {b}.licence_id IS NULL"
+    return c.many("EntitlementEvent", f"event AS {b}", b, f"{b}.id", details, where)
 
 
 def _entitlement_licences(c: Compiler, a: str, details: Details) -> str:

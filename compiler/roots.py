@@ -241,12 +241,14 @@ def connection(
             pairs.append((key, quote(connection_type.name)))
         elif name == "nodes":
             b = c.st.alias()
-            obj = c.object(node_type, b, field_details)
-            pairs.append((key, _page_list(obj, b)))
+            pairs.append((key, c.many(node_type, f"rows_ AS {b}", b, f"{b}.id", field_details)))
         elif name == "edges":
             b = c.st.alias()
-            edge = _edge(c, edge_type, node_type, b, kind, field_details)
-            pairs.append((key, _page_list(edge, b)))
+
+            def edge(b: str = b, field_details: Details = field_details) -> str:
+                return _edge(c, edge_type, node_type, b, kind, field_details)
+
+            pairs.append((key, c.aggregate(b, f"rows_ AS {b}", f"{b}.id", edge)))
         elif name == "pageInfo":
             pairs.append((key, _page_info(c, page_info_type, kind, first, field_details)))
         elif name == "totalCount":
@@ -265,10 +267,6 @@ def connection(
         f"rows_ AS (SELECT * FROM page_ ORDER BY id LIMIT {first}) "
         f"SELECT {json_object(pairs)} AS data, {{problem}} AS problem, {reads} AS reads)"
     )
-
-
-def _page_list(obj: str, b: str) -> str:
-    return f"(SELECT coalesce(json_agg({obj} ORDER BY {b}.id), '[]'::json) FROM rows_ AS {b})"
 
 
 def _edge(c: Compiler, edge_type: Any, node_type: str, b: str, kind: str, details: Details) -> str:
