@@ -20,8 +20,8 @@ from graphql import get_named_type
 from graphql.execution.collect_fields import collect_subfields
 from sqlalchemy import select
 
+from compiler.arguments import Replay, Root, organisation_ids, organisation_search
 from compiler.objects import Compiler, Details
-from compiler.roots import Replay, Root, organisation_ids, organisation_search
 from compiler.sql import NotCompiled, json_object, quote
 from db import dashboard as figures
 from db.access import consented

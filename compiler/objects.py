@@ -5,6 +5,7 @@ with the same loaders' filters (the consent scopes of `db/access.py` compiled in
 and the same order; `tests/compiler` holds the two paths equal.
 
 A field without an entry here makes the whole operation run on the resolvers.
+(Longer than most modules: the table of every compiled field is one place to read.)
 """
 
 from __future__ import annotations
