@@ -11,6 +11,8 @@ the request run on the resolvers (`Replay`), which answer it with their errors.
 (Longer than most modules: one compiler per root field, side by side.)
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from typing import Any
 
