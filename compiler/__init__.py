@@ -105,7 +105,7 @@ class ReadCompiler:
             operation_name,
             frozenset(caller.roles),
             caller.school_id is not None,
-            _shape(variables),
+            _shape({name: variables.get(name) for name in _declared(document)}),
         )
         found = self._cache.get(key)
         if found is None:
@@ -304,6 +304,16 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
             elif definition.name is not None and definition.name.value == name:
                 return definition
     return found
+
+
+def _declared(document: DocumentNode) -> list[str]:
+    """The variables the document's operations declare (others cannot shape a plan)."""
+    return [
+        variable.variable.name.value
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+        for variable in definition.variable_definitions or ()
+    ]
 
 
 def _shape(value: Any) -> Any:

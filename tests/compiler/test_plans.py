@@ -115,3 +115,12 @@ async def test_a_failing_statement_hands_the_request_to_the_resolvers(
     assert isinstance(answer, Fallback)
     assert reads.fallbacks["compiled statement failed"] == 1
     assert "connection lost" in caplog.text
+
+
+def test_variables_the_operation_does_not_declare_make_no_new_plan() -> None:
+    reads = compiler()
+    query = "query ($first: Int) { products(first: $first) { totalCount } }"
+    for n in range(5):
+        found = reads.plan(parse(query), None, SHOP, {"first": 3, f"junk{n}": {"x": n}})
+        assert isinstance(found, Plan)
+    assert len(reads._cache) == 1
