@@ -9,6 +9,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -22,13 +23,17 @@ from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET
 
 from db.engine import create_engine, create_sessionmaker
+from db.pg import connect_arguments, create_pool
+from db.reference_cache import ReferenceCache
 from gateway.caches import AuditBuffer, SupplierCache
 from gateway.limits import RateLimiter, gateway_schema
 from gateway.middleware import BodySizeLimit
 from gateway.tokens import TokenError, TokenVerifier
 from live.broker import Broker, engine_of
 from live.transport import LiveEndpoint
+from resolvers.clock import today
 from resolvers.context import Context
+from services.group_commit import GroupCommit
 from settings import Settings, get_settings
 
 log = logging.getLogger("ketenpoort")
@@ -69,12 +74,16 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         self.supplier_cache = SupplierCache(settings.supplier_cache_seconds)
         self.audit_buffer: AuditBuffer | None = None
         self.broker: Broker | None = None
+        self.activation: Activation | None = None
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         context = Context(self.settings, self.sessionmaker, request, response)
         context.limiter = self.limiter
         context.supplier_cache = self.supplier_cache
         context.audit_buffer = self.audit_buffer
+        if self.activation is not None:
+            context.activations = self.activation.group_commit
+            context.reference_cache = self.activation.cache
         if isinstance(request, Request):
             try:
                 context.caller = self.verifier.verify(request.headers.get("authorization"))
@@ -98,6 +107,45 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
             "const EXAMPLE_QUERY = `", "const EXAMPLE_QUERY = `" + FIRST_QUERY + "\n", 1
         )
         return HTMLResponse(html)
+
+
+# --- activation on PostgreSQL --------------------------------------------------------
+
+
+@dataclass
+class Activation:
+    """The plain asyncpg pool, the group commit that registers clicks in batches and
+    the cache of login schools and products (PostgreSQL only)."""
+
+    pool: Any
+    group_commit: GroupCommit
+    cache: ReferenceCache
+
+    @classmethod
+    async def open(cls, settings: Settings, engine: Any) -> Activation | None:
+        if engine is None or engine.dialect.name != "postgresql":
+            return None
+        pool = await create_pool(
+            engine.url, min_size=1, max_size=settings.activation_batch_workers + 2
+        )
+        group_commit = GroupCommit(
+            pool,
+            today,
+            window=settings.activation_batch_window_ms / 1000,
+            max_clicks=settings.activation_batch_max,
+            workers=settings.activation_batch_workers,
+        )
+        cache = ReferenceCache(
+            connect_arguments(engine.url), max_entries=settings.reference_cache_size
+        )
+        await group_commit.start()
+        await cache.start()
+        return cls(pool, group_commit, cache)
+
+    async def close(self) -> None:
+        await self.group_commit.stop()
+        await self.cache.stop()
+        await self.pool.close()
 
 
 _gc_tuned = False
@@ -161,10 +209,14 @@ def create_app(
         broker = Broker(settings, sessions, engine or engine_of(sessions))
         await broker.start()
         graphql.broker = websockets.broker = app.state.broker = broker
+        graphql.activation = await Activation.open(settings, engine or engine_of(sessions))
         tune_gc(settings)
         try:
             yield
         finally:
+            if graphql.activation is not None:
+                await graphql.activation.close()
+                graphql.activation = None
             await broker.stop()
             await audit_buffer.stop()
             graphql.audit_buffer = websockets.audit_buffer = None

@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     # defaults.
     gc_young_threshold: int = 50_000
 
+    # Activation on PostgreSQL (services/group_commit.py): the clicks a process
+    # receives within the window (milliseconds), or this many, are registered in one
+    # transaction; batches in flight at once per process; login schools and products
+    # cached per process (db/reference_cache.py, NOTIFY forgets them).
+    activation_batch_window_ms: float = 2.0
+    activation_batch_max: int = 64
+    activation_batch_workers: int = 1
+    reference_cache_size: int = 10_000
+
     # Demo / sandbox.
     sandbox_key: str = "ketenpoort-sandbox-key"
 

@@ -9,6 +9,7 @@ activation is needed: their bilateral contract gives purpose.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,7 @@ from db.models import DataExchange, ProcessingAgreement
 from domain.roles import DataType, Role
 
 
-def _valid_mandate(today: date):  # type: ignore[no-untyped-def]
+def _valid_mandate(today: Any) -> Any:
     return exists().where(
         ProcessingAgreement.school_id == DataExchange.school_id,
         ProcessingAgreement.supplier_id == DataExchange.supplier_id,
@@ -26,19 +27,27 @@ def _valid_mandate(today: date):  # type: ignore[no-untyped-def]
     )
 
 
-async def receivers(
-    session: AsyncSession, school_id: int, data_type: DataType, roles: list[Role], today: date
-) -> list[tuple[int, Role]]:
-    """(supplier id, role) pairs that may receive `data_type` of this school today."""
+def receivers_statement(school: Any, data_type: DataType, roles: list[Role], today: Any) -> Any:
+    """SELECT DISTINCT (supplier id, role) that may receive `data_type` of `school` (a
+    value or a column) on `today` (a date or an SQL expression). Also compiled into
+    hand-written SQL (db/activation_pg.py), so the rule has one source."""
     statement = select(DataExchange.supplier_id, DataExchange.role).where(
-        DataExchange.school_id == school_id,
+        DataExchange.school_id == school,
         DataExchange.data_type == data_type.value,
         DataExchange.role.in_([r.value for r in roles]),
         DataExchange.revoked_at.is_(None),
     )
     if data_type.confidential:
         statement = statement.where(_valid_mandate(today))
-    rows = await session.execute(statement.distinct().order_by(DataExchange.supplier_id))
+    return statement.distinct()
+
+
+async def receivers(
+    session: AsyncSession, school_id: int, data_type: DataType, roles: list[Role], today: date
+) -> list[tuple[int, Role]]:
+    """(supplier id, role) pairs that may receive `data_type` of this school today."""
+    statement = receivers_statement(school_id, data_type, roles, today)
+    rows = await session.execute(statement.order_by(DataExchange.supplier_id))
     return [(supplier_id, Role(role)) for supplier_id, role in rows]
 
 

@@ -93,10 +93,6 @@ def event_position(session: AsyncSession) -> Any:
     return 0
 
 
-# The earlier private name, still imported by db/activation.py.
-_tx_id = event_position
-
-
 async def record_events(session: AsyncSession, actor: Actor, events: Sequence[EventRow]) -> None:
     """Insert events in one statement (executemany), in the order given."""
     if not events:

@@ -1,6 +1,7 @@
-"""Activation and licence resolvers: decode the input, resolve the login school,
-the product and the person's identifiers, run the decision tree and persist the
-licence through ``db.activation``, answer with the schema's payload types.
+"""Activation and licence resolvers: decode the input (the login school and the
+product through the process's reference cache on PostgreSQL), hand the click to the
+activation use case (`services/activation.py`), answer with the schema's payload
+types.
 
 ``licenceActivate`` needs no referenceId: a click has none, and the decision tree
 itself is idempotent (a second click finds the licence of the first). When the
@@ -13,12 +14,12 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import strawberry
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from strawberry.types import Info
 
 from db import access, organisations
 from db import activation as store
+from db.activation import ActivationRequest
+from db.idempotency import ReferenceConflict, request_hash
 from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
 from domain.identifiers import (
     IdentifierError,
@@ -34,9 +35,11 @@ from resolvers.auth import Principal, principal
 from resolvers.clock import today
 from resolvers.context import Database
 from resolvers.queries import _audited, _page, product_pk, school_ids
-from resolvers.writes import ReferenceConflict, actor, run_write
+from resolvers.writes import actor, run_write
 from schema.payloads import conflict_payload, error_payload
 from schema.types import Connection, Licence
+from services import activation
+from services.unit_of_work import Answered, Click, Reference
 
 if TYPE_CHECKING:
     from schema.activation import LicenceActivateInput, LicenceStepInput
@@ -114,8 +117,8 @@ def _person_keys(
 
 
 async def _request(
-    db: Database, caller: Principal, input: LicenceActivateInput
-) -> store.ActivationRequest | ValidationFailed:
+    context: Any, caller: Principal, input: LicenceActivateInput
+) -> ActivationRequest | ValidationFailed:
     problems: list[FieldError] = []
     code: str | None = None
     try:
@@ -124,12 +127,20 @@ async def _request(
         problems.append(FieldError(StatusCode.FIELD_MISSING, "productId", error.message))
     keys, person_problems = _person_keys(input)
     problems += person_problems
-    school = await login_school(db, input.school)
+    db = context.db
+    cache = context.reference_cache or _NO_CACHE
+    school = await cache.get(
+        ("school", input.school.scheme, input.school.value),
+        lambda: login_school(db, input.school),
+    )
     if isinstance(school, FieldError):
         problems.append(school)
     product = None
     if code is not None:
-        product = await db.run(lambda s: store.product_by_code(s, code))
+        found = code
+        product = await cache.get(
+            ("product", code), lambda: db.run(lambda s: store.product_by_code(s, found))
+        )
         # A licence office activates only its own products; to anyone else another
         # publisher's product is as unknown as a product that does not exist.
         if product is None or not (
@@ -147,7 +158,7 @@ async def _request(
         return ValidationFailed(problems)
     assert product is not None
     assert isinstance(school, int)
-    return store.ActivationRequest(
+    return ActivationRequest(
         school_id=school,
         product=product,
         person_keys=tuple(keys),
@@ -155,34 +166,12 @@ async def _request(
     )
 
 
-def _answer(outcome: store.Outcome) -> dict[str, Any]:
-    """The outcome as JSON (stored for a repeated referenceId)."""
-    decision = outcome.decision
-    licence = outcome.licence
-    return {
-        "granted": decision.granted,
-        "rule": decision.rule.value,
-        "code": int(decision.code),
-        "reason": decision.reason,
-        "entitlementId": decision.entitlement_id,
-        "licenceId": decision.licence_id,
-        "passedOver": [
-            [entitlement_id, rule.value] for entitlement_id, rule in decision.passed_over
-        ],
-        "created": outcome.created,
-        "licence": None
-        if licence is None
-        else {
-            "id": licence.id,
-            "entitlementId": licence.entitlement_id,
-            "personId": licence.person_id,
-            "productId": licence.product_id,
-            "schoolId": licence.school_id,
-            "status": licence.status.value,
-            "activatedAt": licence.activated_at.isoformat(),
-            "expirationDate": licence.expiration_date.isoformat(),
-        },
-    }
+class _Uncached:
+    async def get(self, _key: Any, load: Any) -> Any:
+        return await load()
+
+
+_NO_CACHE = _Uncached()
 
 
 def licence_from_answer(found: dict[str, Any]) -> Licence:
@@ -206,81 +195,51 @@ def licence_from_answer(found: dict[str, Any]) -> Licence:
 
 
 async def activate(info: Info, input: LicenceActivateInput) -> Any:
+    """Decode the click, hand it to the activation use case (the process's group
+    commit on PostgreSQL, else one click in the request's transaction), answer."""
     from schema.activation import ActivationDenied, LicenceGranted
 
     context = info.context
     caller = await principal(context)
-    day = today()
-    who = actor(caller, (Role.OPERATOR if caller.is_operator else Role.LICENSOR).value)
-
-    async def click(db: Database, session: Any) -> dict[str, Any] | ValidationFailed:
-        request = await _request(db, caller, input)
-        if isinstance(request, ValidationFailed):
-            return request
-        return _answer(await store.activate(session, request, actor=who, today=day))
-
-    engine = _autocommit_engine(context) if input.reference_id is None else None
-    if engine is not None:
-        answer = await _autocommit(context, engine, click)
-        replayed = False
-    else:
-        request = await _request(context.db, caller, input)
-        if isinstance(request, ValidationFailed):
-            return error_payload(request)
-
-        async def work(session: Any) -> dict[str, Any]:
-            return _answer(await store.activate(session, request, actor=who, today=day))
-
-        try:
-            answer, replayed = await run_write(
-                context,
-                caller,
-                "licenceActivate",
-                input.reference_id,
-                lambda: strawberry.asdict(input),
-                work,
-            )
-        except ReferenceConflict as conflict:
-            return conflict_payload(input.reference_id or "", str(conflict))
-    if isinstance(answer, ValidationFailed):
-        return error_payload(answer)
+    request = await _request(context, caller, input)
+    if isinstance(request, ValidationFailed):
+        return error_payload(request)
+    role = Role.OPERATOR if caller.is_operator else Role.LICENSOR
+    reference = (
+        Reference(
+            (caller.supplier_id, "licenceActivate", input.reference_id),
+            request_hash(strawberry.asdict(input)),
+        )
+        if input.reference_id is not None
+        else None
+    )
+    click = Click(request, actor(caller, role.value), reference)
+    try:
+        if context.activations is not None:
+            await context.db.close()  # the click needs nothing more of the request's session
+            result = await context.activations.activate(click)
+        else:
+            result = await _in_transaction(context, click)
+    except ReferenceConflict as conflict:
+        return conflict_payload(input.reference_id or "", str(conflict))
+    answer = result.answer
     if answer["granted"]:
-        return LicenceGranted.build(answer, replayed, licence_from_answer(answer["licence"]))
+        return LicenceGranted.build(answer, result.replayed, licence_from_answer(answer["licence"]))
     return ActivationDenied.build(answer)
 
 
-def _autocommit_engine(context: Any) -> AsyncEngine | None:
-    """The engine, when a click can run without an explicit transaction: on
-    PostgreSQL, with sessions bound to an engine (not inside a test's transaction)."""
-    bind = context.sessionmaker().bind
-    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
-        return bind
-    return None
-
-
-async def _autocommit(
-    context: Any, engine: AsyncEngine, click: Any
-) -> dict[str, Any] | ValidationFailed:
-    """Run a click in autocommit mode, lookups included: the facts are read, and every
-    write is one atomic statement (seat, licence, event and audit row together), so
-    nothing needs an explicit transaction. The entitlement's row lock then lasts for
-    that statement and its commit only; inside BEGIN … COMMIT it would also last until
-    the gateway got round to sending COMMIT, and at 08:30 a whole class waits on that
-    lock in turn while the gateway's event loop is busy with their requests. No BEGIN
-    and ROLLBACK around the lookups either. A double click that loses the race on the
-    licence's unique key is retried and finds the licence.
-    """
-    await context.db.close()  # nothing of the request's own session is needed
-    for attempt in range(3):
-        try:
-            async with engine.connect() as connection:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-                async with AsyncSession(bind=connection) as session:
-                    return await click(Database(lambda: session), session)  # type: ignore[no-any-return]
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+async def _in_transaction(context: Any, click: Click) -> Answered:
+    """One click in the request's own transaction (SQLite; PostgreSQL in tests that
+    run inside an outer transaction)."""
+    for _ in range(3):  # a double click of the same person is decided again
+        async with context.db.transaction() as session:
+            result = await activation.activate_one(activation.store_for(session), click, today())
+        context.fresh_loaders()
+        if isinstance(result, ReferenceConflict):
+            raise result
+        if isinstance(result, Answered):
+            return result
+    raise RuntimeError("the click could not be decided")
 
 
 # --- block / unblock one licence ------------------------------------------------------------

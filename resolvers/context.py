@@ -91,6 +91,11 @@ class Context:
     limiter: Any = None
     supplier_cache: Any = None
     audit_buffer: Any = None
+    #: PostgreSQL only: the process's group commit for activations
+    #: (services/group_commit.py) and its cache of login schools and products
+    #: (db/reference_cache.py); None elsewhere and in tests on a session.
+    activations: Any = None
+    reference_cache: Any = None
     reads: set[tuple[int | None, str, str, str | None]] = field(default_factory=set)
     db: Database = field(init=False)
     _loaders: Any = field(default=None, init=False)

@@ -284,9 +284,14 @@ async def live(backend: Backend) -> AsyncIterator[LiveGateway]:
 
     async with demo_database(backend.name, pool_size=20) as (_url, engine):
         app = create_app(TEST_SETTINGS, sessionmaker=create_sessionmaker(engine))
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
-        ) as client:
+        # The lifespan opens what the app runs on (on PostgreSQL: the activations'
+        # group commit on the plain pool, the reference cache, the live broker).
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+            ) as client,
+        ):
             yield LiveGateway(backend, client, engine)
 
 

@@ -1,0 +1,314 @@
+"""Group commit on PostgreSQL (services/group_commit.py): the clicks one process
+receives together are decided and registered in one transaction, and every click
+still gets its own answer, licence, event and idempotency record.
+
+Each test runs the real app (its lifespan opens the plain pool, the group commit and
+the reference cache) on a committed throwaway database, with batch settings that make
+the batches' make-up independent of the machine's speed: a long window and a
+maximum batch size, so a batch starts exactly when that many clicks wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app import create_app
+from db.engine import create_sessionmaker
+from db.models import Entitlement, Event, Licence, ProcessedMessage, Product
+from domain.entitlements import Variant
+from tests.api.test_activation import ACTIVATE, LICENSOR
+from tests.api.test_delivery import STEP_FIELDS
+from tests.conftest import BACKENDS, TEST_SETTINGS, demo_database, token_for
+from tests.factories import MadePerson, make_entitlement, make_person, make_product, school_id
+
+SHOP = ("demo-shop", "seller")
+
+
+@pytest.fixture(scope="module")
+async def engine() -> AsyncIterator[AsyncEngine]:
+    if "postgresql" not in BACKENDS:
+        pytest.skip("group commit is PostgreSQL's")
+    async with demo_database("postgresql", pool_size=20) as (_url, engine):
+        yield engine
+
+
+@dataclass
+class Gateway:
+    app: Any
+    client: httpx.AsyncClient
+
+    @property
+    def group_commit(self) -> Any:
+        return self.app.state.graphql.activation.group_commit
+
+    async def execute(self, query: str, variables: dict[str, Any], as_: tuple[str, ...]) -> Any:
+        response = await self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token_for(as_[0], *as_[1:])}"},
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    async def click(
+        self, product: Product, pupil: MadePerson, reference: str | None = None
+    ) -> dict[str, Any]:
+        input: dict[str, Any] = {
+            "productId": product.code,
+            "school": {"value": "104A158"},
+            "person": {"eckId": pupil.eck_id},
+        }
+        if reference is not None:
+            input["referenceId"] = reference
+        return (await self.execute(ACTIVATE, {"input": input}, LICENSOR))["licenceActivate"]  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def gateway(engine: AsyncEngine, **settings: Any) -> AsyncIterator[Gateway]:
+    app = create_app(
+        TEST_SETTINGS.model_copy(update=settings), sessionmaker=create_sessionmaker(engine)
+    )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+        ) as client,
+    ):
+        yield Gateway(app, client)
+
+
+async def _setup(engine: AsyncEngine, pupils: int, quantity: int = 500) -> tuple[Any, Any, list]:
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        school = await school_id(session, "104A158")
+        product = await make_product(session)
+        made = [await make_person(session, school=school) for _ in range(pupils)]
+        row = await make_entitlement(
+            session, product=product, school=school, variant=Variant.SCHOOL, quantity=quantity
+        )
+        await session.commit()
+    return product, row, made
+
+
+async def _counts(engine: AsyncEngine, entitlement_id: int) -> tuple[int, int, int]:
+    async with engine.connect() as conn:
+        licences = await conn.scalar(
+            select(func.count())
+            .select_from(Licence)
+            .where(Licence.entitlement_id == entitlement_id)
+        )
+        used = await conn.scalar(
+            select(Entitlement.licences_used).where(Entitlement.id == entitlement_id)
+        )
+        events = await conn.scalar(
+            select(func.count())
+            .select_from(Event)
+            .where(Event.entitlement_id == entitlement_id, Event.kind == "LICENCE_ACTIVATED")
+        )
+    return int(licences or 0), int(used or 0), int(events or 0)
+
+
+async def _transactions(engine: AsyncEngine, entitlement_id: int) -> int:
+    """How many transactions wrote the entitlement's activation events."""
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            select(func.count(func.distinct(Event.tx_id))).where(
+                Event.entitlement_id == entitlement_id, Event.kind == "LICENCE_ACTIVATED"
+            )
+        )
+    return int(found or 0)
+
+
+async def test_clicks_that_arrive_together_are_registered_in_one_transaction(
+    engine: AsyncEngine,
+) -> None:
+    product, entitlement, pupils = await _setup(engine, 32)
+    async with gateway(engine, activation_batch_window_ms=60_000, activation_batch_max=8) as gw:
+        answers = await asyncio.gather(*[gw.click(product, p) for p in pupils])
+        assert (gw.group_commit.batches, gw.group_commit.clicks) == (4, 32)
+    assert Counter((a["__typename"], a["rule"], a["created"]) for a in answers) == {
+        ("LicenceGranted", "SCHOOL", True): 32
+    }
+    assert len({a["licence"]["id"] for a in answers}) == 32
+    assert await _counts(engine, entitlement.id) == (32, 32, 32)
+    assert await _transactions(engine, entitlement.id) == 4
+    async with engine.connect() as conn:
+        per_licence = await conn.execute(
+            select(Event.licence_id, func.count())
+            .where(Event.entitlement_id == entitlement.id)
+            .group_by(Event.licence_id)
+        )
+        assert {licence: n for licence, n in per_licence} == {
+            int(a["licence"]["id"]): 1 for a in answers
+        }
+
+
+async def test_a_lone_click_is_answered_when_the_window_closes(engine: AsyncEngine) -> None:
+    product, entitlement, pupils = await _setup(engine, 1)
+    async with gateway(engine, activation_batch_window_ms=50, activation_batch_max=64) as gw:
+        answer = await asyncio.wait_for(gw.click(product, pupils[0]), timeout=60)
+        assert (gw.group_commit.batches, gw.group_commit.clicks) == (1, 1)
+    assert (answer["rule"], answer["created"]) == ("SCHOOL", True)
+    assert await _counts(engine, entitlement.id) == (1, 1, 1)
+
+
+async def test_a_double_click_in_one_batch_gets_one_licence(engine: AsyncEngine) -> None:
+    product, entitlement, pupils = await _setup(engine, 1)
+    async with gateway(engine, activation_batch_window_ms=60_000, activation_batch_max=8) as gw:
+        answers = await asyncio.gather(*[gw.click(product, pupils[0]) for _ in range(8)])
+        assert gw.group_commit.batches == 1
+    assert {a["__typename"] for a in answers} == {"LicenceGranted"}
+    assert len({a["licence"]["id"] for a in answers}) == 1
+    assert sorted(a["rule"] for a in answers) == ["EXISTING_LICENCE"] * 7 + ["SCHOOL"]
+    assert sum(a["created"] for a in answers) == 1
+    assert await _counts(engine, entitlement.id) == (1, 1, 1)
+
+
+async def test_200_pupils_on_150_seats_in_batches_get_exactly_150(engine: AsyncEngine) -> None:
+    product, entitlement, pupils = await _setup(engine, 200, quantity=150)
+    async with gateway(engine, activation_batch_window_ms=60_000, activation_batch_max=20) as gw:
+        answers = await asyncio.gather(*[gw.click(product, p) for p in pupils])
+        assert gw.group_commit.batches == 10
+    assert Counter((a["__typename"], a["rule"]) for a in answers) == {
+        ("LicenceGranted", "SCHOOL"): 150,
+        ("ActivationDenied", "QUANTITY_EXHAUSTED"): 50,
+    }
+    assert await _counts(engine, entitlement.id) == (150, 150, 150)
+
+
+async def test_referenced_clicks_in_a_batch_get_their_own_record_and_answer(
+    engine: AsyncEngine,
+) -> None:
+    product, entitlement, pupils = await _setup(engine, 7)
+    tag = f"batch-{entitlement.id}"
+    async with gateway(engine, activation_batch_window_ms=200, activation_batch_max=8) as gw:
+        first = await asyncio.gather(
+            *[gw.click(product, p, f"{tag}-{n}") for n, p in enumerate(pupils[:6])],
+            gw.click(product, pupils[0], f"{tag}-0"),  # the same message twice in the batch
+            gw.click(product, pupils[6], f"{tag}-1"),  # another message under a used id
+        )
+        assert gw.group_commit.batches == 1
+        again = await asyncio.gather(
+            *[gw.click(product, p, f"{tag}-{n}") for n, p in enumerate(pupils[:6])]
+        )
+    granted, twice, conflict = first[:6], first[6], first[7]
+    assert [(a["rule"], a["created"], a["replayed"]) for a in granted] == [
+        ("SCHOOL", True, False)
+    ] * 6
+    assert (twice["licence"]["id"], twice["replayed"]) == (granted[0]["licence"]["id"], True)
+    assert conflict["__typename"] == "ReferenceConflictError"
+    assert [a["licence"]["id"] for a in again] == [a["licence"]["id"] for a in granted]
+    assert {a["replayed"] for a in again} == {True}
+    assert await _counts(engine, entitlement.id) == (6, 6, 6)
+    async with engine.connect() as conn:
+        records = await conn.scalar(
+            select(func.count())
+            .select_from(ProcessedMessage)
+            .where(ProcessedMessage.reference_id.like(f"{tag}-%"))
+        )
+    assert records == 6
+
+
+async def test_a_block_racing_the_batches_is_honoured(engine: AsyncEngine) -> None:
+    product, entitlement, pupils = await _setup(engine, 60)
+    block = f"""mutation ($input: EntitlementStepInput!) {{
+        entitlementBlock(input: $input) {{ {STEP_FIELDS} }} }}"""
+    async with gateway(engine, activation_batch_window_ms=5, activation_batch_max=8) as gw:
+
+        async def seller_blocks() -> Any:
+            await gw.click(product, pupils[0])  # after the first batch, among the others
+            return await gw.execute(
+                block,
+                {"input": {"entitlementId": str(entitlement.id), "referenceId": "race-block"}},
+                SHOP,
+            )
+
+        results = await asyncio.gather(seller_blocks(), *[gw.click(product, p) for p in pupils[1:]])
+    assert results[0]["entitlementBlock"]["__typename"] == "EntitlementChanged"
+    rules = Counter(a["rule"] for a in results[1:])
+    assert set(rules) <= {"SCHOOL", "BLOCKED"}, rules
+    licences, used, events = await _counts(engine, entitlement.id)
+    assert licences == used == events == rules["SCHOOL"] + 1
+    async with engine.connect() as conn:
+        # In the stream, every activation comes before the block: none after it.
+        positions = (
+            await conn.execute(
+                select(Event.kind, Event.tx_id, Event.id).where(
+                    Event.entitlement_id == entitlement.id
+                )
+            )
+        ).all()
+    blocked = [(tx, i) for kind, tx, i in positions if kind == "ENTITLEMENT_BLOCKED"]
+    activated = [(tx, i) for kind, tx, i in positions if kind == "LICENCE_ACTIVATED"]
+    assert len(blocked) == 1
+    assert max(activated) < blocked[0]
+
+
+async def test_a_lower_quantity_racing_the_batches_is_honoured(engine: AsyncEngine) -> None:
+    product, entitlement, pupils = await _setup(engine, 60, quantity=100)
+    lower = f"""mutation ($input: EntitlementQuantityInput!) {{
+        entitlementLowerQuantity(input: $input) {{ {STEP_FIELDS} }} }}"""
+    async with gateway(engine, activation_batch_window_ms=5, activation_batch_max=8) as gw:
+
+        async def seller_lowers() -> Any:
+            await gw.click(product, pupils[0])
+            return await gw.execute(
+                lower,
+                {
+                    "input": {
+                        "entitlementId": str(entitlement.id),
+                        "referenceId": "race-lower",
+                        "quantity": 20,
+                    }
+                },
+                SHOP,
+            )
+
+        results = await asyncio.gather(seller_lowers(), *[gw.click(product, p) for p in pupils[1:]])
+    lowered = results[0]["entitlementLowerQuantity"]
+    licences, used, events = await _counts(engine, entitlement.id)
+    assert licences == used == events
+    rules = Counter(a["rule"] for a in results[1:])
+    assert set(rules) <= {"SCHOOL", "QUANTITY_EXHAUSTED"}, rules
+    if lowered["__typename"] == "EntitlementChanged":
+        assert licences <= 20
+        assert rules["SCHOOL"] + 1 == licences
+    else:  # the seats were taken first: refused with 41, nobody denied
+        assert lowered["code"] == 41
+        assert licences == 60
+
+
+async def test_the_dashboard_summaries_equal_the_rows_after_batches(engine: AsyncEngine) -> None:
+    """Statement-level triggers (migration 0005) append one difference per summary key
+    per batch; folded, the summaries equal counting the rows."""
+    product, entitlement, pupils = await _setup(engine, 24)
+    async with gateway(engine, activation_batch_window_ms=60_000, activation_batch_max=8) as gw:
+        await asyncio.gather(*[gw.click(product, p) for p in pupils])
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT dashboard_compact()"))
+        await conn.commit()
+        summary = (
+            await conn.execute(
+                text(
+                    "SELECT sum(licences_used), sum(entitlements) FROM entitlement_summary "
+                    "WHERE product_id = :p"
+                ),
+                {"p": product.id},
+            )
+        ).one()
+        days = await conn.scalar(
+            text("SELECT sum(activations) FROM licence_day_summary WHERE product_id = :p"),
+            {"p": product.id},
+        )
+    assert tuple(summary) == (24, 1)
+    assert days == 24
