@@ -47,7 +47,27 @@ class ReferenceCache:
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
-        self.listening = False
+        self._listening = asyncio.Event()
+        self._forgotten = asyncio.Event()
+
+    @property
+    def listening(self) -> bool:
+        return self._listening.is_set()
+
+    @property
+    def generation(self) -> int:
+        """How often the cache forgot everything."""
+        return self._generation
+
+    async def ready(self) -> None:
+        """Wait until the cache listens (and so is used)."""
+        await self._listening.wait()
+
+    async def forgotten(self, generation: int) -> None:
+        """Wait until the cache forgot everything after `generation`."""
+        while self._generation == generation:
+            self._forgotten.clear()
+            await self._forgotten.wait()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen())
@@ -73,6 +93,10 @@ class ReferenceCache:
     def forget(self, *_: Any) -> None:
         self._generation += 1
         self._entries.clear()
+        self._forgotten.set()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
 
     async def _listen(self) -> None:
         while True:
@@ -83,25 +107,25 @@ class ReferenceCache:
                 self._connection = connection
                 self._lost.clear()
                 self.forget()
-                self.listening = True
+                self._listening.set()
                 await self._lost.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # retried: the gateway works without the cache
                 log.warning("reference cache cannot listen: %s", error)
-            self.listening = False
+            self._listening.clear()
             self.forget()
             await self._close()
             await asyncio.sleep(self._retry)
 
     def _terminated(self, _connection: Any) -> None:
-        self.listening = False
+        self._listening.clear()
         self.forget()
         self._lost.set()
 
     async def _close(self) -> None:
         connection, self._connection = self._connection, None
-        self.listening = False
+        self._listening.clear()
         if connection is not None and not connection.is_closed():
             try:
                 await connection.close(timeout=2)

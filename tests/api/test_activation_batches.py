@@ -312,3 +312,31 @@ async def test_the_dashboard_summaries_equal_the_rows_after_batches(engine: Asyn
         )
     assert tuple(summary) == (24, 1)
     assert days == 24
+
+
+async def test_a_set_made_after_a_click_is_seen_when_postgres_tells_the_cache(
+    engine: AsyncEngine,
+) -> None:
+    """The product (and the sets containing it) is cached per process; a change
+    committed by another connection is announced by NOTIFY and the cache forgets."""
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        school = await school_id(session, "104A158")
+        part = await make_product(session)
+        pupil = await make_person(session, school=school)
+        await session.commit()
+    async with gateway(engine, activation_batch_window_ms=5) as gw:
+        cache = gw.app.state.graphql.activation.cache
+        await asyncio.wait_for(cache.ready(), timeout=60)
+        first = await gw.click(part, pupil)
+        assert first["rule"] == "NO_ENTITLEMENT"
+        assert ("product", part.code) in cache
+        generation = cache.generation
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            bundle = await make_product(session, components=[part.id])
+            await make_entitlement(session, product=bundle, school=school, variant=Variant.SCHOOL)
+            await session.commit()
+        await asyncio.wait_for(cache.forgotten(generation), timeout=60)
+        assert ("product", part.code) not in cache
+        second = await gw.click(part, pupil)
+    assert (second["rule"], second["created"]) == ("SCHOOL", True)
+    assert second["licence"]["product"]["productId"] == bundle.code
