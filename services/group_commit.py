@@ -78,9 +78,7 @@ class GroupCommit:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        for waiting in self._queue:
-            if not waiting.future.done():
-                waiting.future.set_exception(RuntimeError("the gateway is shutting down"))
+        _fail(self._queue, RuntimeError("the gateway is shutting down"))
         self._queue.clear()
 
     async def activate(self, click: Click) -> Answered:
@@ -118,11 +116,12 @@ class GroupCommit:
             if batch:
                 try:
                     await self._run(batch)
+                except asyncio.CancelledError:
+                    _fail(batch, RuntimeError("the gateway is shutting down"))
+                    raise
                 except Exception as error:  # never lose the worker
                     log.exception("activation batch failed")
-                    for waiting in batch:
-                        if not waiting.future.done():
-                            waiting.future.set_exception(error)
+                    _fail(batch, error)
 
     async def _run(self, batch: list[_Waiting]) -> None:
         clicks = [waiting.click for waiting in batch]
@@ -152,3 +151,9 @@ class GroupCommit:
         if again:
             self._queue[:0] = again  # first in the next batch
             self._wake.set()
+
+
+def _fail(batch: list[_Waiting], error: BaseException) -> None:
+    for waiting in batch:
+        if not waiting.future.done():
+            waiting.future.set_exception(error)

@@ -21,14 +21,15 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Entitlement, Event, Licence
+from db.models import Entitlement
 from domain.entitlements import ActivationCodeState, EntitlementStatus, Variant
+from tests.api.activation_support import click, counts, school_entitlement
 from tests.api.test_activation import ACTIVATE, LICENSOR
 from tests.conftest import LiveGateway
-from tests.factories import MadePerson, make_entitlement, make_person, make_product, school_id
+from tests.factories import MadePerson
 
 
 def rounds(live: LiveGateway) -> int:
@@ -38,47 +39,18 @@ def rounds(live: LiveGateway) -> int:
 
 
 async def _setup(live: LiveGateway, pupils: int, **entitlement: Any) -> tuple[Any, Any, list]:
-    async with AsyncSession(live.engine, expire_on_commit=False) as session:
-        school = await school_id(session, "104A158")
-        product = await make_product(session)
-        made = [await make_person(session, school=school) for _ in range(pupils)]
-        row = await make_entitlement(
-            session, product=product, school=school, **{"variant": Variant.SCHOOL, **entitlement}
-        )
-        await session.commit()
-    return product, row, made
+    return await school_entitlement(live.engine, pupils, **entitlement)
 
 
 async def _activate(
     live: LiveGateway, product: Any, pupil: MadePerson, code: str | None = None
 ) -> dict[str, Any]:
-    input: dict[str, Any] = {
-        "productId": product.code,
-        "school": {"value": "104A158"},
-        "person": {"eckId": pupil.eck_id},
-    }
-    if code is not None:
-        input["activationCode"] = code
-    data = await live.execute(ACTIVATE, {"input": input}, as_=LICENSOR)
+    data = await live.execute(ACTIVATE, {"input": click(product, pupil, code=code)}, as_=LICENSOR)
     return data["licenceActivate"]  # type: ignore[no-any-return]
 
 
 async def _counts(live: LiveGateway, entitlement_id: int) -> tuple[int, int, int]:
-    async with live.engine.connect() as conn:
-        licences = await conn.scalar(
-            select(func.count())
-            .select_from(Licence)
-            .where(Licence.entitlement_id == entitlement_id)
-        )
-        used = await conn.scalar(
-            select(Entitlement.licences_used).where(Entitlement.id == entitlement_id)
-        )
-        events = await conn.scalar(
-            select(func.count())
-            .select_from(Event)
-            .where(Event.entitlement_id == entitlement_id, Event.kind == "LICENCE_ACTIVATED")
-        )
-    return int(licences or 0), int(used or 0), int(events or 0)
+    return await counts(live.engine, entitlement_id)
 
 
 async def test_200_pupils_at_once_on_150_seats_get_exactly_150_licences(

@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from db.engine import create_engine
-from db.models import Entitlement, Event, Licence, ProcessedMessage
-from domain.entitlements import Variant
+from db.models import Licence, ProcessedMessage
+from tests.api.activation_support import click, counts, school_entitlement
 from tests.api.test_activation import ACTIVATE
 from tests.conftest import (
     BACKENDS,
@@ -34,7 +34,7 @@ from tests.conftest import (
     token_for,
 )
 from tests.e2e.conftest import Gateway, start_gateway, stop_gateway
-from tests.factories import MadePerson, make_entitlement, make_person, make_product, school_id
+from tests.factories import MadePerson
 
 pytestmark = pytest.mark.skipif("postgresql" not in BACKENDS, reason="PostgreSQL's group commit")
 
@@ -60,27 +60,13 @@ async def first(database: tuple[str, AsyncEngine]) -> AsyncIterator[Gateway]:
 
 
 async def _setup(engine: AsyncEngine, pupils: int, quantity: int) -> tuple[Any, Any, list]:
-    async with AsyncSession(engine, expire_on_commit=False) as session:
-        school = await school_id(session, "104A158")
-        product = await make_product(session)
-        made = [await make_person(session, school=school) for _ in range(pupils)]
-        row = await make_entitlement(
-            session, product=product, school=school, variant=Variant.SCHOOL, quantity=quantity
-        )
-        await session.commit()
-    return product, row, made
+    return await school_entitlement(engine, pupils, quantity=quantity)
 
 
 async def _click(
     client: httpx.AsyncClient, url: str, product: Any, pupil: MadePerson, reference: str | None
 ) -> dict[str, Any]:
-    input: dict[str, Any] = {
-        "productId": product.code,
-        "school": {"value": "104A158"},
-        "person": {"eckId": pupil.eck_id},
-    }
-    if reference is not None:
-        input["referenceId"] = reference
+    input = click(product, pupil, reference=reference)
     response = await client.post(
         f"{url}/graphql",
         json={"query": ACTIVATE, "variables": {"input": input}},
@@ -91,22 +77,7 @@ async def _click(
     return body["data"]["licenceActivate"]  # type: ignore[no-any-return]
 
 
-async def _counts(engine: AsyncEngine, entitlement_id: int) -> tuple[int, int, int]:
-    async with engine.connect() as conn:
-        licences = await conn.scalar(
-            select(func.count())
-            .select_from(Licence)
-            .where(Licence.entitlement_id == entitlement_id)
-        )
-        used = await conn.scalar(
-            select(Entitlement.licences_used).where(Entitlement.id == entitlement_id)
-        )
-        events = await conn.scalar(
-            select(func.count())
-            .select_from(Event)
-            .where(Event.entitlement_id == entitlement_id, Event.kind == "LICENCE_ACTIVATED")
-        )
-    return int(licences or 0), int(used or 0), int(events or 0)
+_counts = counts
 
 
 async def test_two_processes_give_200_pupils_on_150_seats_exactly_150(

@@ -4,23 +4,19 @@ the GraphQL layer nor the transport (nor a web framework), and `db/` never impor
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.gateway.test_layering import imported as module_imports
 
 ROOT = Path(__file__).resolve().parents[2]
 ABOVE_SERVICES = {"app", "gateway", "live", "resolvers", "schema", "strawberry", "starlette"}
 
 
 def imported(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+    """The top-level packages the module imports."""
+    return {name.split(".")[0] for name in module_imports(path)}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "services").rglob("*.py")), ids=lambda p: p.name)
