@@ -128,13 +128,7 @@ class Activation:
         pool = await create_pool(
             engine.url, min_size=1, max_size=settings.activation_batch_workers + 2
         )
-        group_commit = GroupCommit(
-            pool,
-            today,
-            window=settings.activation_batch_window_ms / 1000,
-            max_clicks=settings.activation_batch_max,
-            workers=settings.activation_batch_workers,
-        )
+        group_commit = GroupCommit.configured(pool, today, settings)
         cache = ReferenceCache(
             connect_arguments(engine.url), max_entries=settings.reference_cache_size
         )

@@ -424,13 +424,7 @@ async def use_case(
 
     settings = Settings()
     pool = await create_pool(raw_url(url), max_size=settings.activation_batch_workers + 2)
-    group = GroupCommit(
-        pool,
-        today,
-        window=settings.activation_batch_window_ms / 1000,
-        max_clicks=settings.activation_batch_max,
-        workers=settings.activation_batch_workers,
-    )
+    group = GroupCommit.configured(pool, today, settings)
     await group.start()
     refs = {
         code: ProductRef(product_id, code, data.publisher_id)

@@ -137,21 +137,36 @@ class Gathered:
     licences: dict[int, LicenceRow] = field(default_factory=dict)
 
 
-def held_licence(r: Sequence[Any]) -> HeldLicence:
-    """(licence, entitlement status) from a row of `_LICENCES`' columns."""
-    return (
-        LicenceRow(
-            id=r[0],
-            entitlement_id=r[1],
-            person_id=r[2],
-            product_id=r[3],
-            school_id=r[4],
-            status=LicenceStatus(r[5]),
-            activated_at=r[6],
-            expiration_date=r[7],
-        ),
-        EntitlementStatus(r[8]),
+#: A licence's own columns, in the order `licence_row` reads them.
+LICENCE_COLUMNS = (
+    Licence.id,
+    Licence.entitlement_id,
+    Licence.person_id,
+    Licence.product_id,
+    Licence.school_id,
+    Licence.status,
+    Licence.activated_at,
+    Licence.expiration_date,
+)
+
+
+def licence_row(r: Sequence[Any]) -> LicenceRow:
+    """A licence from a row that starts with `LICENCE_COLUMNS`."""
+    return LicenceRow(
+        id=r[0],
+        entitlement_id=r[1],
+        person_id=r[2],
+        product_id=r[3],
+        school_id=r[4],
+        status=LicenceStatus(r[5]),
+        activated_at=r[6],
+        expiration_date=r[7],
     )
+
+
+def held_licence(r: Sequence[Any]) -> HeldLicence:
+    """(licence, entitlement status) from `LICENCE_COLUMNS` and the entitlement's status."""
+    return licence_row(r), EntitlementStatus(r[8])
 
 
 def candidate(row: Sequence[Any], entitlee_id: int | None, code_state: str | None) -> Candidate:
@@ -343,19 +358,7 @@ async def lock_licence(session: AsyncSession, licence_id: int) -> LockedLicence 
     """The licence with its seller and publisher, locked against a concurrent block."""
     row = (
         await session.execute(
-            select(
-                Licence.id,
-                Licence.entitlement_id,
-                Licence.person_id,
-                Licence.product_id,
-                Licence.school_id,
-                Licence.status,
-                Licence.activated_at,
-                Licence.expiration_date,
-                Delivery.seller_id,
-                Product.publisher_id,
-                Delivery.id,
-            )
+            select(*LICENCE_COLUMNS, Delivery.seller_id, Product.publisher_id, Delivery.id)
             .join(Entitlement, Entitlement.id == Licence.entitlement_id)
             .join(Delivery, Delivery.id == Entitlement.delivery_id)
             .join(Product, Product.id == Licence.product_id)
@@ -366,19 +369,7 @@ async def lock_licence(session: AsyncSession, licence_id: int) -> LockedLicence 
     if row is None:
         return None
     return LockedLicence(
-        LicenceRow(
-            id=row[0],
-            entitlement_id=row[1],
-            person_id=row[2],
-            product_id=row[3],
-            school_id=row[4],
-            status=LicenceStatus(row[5]),
-            activated_at=row[6],
-            expiration_date=row[7],
-        ),
-        seller_id=row[8],
-        publisher_id=row[9],
-        delivery_id=row[10],
+        licence_row(row), seller_id=row[8], publisher_id=row[9], delivery_id=row[10]
     )
 
 

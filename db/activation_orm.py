@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 
 from db import idempotency
 from db.activation import (
+    LICENCE_COLUMNS,
     OPEN_VARIANTS,
     ActivationRequest,
     Candidate,
@@ -134,17 +135,7 @@ async def _memberships(session: AsyncSession, person_id: int, today: date) -> Me
 
 
 _LICENCES = (
-    select(
-        Licence.id,
-        Licence.entitlement_id,
-        Licence.person_id,
-        Licence.product_id,
-        Licence.school_id,
-        Licence.status,
-        Licence.activated_at,
-        Licence.expiration_date,
-        Entitlement.status,
-    )
+    select(*LICENCE_COLUMNS, Entitlement.status)
     .join(Entitlement, Entitlement.id == Licence.entitlement_id)
     .where(
         Licence.person_id.in_(bindparam("person_ids", expanding=True)),
@@ -370,16 +361,8 @@ class OrmActivationStore:
         return created
 
     async def remember(self, answers: Sequence[tuple[ReferenceKey, dict[str, Any]]]) -> None:
-        for (supplier_id, operation, reference_id), answer in answers:
-            await self.session.execute(
-                update(ProcessedMessage)
-                .where(
-                    ProcessedMessage.supplier_id == supplier_id,
-                    ProcessedMessage.operation == operation,
-                    ProcessedMessage.reference_id == reference_id,
-                )
-                .values(response=answer)
-            )
+        for key, answer in answers:
+            await idempotency.answer(self.session, *key, answer)
 
     async def release(self, keys: Sequence[ReferenceKey]) -> None:
         for key in keys:

@@ -8,7 +8,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ProcessedMessage
@@ -58,4 +58,23 @@ async def remember(
             request_hash=digest,
             response=response,
         )
+    )
+
+
+async def answer(
+    session: AsyncSession,
+    supplier_id: int,
+    operation: str,
+    reference_id: str,
+    response: dict[str, Any],
+) -> None:
+    """Store the answer of a claimed message (`remember` claimed it with `{}`)."""
+    await session.execute(
+        update(ProcessedMessage)
+        .where(
+            ProcessedMessage.supplier_id == supplier_id,
+            ProcessedMessage.operation == operation,
+            ProcessedMessage.reference_id == reference_id,
+        )
+        .values(response=response)
     )

@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import idempotency
 from db.idempotency import ReferenceConflict, remember, replay, request_hash
-from db.models import ProcessedMessage
 from db.outbox import Actor
 from resolvers.auth import Principal
 from resolvers.context import Context
@@ -52,15 +51,7 @@ async def run_once(
                     return stored, True
                 await remember(session, supplier_id, operation, reference_id, digest, {})
                 answer = await work(session)
-                await session.execute(
-                    update(ProcessedMessage)
-                    .where(
-                        ProcessedMessage.supplier_id == supplier_id,
-                        ProcessedMessage.operation == operation,
-                        ProcessedMessage.reference_id == reference_id,
-                    )
-                    .values(response=answer)
-                )
+                await idempotency.answer(session, supplier_id, operation, reference_id, answer)
                 context.fresh_loaders()
                 return answer, False
         except IntegrityError:

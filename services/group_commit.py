@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import asyncpg
 
@@ -69,6 +70,19 @@ class GroupCommit:
         #: Batches run and clicks in them, for tests and the benchmark.
         self.batches = 0
         self.clicks = 0
+
+    @classmethod
+    def configured(
+        cls, pool: asyncpg.Pool, today: Callable[[], date], settings: Any
+    ) -> GroupCommit:
+        """With the window, size and workers of the gateway's settings."""
+        return cls(
+            pool,
+            today,
+            window=settings.activation_batch_window_ms / 1000,
+            max_clicks=settings.activation_batch_max,
+            workers=settings.activation_batch_workers,
+        )
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
