@@ -1,6 +1,6 @@
 """Activation (In gebruik nemen, DOMAIN.md §6, seed 003): what the store hands the
-use case (`services/activation.py`) and takes back, plus the licence's own changes
-and reads.
+use case (`services/activation.py`) and takes back. A licence's own changes (block,
+unblock) and who holds one are in `db/licences.py`.
 
 The use case gathers facts, asks the decision tree and registers licences through
 one of two stores with the same shape (`services.unit_of_work.ActivationStore`):
@@ -23,17 +23,16 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import consent
-from db.models import Delivery, Entitlement, Licence, Product, ProductComponent
-from db.outbox import Actor, EventRow, audit, record_events
+from db.models import Licence, Product, ProductComponent
+from db.outbox import Actor
 from domain.activation import ActivationFacts, CandidateEntitlement, ExistingLicence, PersonFacts
 from domain.entitlements import ActivationCodeState, EntitlementStatus, Variant
-from domain.events import LICENCE_EVENT
 from domain.identifiers import PersonIdScheme
-from domain.licences import LicenceAction, LicenceStatus, LicenceTerm, transition
+from domain.licences import LicenceStatus, LicenceTerm
 from domain.persons import PersonKind
 from domain.roles import DataType, Role
 
@@ -341,99 +340,3 @@ async def watchers(session: AsyncSession, school_id: int, today: date) -> list[d
 
 #: Who, besides the shop, receives activations (when the school consents).
 WATCHING_ROLES = (Role.PORTAL, Role.DASHBOARD)
-
-
-# --- blocking one licence ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LockedLicence:
-    row: LicenceRow
-    seller_id: int
-    publisher_id: int
-    delivery_id: int
-
-
-async def lock_licence(session: AsyncSession, licence_id: int) -> LockedLicence | None:
-    """The licence with its seller and publisher, locked against a concurrent block."""
-    row = (
-        await session.execute(
-            select(*LICENCE_COLUMNS, Delivery.seller_id, Product.publisher_id, Delivery.id)
-            .join(Entitlement, Entitlement.id == Licence.entitlement_id)
-            .join(Delivery, Delivery.id == Entitlement.delivery_id)
-            .join(Product, Product.id == Licence.product_id)
-            .where(Licence.id == licence_id)
-            .with_for_update(of=Licence)
-        )
-    ).first()
-    if row is None:
-        return None
-    return LockedLicence(
-        licence_row(row), seller_id=row[8], publisher_id=row[9], delivery_id=row[10]
-    )
-
-
-async def change_licence(
-    session: AsyncSession, locked: LockedLicence, action: LicenceAction, actor: Actor, today: date
-) -> LicenceRow:
-    """Block or unblock one licence through the state machine; event and audit row in
-    the same transaction. Raises ``TransitionNotAllowed`` (99)."""
-    new = transition(locked.row.status, action)
-    await session.execute(
-        update(Licence)
-        .where(Licence.id == locked.row.id)
-        .values(status=new.value, updated_at=func.now())
-    )
-    watching = (
-        await watchers(session, locked.row.school_id, today)
-        if locked.row.school_id is not None
-        else []
-    )
-    if locked.publisher_id != locked.seller_id:
-        watching.insert(0, {"supplierId": locked.publisher_id, "role": "LICENSOR"})
-    await record_events(
-        session,
-        actor,
-        [
-            EventRow(
-                kind=LICENCE_EVENT[action],
-                school_id=locked.row.school_id,
-                status=new.value,
-                delivery_id=locked.delivery_id,
-                entitlement_id=locked.row.entitlement_id,
-                licence_id=locked.row.id,
-                payload={"recipients": recipients(locked.seller_id, watching)},
-            )
-        ],
-    )
-    await audit(
-        session,
-        actor,
-        f"licence.{action.value.lower()}",
-        "licence",
-        locked.row.id,
-        school_id=locked.row.school_id,
-        detail={"from": locked.row.status.value, "to": new.value},
-    )
-    return replace(locked.row, status=new)
-
-
-# --- reads -----------------------------------------------------------------------------------
-
-
-def holders_statement(school_ids: Sequence[int], product: ProductRef, today: date) -> Any:
-    """Licences at the school that give access to the product today: on the product
-    itself or on a set or combi containing it, ACTIVATED, not past expirationDate,
-    and on an entitlement that is not BLOCKED."""
-    return (
-        select(Licence)
-        .join(Entitlement, Entitlement.id == Licence.entitlement_id)
-        .where(
-            Licence.school_id.in_(school_ids),
-            Licence.product_id.in_(product.ids),
-            Licence.status == LicenceStatus.ACTIVATED.value,
-            Licence.expiration_date >= today,
-            Licence.person_id.is_not(None),
-            Entitlement.status != EntitlementStatus.BLOCKED.value,
-        )
-    )

@@ -1,5 +1,5 @@
 """The activation store on PostgreSQL: a batch of clicks in a handful of statements,
-each written here once.
+each written here once (the module is those statements, hence its size).
 
 * `FACTS`: every fact the decision tree needs, for every click of the batch, in one
   statement (person, memberships today, licences on the product, candidate

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from strawberry.types import Info
 
-from db import access, organisations
+from db import access, licences, organisations
 from db import activation as store
 from db.activation import ActivationRequest
 from db.idempotency import ReferenceConflict, request_hash
@@ -263,7 +263,7 @@ async def change(info: Info, input: LicenceStepInput, action: LicenceAction) -> 
     day = today()
 
     async def work(session: Any) -> dict[str, Any]:
-        locked = await store.lock_licence(session, licence_id)
+        locked = await licences.lock_licence(session, licence_id)
         # The seller of the entitlement's delivery, or the product's licence office;
         # anyone else is told the licence does not exist (code 40), never that it does.
         if locked is None:
@@ -276,7 +276,7 @@ async def change(info: Info, input: LicenceStepInput, action: LicenceAction) -> 
             role = Role.LICENSOR
         else:
             raise _unknown(licence_id)
-        row = await store.change_licence(session, locked, action, actor(caller, role.value), day)
+        row = await licences.change_licence(session, locked, action, actor(caller, role.value), day)
         return {"licenceId": row.id}
 
     try:
@@ -314,6 +314,6 @@ async def holders(
     product = await info.context.db.run(lambda s: store.product_by_code(s, code))
     assert product is not None
     scope = (await principal(info.context)).scope
-    statement = store.holders_statement(ids, product, today()).where(access.licence_scope(scope))
+    statement = licences.holders_statement(ids, product, today()).where(access.licence_scope(scope))
     page = await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)
     return _audited(info, page, "licence")  # the school's trail shows who read its licences

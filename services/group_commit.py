@@ -98,6 +98,8 @@ class GroupCommit:
     async def activate(self, click: Click) -> Answered:
         """Queue the click for the next batch and wait for its answer; raises
         `ReferenceConflict` for a reused referenceId with another message."""
+        if not self._tasks:
+            raise RuntimeError("the activation group commit is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._queue.append(_Waiting(click, future, loop.time()))
