@@ -9,8 +9,10 @@ each written here once (the module is those statements, hence its size).
   each other in a circle); `CURRENT` then reads the persons' licences on a snapshot
   taken after the lock, so a licence committed meanwhile by another process is seen.
 * `REGISTER`: seats (one counter update per entitlement per batch), activation codes,
-  licences, their events (`tx_id` from `db.outbox.tx_position_sql`) and audit rows, in
-  one statement; statement-level triggers keep the dashboard summaries once per batch.
+  licences, their events and audit rows, in one statement; the events' `tx_id` is
+  `db.outbox.PG_EVENT_POSITION` (it also marks the transaction as an event writer for
+  the live stream's horizon); statement-level triggers keep the dashboard summaries
+  once per batch.
 * `STORED`, `CLAIM`, `REMEMBER`: idempotency records for clicks with a referenceId.
 
 The statements run on plain asyncpg (the gateway's pool, prepared once per
@@ -43,7 +45,7 @@ from db.activation import (
     held_licence,
 )
 from db.consent import receivers_statement
-from db.outbox import events_committed, events_written, tx_position_sql
+from db.outbox import PG_EVENT_POSITION, events_committed, events_written
 from domain.entitlements import EntitlementStatus
 from domain.identifiers import is_school_scoped
 from domain.persons import PersonKind
@@ -188,7 +190,7 @@ WITH input AS (
 ), ev AS (
     INSERT INTO event (tx_id, kind, school_id, delivery_id, entitlement_id, licence_id,
                        status, actor_supplier_id, actor_role, payload)
-    SELECT {tx_position_sql()}, 'LICENCE_ACTIVATED', school_id, delivery_id,
+    SELECT {PG_EVENT_POSITION}, 'LICENCE_ACTIVATED', school_id, delivery_id,
            entitlement_id, licence_id, 'ACTIVATED', actor_supplier_id, actor_role,
            payload::json
     FROM done ORDER BY n

@@ -2,7 +2,7 @@
 a product code → the product and the sets that contain it) that PostgreSQL NOTIFY
 invalidates in every gateway process.
 
-Statement-level triggers on the tables it is read from (migration 0005) send
+Statement-level triggers on the tables it is read from (migration 0006) send
 `NOTIFY ketenpoort_reference` when they change; the notification arrives when the
 change commits, and each process then forgets everything it cached. The cache is
 used only while its own LISTEN connection is up: when that connection is lost it

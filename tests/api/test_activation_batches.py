@@ -273,7 +273,7 @@ async def test_a_lower_quantity_racing_the_batches_is_honoured(engine: AsyncEngi
 
 
 async def test_the_dashboard_summaries_equal_the_rows_after_batches(engine: AsyncEngine) -> None:
-    """Statement-level triggers (migration 0005) append one difference per summary key
+    """Statement-level triggers (migration 0006) append one difference per summary key
     per batch; folded, the summaries equal counting the rows."""
     product, entitlement, pupils = await _setup(engine, 24)
     async with gateway(engine, activation_batch_window_ms=60_000, activation_batch_max=8) as gw:

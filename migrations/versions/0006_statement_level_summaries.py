@@ -13,8 +13,8 @@ PostgreSQL only (SQLite keeps its row triggers from 0004):
   relations, products or product components change (db/reference_cache.py: every
   gateway process forgets the login schools and products it cached).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30 11:00:00
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
