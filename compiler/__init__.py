@@ -75,14 +75,17 @@ class ReadCompiler:
         self._cache: OrderedDict[Any, _Compiled | Fallback] = OrderedDict()
         self.fallbacks: Counter[str] = Counter()
         self.compiled = 0
-        # Input guards are the schema's extension classes that act before execution
-        # (the BSN refusal); the compiled path asks them too.
+        # The BSN guard of the resolver path (one rule, `resolvers.privacy`).
         self._guards = [
             extension
             for extension in getattr(schema, "extensions", [])
             if isinstance(extension, type)
             and issubclass(extension, SchemaExtension)
-            and extension.on_execute is not SchemaExtension.on_execute
+            and any(
+                getattr(extension, hook) is not getattr(SchemaExtension, hook)
+                for hook in ("on_validate", "on_execute")
+            )
+            and extension.__module__ == "resolvers.privacy"
         ]
 
     # --- planning ------------------------------------------------------------------------
@@ -137,19 +140,28 @@ class ReadCompiler:
         return Fallback(reason)
 
     def _guarded(self, document: DocumentNode | None, variables: dict[str, Any]) -> str | None:
-        """The schema's input guards (the BSN refusal) on this request: a refused
-        input is answered by the resolvers, with the guard's error."""
+        """The BSN guard on this request (the operation text, or the variables): a
+        refused input is answered by the resolvers, with the guard's error. The
+        guard is the resolvers' own extension, asked through its hooks."""
         for guard in self._guards:
-            context = SimpleNamespace(variables=variables, graphql_document=document, result=None)
+            context = SimpleNamespace(
+                variables=variables,
+                graphql_document=document,
+                result=None,
+                pre_execution_errors=None,
+            )
             extension = guard()
             extension.execution_context = context  # type: ignore[assignment]
-            steps = extension.on_execute()
-            try:
-                next(steps)
-            except StopIteration:
-                pass
-            if context.result is not None:
-                return f"input refused by {guard.__name__}"
+            for hook in ("on_validate", "on_execute"):
+                if getattr(guard, hook) is getattr(SchemaExtension, hook):
+                    continue
+                steps = getattr(extension, hook)()
+                try:
+                    next(steps)
+                except StopIteration:
+                    pass
+                if context.result is not None or context.pre_execution_errors:
+                    return f"input refused by {guard.__name__}"
         return None
 
     def _build(
