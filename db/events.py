@@ -27,6 +27,8 @@ a periodic read covers anything else.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -52,6 +54,7 @@ from db.models import (
     Product,
 )
 from db.outbox import EVENTS_WRITTEN, events_committed, on_events_committed
+from db.pagination import InvalidCursor, event_cursor
 from domain.consent import Access
 from domain.entitlements import EntitlementStatus, RecipientRole
 from domain.events import EventKind
@@ -370,24 +373,85 @@ async def _consent(
 
 
 @dataclass(frozen=True)
+class Cut:
+    """A point in the stream that a reader resumes after: every event at or before
+    `at`, and the later events in `reflected`. An event's own cursor is a cut with
+    nothing reflected; an initial state's cursor may reflect events that committed
+    while an older event writer was still open (PostgreSQL), so that resuming
+    after it repeats none of them and loses none of the older writer's."""
+
+    at: Position
+    reflected: frozenset[int] = frozenset()
+
+    def covers(self, position: Position, event_id: int) -> bool:
+        return position <= self.at or event_id in self.reflected
+
+
+#: The most events an initial state's cursor reflects beyond its position; more
+#: means a long event-writing transaction is open (see `snapshot`).
+MAX_REFLECTED = 1000
+_MAX_CURSOR = 16_384
+_MAX_POSITION = 2**63 - 1
+
+
+def cut_cursor(cut: Cut) -> str:
+    """The cursor a client resumes with: an event cursor, or one that also names the
+    reflected events (`ev:tx:id:r1.r2…`)."""
+    if not cut.reflected:
+        return event_cursor(*cut.at)
+    text = f"ev:{cut.at[0]}:{cut.at[1]}:" + ".".join(str(i) for i in sorted(cut.reflected))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cut(cursor: str) -> Cut:
+    """The cut a cursor names; InvalidCursor when it is not one this gateway gives
+    (checked in time linear in its length)."""
+    if len(cursor) > _MAX_CURSOR:
+        raise InvalidCursor(f"malformed event cursor: longer than {_MAX_CURSOR} characters")
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = base64.urlsafe_b64decode(padded.encode()).decode("ascii").split(":")
+        if parts[0] != "ev" or len(parts) not in (3, 4):
+            raise ValueError(parts[0])
+        numbers = [parts[1], parts[2], *(parts[3].split(".") if len(parts) == 4 else ())]
+        if len(numbers) > 2 + MAX_REFLECTED or not all(
+            n.isdigit() and len(n) <= 19 for n in numbers
+        ):
+            raise ValueError("numbers")
+        values = [int(n) for n in numbers]
+        if any(v > _MAX_POSITION for v in values):
+            raise ValueError("range")
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        shown = cursor if len(cursor) <= 40 else cursor[:40] + "…"
+        raise InvalidCursor(f"malformed event cursor {shown!r}") from exc
+    return Cut((values[0], values[1]), frozenset(values[2:]))
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """Entitlements as they are at `at`: every event up to `at` is reflected, and so
-    are the later ones in `reflected` (committed while older transactions were still
-    open); no other event is."""
+    """Entitlements as they are at `cut`: every event the cut covers is reflected,
+    no other event is."""
 
     rows: list[Entitlement]
-    at: Position
-    reflected: frozenset[int]
+    cut: Cut
     truncated: bool
 
 
-async def snapshot(session: AsyncSession, statement: Select[Any], limit: int) -> Snapshot:
+class HeldBack(Exception):
+    """An initial state would reflect more than MAX_REFLECTED events beyond the
+    stream's position: an event-writing transaction has been open for long."""
+
+
+async def snapshot(
+    session: AsyncSession, statement: Select[Any], limit: int, topic: Topic | None = None
+) -> Snapshot:
     """Read `statement` (entitlements) and the stream position in ONE snapshot.
     The session must not have begun. On PostgreSQL the horizon is asked for first,
     in a transaction of its own, so that every event below it is visible to the
     snapshot taken next (REPEATABLE READ: every statement sees that snapshot); the
-    events above it that the snapshot sees are `reflected`. SQLite's WAL gives a
-    read transaction one snapshot from its first statement."""
+    events of `topic` above it that the snapshot sees are reflected by the cut.
+    SQLite's WAL gives a read transaction one snapshot from its first statement, and
+    serialised writers leave nothing to reflect."""
     below: int | None = None
     if _is_postgres(session):
         await read_only(session)
@@ -402,8 +466,13 @@ async def snapshot(session: AsyncSession, statement: Select[Any], limit: int) ->
     at = await stable_head(session, below)
     reflected: frozenset[int] = frozenset()
     if below is not None:
-        reflected = frozenset(await session.scalars(select(Event.id).where(Event.tx_id >= below)))
-    return Snapshot(rows[:limit], at, reflected, len(rows) > limit)
+        seen = select(Event.id).where(Event.tx_id >= below)
+        if topic is not None:
+            seen = seen.where(*topic.condition())
+        reflected = frozenset(await session.scalars(seen.limit(MAX_REFLECTED + 1)))
+        if len(reflected) > MAX_REFLECTED:
+            raise HeldBack(f"more than {MAX_REFLECTED} events wait behind an open transaction")
+    return Snapshot(rows[:limit], Cut(at, reflected), len(rows) > limit)
 
 
 # --- wake-up after local commits -----------------------------------------------------------

@@ -69,6 +69,8 @@ class Item:
     event: Event | None
     entitlement: Entitlement | None
     licence: Licence | None = None
+    #: An initial state's item: the cut the state reflects (its cursor).
+    cut: events.Cut | None = None
     #: The schema object built from it, once for all subscribers.
     node: Any = None
     #: Its `next` messages as live subscriptions render them, by operation and

@@ -33,19 +33,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from db import events
-from db.events import Position, Topic
+from db.events import Cut, Position, Topic
 from db.pagination import event_cursor
 from domain.visibility import Viewer
 from live.broker import RESTART, SHUTDOWN, TOO_SLOW, Broker, Item, Subscriber, SubscriptionEnded
 from live.eager import Pending, run_eagerly
 from resolvers.clock import today
+from resolvers.live import LiveUnavailable
 from schema.errors import BadInput
 
 log = logging.getLogger("ketenpoort.live")
+
 
 #: How many catch-up passes a resume makes from the table before it takes a live
 #: queue anyway (a subscriber that never catches up is too slow for the stream).
@@ -63,60 +65,63 @@ async def open_stream(
     viewer: Viewer,
     scope: Any,
     topic: Topic,
-    start: Position | None,
+    start: Cut | None,
     initial_state: bool,
 ) -> AsyncGenerator[Any, None]:
     """The items of one subscription, as the module docstring describes. `context` is
     the operation's live context (live/context.py)."""
     subscriber: Subscriber | None = None
     try:
-        position = start
-        if position is not None:
+        # What has been sent (or reflected) so far: the stream goes on after it.
+        sent = start
+        if sent is not None:
             # Catch up from the table first, without a live queue, so that a long
             # replay (back after hours, or arriving during a burst) cannot overflow a
             # queue it does not have yet; take the queue once a pass comes back short.
             for _ in range(CATCH_UP_PASSES):
                 target = broker.high_water
-                if target <= position:
+                if target <= sent.at:
                     break
-                sent = 0
-                async for item in broker.replay(viewer, topic, position, target):
-                    yield _deliver(context, position, item)
-                    position, sent = item.at, sent + 1  # asked for more: it was sent
-                position = max(position, target)
-                if sent < broker.batch_size:
+                count = 0
+                async for item in broker.replay(viewer, topic, sent.at, target):
+                    count += 1  # read, whether sent or reflected already
+                    if not _covered(sent, item):
+                        yield _deliver(context, item)
+                sent = Cut(target, sent.reflected)
+                if count < broker.batch_size:
                     break
         # Register, then fill the gap up to where the live queue begins.
         subscriber = broker.subscribe(topic, viewer)
         subscriber.on_drop = lambda s: _dropped(context, s)
-        last = subscriber.registered_at
-        reflected: frozenset[int] = frozenset()
-        if position is not None:
-            subscriber.last = position
-            async for item in broker.replay(viewer, topic, position, subscriber.registered_at):
+        if sent is not None:
+            subscriber.last = sent.at
+            async for item in broker.replay(viewer, topic, sent.at, subscriber.registered_at):
                 if subscriber.closed is not None:
                     raise SubscriptionEnded(subscriber.closed)
-                yield _deliver(context, subscriber.last, item)
+                if not _covered(sent, item):
+                    yield _deliver(context, item)
                 subscriber.last = item.at
-            last = max(position, subscriber.registered_at)
+            sent = Cut(max(sent.at, subscriber.registered_at), sent.reflected)
         elif initial_state:
             subscriber.last = None  # dropped before the state is complete: start over
-            state, last, reflected = await _initial_state(context, broker, scope, topic, subscriber)
+            state, sent = await _initial_state(context, broker, scope, topic, subscriber)
             while state:  # popped, so the rows do not stay referenced by this frame
-                yield _deliver(context, None, state.pop(0))
-            subscriber.last = last
+                yield _deliver(context, state.pop(0))
+            subscriber.last = sent.at
+        else:
+            sent = Cut(subscriber.registered_at)
         operation = getattr(context, "operation", None)
         if operation is not None:
             # Over a websocket: what was yielded has been sent; the live stream goes
             # on in the operation's own task, once per event for all who share it.
-            operation.hand_over(
-                _handed_over(context, broker, operation, subscriber, last, reflected)
-            )
+            operation.hand_over(_handed_over(context, broker, operation, subscriber, sent))
             subscriber = None
             return
-        async for item in _live(subscriber, last, reflected):
-            yield _deliver(context, subscriber.last, item)
-            subscriber.last = item.at
+        while True:
+            item = await subscriber.get()
+            if not _covered(sent, item):
+                yield _deliver(context, item)
+                subscriber.last = item.at
     except SubscriptionEnded as ended:
         if ended.reason not in (SHUTDOWN, RESTART) and getattr(context, "connection", None):
             # The websocket is being closed with a code that says why and where to
@@ -127,20 +132,9 @@ async def open_stream(
             broker.unsubscribe(subscriber)
 
 
-def _already_sent(item: Item, last: Position, reflected: frozenset[int]) -> bool:
-    """At or before where the stream began, or reflected by the initial state."""
-    return item.at <= last or (item.event is not None and item.event.id in reflected)
-
-
-async def _live(
-    subscriber: Subscriber, last: Position, reflected: frozenset[int]
-) -> AsyncIterator[Item]:
-    """The live queue's items after `last`, less those the initial state reflects."""
-    while True:
-        item = await subscriber.get()
-        if _already_sent(item, last, reflected):
-            continue
-        yield item
+def _covered(sent: Cut, item: Item) -> bool:
+    """Sent already, or reflected by the initial state or the resumed cursor."""
+    return item.event is not None and sent.covers(item.at, item.event.id)
 
 
 async def _handed_over(
@@ -148,8 +142,7 @@ async def _handed_over(
     broker: Broker,
     operation: Any,
     subscriber: Subscriber,
-    last: Position,
-    reflected: frozenset[int],
+    sent: Cut,
 ) -> None:
     """A websocket subscription's live stream after the hand-over: the same items and
     checks as `open_stream`, each sent as the message rendered once for every
@@ -163,10 +156,10 @@ async def _handed_over(
         to wait. False leaves the item to the task below, in order."""
         if operation.busy or _expired(context):
             return False
-        if _already_sent(item, last, reflected):
+        if _covered(sent, item):
             return True
         try:
-            node = _node(context, subscriber.last, item)
+            node = _node(context, item)
             text = operation.rendered(item.rendered, caller)
             if text is None:
                 outcome = run_eagerly(operation.render(node, item.rendered, caller))
@@ -184,9 +177,9 @@ async def _handed_over(
     try:
         while True:  # `_live`, inlined: this loop runs once per subscriber per event
             item = subscriber.take() or await subscriber.get()
-            if _already_sent(item, last, reflected):
+            if _covered(sent, item):
                 continue
-            node = _node(context, subscriber.last, item)
+            node = _node(context, item)
             text = operation.rendered(item.rendered, caller)
             if text is None:
                 text = await operation.render(node, item.rendered, caller)
@@ -220,15 +213,19 @@ def observed(task: asyncio.Task[Any]) -> None:
 
 async def _initial_state(
     context: Any, broker: Broker, scope: Any, topic: Topic, subscriber: Subscriber
-) -> tuple[list[Item], Position, frozenset[int]]:
-    """The topic's entitlements now, as items at the position they reflect (the
-    live stream goes on after it), and the later events they reflect too (skipped
-    in the live stream)."""
+) -> tuple[list[Item], Cut]:
+    """The topic's entitlements now, as items, and the cut they reflect: the live
+    stream goes on after it."""
     limit = context.settings.live_initial_state_limit
-    async with broker.sessionmaker() as session:
-        snapshot = await events.snapshot(
-            session, events.snapshot_statement(scope, topic, today()), limit
-        )
+    try:
+        async with broker.sessionmaker() as session:
+            snapshot = await events.snapshot(
+                session, events.snapshot_statement(scope, topic, today()), limit, topic
+            )
+    except events.HeldBack as held:
+        raise LiveUnavailable(
+            f"{held}: subscribe again in a moment, or without initialState"
+        ) from held
     if snapshot.truncated:
         raise BadInput(
             f"the initial state holds more than {limit} entitlements: subscribe to a "
@@ -236,19 +233,19 @@ async def _initial_state(
             "entitlements query",
             argument="initialState",
         )
-    at = max(snapshot.at, subscriber.registered_at)
-    return [Item(at, None, row) for row in snapshot.rows], at, snapshot.reflected
+    cut = Cut(max(snapshot.cut.at, subscriber.registered_at), snapshot.cut.reflected)
+    return [Item(cut.at, None, row, cut=cut) for row in snapshot.rows], cut
 
 
-def _deliver(context: Any, sent: Position | None, item: Item) -> Any:
+def _deliver(context: Any, item: Item) -> Any:
     """`_node`, with the loaders started fresh, so that nested fields are read as
     they are now (strawberry executes the node for this subscriber)."""
-    node = _node(context, sent, item)
+    node = _node(context, item)
     context.fresh_loaders()
     return node
 
 
-def _node(context: Any, sent: Position | None, item: Item) -> Any:
+def _node(context: Any, item: Item) -> Any:
     """The schema object for an item (built once for every subscriber), unless the
     token has expired meanwhile: then the connection is closed."""
     if _expired(context):
@@ -259,7 +256,8 @@ def _node(context: Any, sent: Position | None, item: Item) -> Any:
     if item.node is None:
         from schema.live import build
 
-        item.node = build(item.at, item.event, item.entitlement, item.licence)
+        cursor = events.cut_cursor(item.cut) if item.cut else event_cursor(*item.at)
+        item.node = build(cursor, item.event, item.entitlement, item.licence)
     return item.node
 
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from db import events
-from db.events import Position, Topic
-from db.pagination import InvalidCursor, decode_event_cursor
+from db.events import Cut, Topic
+from db.pagination import InvalidCursor
 from domain.consent import Access
 from domain.entitlements import EntitlementStatus
 from domain.events import EventKind
@@ -41,9 +41,9 @@ def _id(value: Any, argument: str) -> int:
         raise BadInput(f"{argument} must be a gateway id (digits), got {value!r}") from exc
 
 
-def _position(after: str) -> Position:
+def _cut(after: str) -> Cut:
     try:
-        return decode_event_cursor(after)
+        return events.decode_cut(after)
     except InvalidCursor as exc:
         raise BadInput(
             f"{exc}: pass the `cursor` of an event this gateway sent", argument="after"
@@ -127,16 +127,17 @@ async def _stream(
         raise LiveUnavailable("subscriptions are served over websockets at /graphql")
     caller = await principal(info.context)
     viewer = Viewer(caller.supplier_id, caller.roles, caller.school_id)
-    start: Position | None = None
+    start: Cut | None = None
     if after is not None:
         if initial_state:
             raise BadInput(
                 "give either `after` (resume after that cursor) or `initialState: true` "
                 "(the current state first), not both"
             )
-        start = _position(after)
+        start = _cut(after)
         oldest = datetime.now(UTC) - timedelta(days=info.context.settings.live_replay_days)
-        problem = await info.context.db.run(lambda s: events.resume_problem(s, start, oldest))
+        at = start.at
+        problem = await info.context.db.run(lambda s: events.resume_problem(s, at, oldest))
         if problem:
             raise BadInput(problem, argument="after")
     stream = open_stream(viewer, caller.scope, topic, start, initial_state)

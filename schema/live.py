@@ -11,7 +11,6 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from db.pagination import event_cursor
 from domain.entitlements import EntitlementStatus
 from domain.events import EventKind
 from domain.roles import Role
@@ -92,15 +91,14 @@ DeliveryProgress = Annotated[
 
 
 def build(
-    at: tuple[int, int],
+    cursor: str,
     row: EventRow | None,
     entitlement: EntitlementRow | None,
     licence: LicenceRow | None,
 ) -> DeliveryProgressEvent | EntitlementSnapshot:
-    """The schema object of one item of a stream: an event at position `at` (with the
-    entitlement and licence it is about, as they are when read), or, without an
-    event, an entitlement's current state."""
-    cursor = event_cursor(*at)
+    """The schema object of one item of a stream: an event (with the entitlement and
+    licence it is about, as they are when read), or, without an event, an
+    entitlement's current state; `cursor` is where a resume goes on after it."""
     assert entitlement is not None  # the broker only delivers events of entitlements
     if row is None:
         return EntitlementSnapshot(cursor=cursor, entitlement=Entitlement.from_row(entitlement))
