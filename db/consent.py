@@ -4,6 +4,10 @@ A supplier receives a data type of a school only while the school has an
 active (not revoked) activation for it and, for the confidential data types, a
 processing agreement (mandate) valid today. Between shop and licence office no
 activation is needed: their bilateral contract gives purpose.
+
+Every change is also written to the event stream (`ConsentChange`), so that events
+are judged with the consent of the moment they happened (db/visibility.py), and an
+open subscription that loses its consent is told (live/broker.py).
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import DataExchange, ProcessingAgreement
+from db.models import DataExchange, Organisation, ProcessingAgreement
+from db.outbox import Actor, record_event
 from domain.roles import DataType, Role
+from domain.visibility import ConsentChange
 
 
 def _valid_mandate(today: Any) -> Any:
@@ -117,6 +123,7 @@ async def add_exchange(
     role: Role,
     data_type: DataType,
     by: str,
+    actor: Actor,
 ) -> DataExchange:
     row = DataExchange(
         school_id=school_id,
@@ -127,14 +134,17 @@ async def add_exchange(
     )
     session.add(row)
     await session.flush()
+    row.activated_event_id = await _change(
+        session, actor, ConsentChange.DATA_EXCHANGE_ACTIVATED, row
+    )
+    await session.flush()
     await session.refresh(row)
     return row
 
 
-async def revoke_exchange(session: AsyncSession, row: DataExchange) -> DataExchange:
-    from sqlalchemy import func
-
+async def revoke_exchange(session: AsyncSession, row: DataExchange, actor: Actor) -> DataExchange:
     row.revoked_at = await session.scalar(select(func.now()))
+    row.revoked_event_id = await _change(session, actor, ConsentChange.DATA_EXCHANGE_REVOKED, row)
     await session.flush()
     return row
 
@@ -146,6 +156,7 @@ async def add_agreement(
     reference: str | None,
     valid_from: date,
     valid_until: date | None,
+    actor: Actor,
 ) -> ProcessingAgreement:
     row = ProcessingAgreement(
         school_id=school_id,
@@ -156,5 +167,39 @@ async def add_agreement(
     )
     session.add(row)
     await session.flush()
+    row.registered_event_id = await record_event(
+        session,
+        actor,
+        ConsentChange.PROCESSING_AGREEMENT_REGISTERED.value,
+        school_id=school_id,
+        payload={
+            "supplierId": supplier_id,
+            "validFrom": valid_from.isoformat(),
+            "validUntil": None if valid_until is None else valid_until.isoformat(),
+        },
+    )
+    await session.flush()
     await session.refresh(row)
     return row
+
+
+async def _change(
+    session: AsyncSession, actor: Actor, change: ConsentChange, row: DataExchange
+) -> int:
+    """The consent change as an event: its place in the stream's order, and what an
+    open subscription that loses it is told (the school's RIO id)."""
+    rio_id = await session.scalar(
+        select(Organisation.rio_id).where(Organisation.id == row.school_id)
+    )
+    return await record_event(
+        session,
+        actor,
+        change.value,
+        school_id=row.school_id,
+        payload={
+            "supplierId": row.supplier_id,
+            "role": row.role,
+            "dataType": row.data_type,
+            "school": rio_id,
+        },
+    )

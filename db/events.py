@@ -30,13 +30,11 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, event, func, or_, select, text, tuple_
+from sqlalchemy import Select, event, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -44,22 +42,16 @@ from db.access import RECIPIENT_ROLE, Scope, entitlement_scope
 from db.engine import read_only
 from db.entitlements import entitlement_list_statement
 from db.models import (
-    DataExchange,
-    Delivery,
     Entitlement,
     EntitlementRecipient,
     Event,
-    Licence,
-    ProcessingAgreement,
-    Product,
 )
 from db.outbox import EVENTS_WRITTEN, events_committed, on_events_committed
 from db.pagination import InvalidCursor, event_cursor
 from domain.consent import Access
-from domain.entitlements import EntitlementStatus, RecipientRole
+from domain.entitlements import EntitlementStatus
 from domain.events import EventKind
 from domain.roles import DataType, Role
-from domain.visibility import NO_CONSENT, EntitlementFacts, SchoolConsent, Viewer, may_see
 
 log = logging.getLogger("ketenpoort.events")
 
@@ -104,6 +96,22 @@ class Topic:
     #: Entitlements reaching this status (events in STATUS_KINDS carrying it).
     status: str | None = None
     kinds: frozenset[str] | None = None
+    #: The schools a delivery's or an entitlement's events are of (not a filter):
+    #: whose revocation ends the subscription. None with `school_ids`: any school.
+    schools: frozenset[int] | None = field(default=None, compare=False)
+
+    @property
+    def of_schools(self) -> frozenset[int] | None:
+        """The schools whose events the subscription can receive; None: any."""
+        return self.school_ids if self.school_ids is not None else self.schools
+
+    @property
+    def data_type(self) -> DataType:
+        """What the subscription is for: activations, or entitlements (with their
+        licences' events)."""
+        if self.kinds is not None and all(EventKind(k).about_licence for k in self.kinds):
+            return DataType.ACTIVATIONS
+        return DataType.ENTITLEMENTS
 
     def matches(self, row: Event) -> bool:
         if self.delivery_id is not None and row.delivery_id != self.delivery_id:
@@ -249,126 +257,6 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-# --- who may see which event -------------------------------------------------------------
-
-
-@dataclass
-class Facts:
-    """What deciding and building a batch of events needs, loaded in a fixed number
-    of statements whatever the batch size: the entitlements and licences the
-    events are about, who is involved in each entitlement, and the consent of
-    their schools."""
-
-    entitlements: dict[int, Entitlement] = field(default_factory=dict)
-    licences: dict[int, Licence] = field(default_factory=dict)
-    involved: dict[int, EntitlementFacts] = field(default_factory=dict)
-    consent: dict[int, SchoolConsent] = field(default_factory=dict)
-
-    def may_see(self, viewer: Viewer, row: Event) -> bool:
-        """The one check every delivered event passes (issue #6 extends the rule in
-        `domain.visibility.may_see`, not here)."""
-        involved = self.involved.get(row.entitlement_id) if row.entitlement_id else None
-        if involved is None:
-            return False  # every event of the chain is about an entitlement
-        if Role.OPERATOR in viewer.roles:
-            return True
-        data_type = (
-            DataType.ACTIVATIONS if EventKind(row.kind).about_licence else DataType.ENTITLEMENTS
-        )
-        consent = (
-            self.consent.get(involved.school_id, NO_CONSENT)
-            if involved.school_id is not None
-            else NO_CONSENT
-        )
-        return may_see(viewer, involved, consent, data_type)
-
-
-async def load_facts(session: AsyncSession, rows: Iterable[Event], today: date) -> Facts:
-    rows = list(rows)
-    entitlement_ids = sorted({r.entitlement_id for r in rows if r.entitlement_id is not None})
-    licence_ids = sorted({r.licence_id for r in rows if r.licence_id is not None})
-    return await load_entitlement_facts(session, entitlement_ids, today, licence_ids)
-
-
-async def load_entitlement_facts(
-    session: AsyncSession,
-    entitlement_ids: list[int],
-    today: date,
-    licence_ids: list[int] | None = None,
-) -> Facts:
-    facts = Facts()
-    if not entitlement_ids:
-        return facts
-    found = await session.execute(
-        select(Entitlement, Delivery.seller_id, Product.publisher_id)
-        .join(Delivery, Delivery.id == Entitlement.delivery_id)
-        .join(Product, Product.id == Entitlement.product_id)
-        .where(Entitlement.id.in_(entitlement_ids))
-    )
-    sellers: dict[int, tuple[int, int | None]] = {}
-    for row, seller_id, publisher_id in found:
-        facts.entitlements[row.id] = row
-        sellers[row.id] = (seller_id, publisher_id)
-    recipients: dict[int, set[tuple[int, RecipientRole]]] = defaultdict(set)
-    for entitlement_id, supplier_id, role in await session.execute(
-        select(
-            EntitlementRecipient.entitlement_id,
-            EntitlementRecipient.supplier_id,
-            EntitlementRecipient.role,
-        ).where(EntitlementRecipient.entitlement_id.in_(entitlement_ids))
-    ):
-        recipients[entitlement_id].add((supplier_id, RecipientRole(role)))
-    for entitlement_id, row in facts.entitlements.items():
-        seller_id, publisher_id = sellers[entitlement_id]
-        facts.involved[entitlement_id] = EntitlementFacts(
-            school_id=row.school_id,
-            seller_id=seller_id,
-            publisher_id=publisher_id,
-            recipients=frozenset(recipients.get(entitlement_id, ())),
-        )
-    school_ids = sorted({r.school_id for r in facts.entitlements.values() if r.school_id})
-    if school_ids:
-        facts.consent = await _consent(session, school_ids, today)
-    if licence_ids:
-        licences = await session.scalars(select(Licence).where(Licence.id.in_(licence_ids)))
-        facts.licences = {row.id: row for row in licences}
-    return facts
-
-
-async def _consent(
-    session: AsyncSession, school_ids: list[int], today: date
-) -> dict[int, SchoolConsent]:
-    activations: dict[int, set[tuple[int, Role, DataType]]] = defaultdict(set)
-    for school_id, supplier_id, role, data_type in await session.execute(
-        select(
-            DataExchange.school_id,
-            DataExchange.supplier_id,
-            DataExchange.role,
-            DataExchange.data_type,
-        ).where(DataExchange.school_id.in_(school_ids), DataExchange.revoked_at.is_(None))
-    ):
-        activations[school_id].add((supplier_id, Role(role), DataType(data_type)))
-    mandates: dict[int, set[int]] = defaultdict(set)
-    for school_id, supplier_id in await session.execute(
-        select(ProcessingAgreement.school_id, ProcessingAgreement.supplier_id).where(
-            ProcessingAgreement.school_id.in_(school_ids),
-            ProcessingAgreement.valid_from <= today,
-            or_(
-                ProcessingAgreement.valid_until.is_(None),
-                ProcessingAgreement.valid_until >= today,
-            ),
-        )
-    ):
-        mandates[school_id].add(supplier_id)
-    return {
-        school_id: SchoolConsent(
-            activations=frozenset(activations.get(school_id, ())),
-            mandates=frozenset(mandates.get(school_id, ())),
-        )
-        for school_id in school_ids
-    }
-
-
 # --- the current state ("initial seed") ------------------------------------------------------
 
 
@@ -509,6 +397,18 @@ def snapshot_statement(scope: Scope, topic: Topic, today: date) -> Select[Any]:
     if topic.entitlement_id is not None:
         statement = statement.where(Entitlement.id == topic.entitlement_id)
     return statement.where(entitlement_scope(scope))
+
+
+async def topic_schools(
+    session: AsyncSession, *, delivery_id: int | None = None, entitlement_id: int | None = None
+) -> frozenset[int]:
+    """The schools of a delivery's entitlements, or of one entitlement."""
+    statement = select(Entitlement.school_id).where(Entitlement.school_id.is_not(None))
+    if delivery_id is not None:
+        statement = statement.where(Entitlement.delivery_id == delivery_id)
+    if entitlement_id is not None:
+        statement = statement.where(Entitlement.id == entitlement_id)
+    return frozenset(await session.scalars(statement.distinct()))
 
 
 async def delivery_access(session: AsyncSession, scope: Scope, delivery_id: int) -> Access:

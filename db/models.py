@@ -494,7 +494,8 @@ class Licence(Base):
 
 class DataExchange(Base):
     """A school's activation of one data type towards one supplier in one role.
-    Revocation sets `revoked_at`; history is kept."""
+    Revocation sets `revoked_at`; a later activation is a new row, so the history
+    is kept (db/visibility.consent_history)."""
 
     __tablename__ = "data_exchange"
     __table_args__ = (
@@ -513,6 +514,10 @@ class DataExchange(Base):
     activated_at: Mapped[datetime] = now_column()
     activated_by: Mapped[str | None] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    #: The events that place the activation and the revocation in the stream's
+    #: order (db/visibility.py); None for rows from before they were written.
+    activated_event_id: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_event_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ProcessingAgreement(Base):
@@ -534,6 +539,8 @@ class ProcessingAgreement(Base):
     valid_from: Mapped[date] = mapped_column(Date, nullable=False)
     valid_until: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = now_column()
+    #: The event that places the registration in the stream's order.
+    registered_event_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 # --- outbox, audit, idempotency ------------------------------------------------------

@@ -115,6 +115,24 @@ async def record_events(session: AsyncSession, actor: Actor, events: Sequence[Ev
     session.info[EVENTS_WRITTEN] = True
 
 
+async def record_event(session: AsyncSession, actor: Actor, kind: str, **row: Any) -> int:
+    """Insert one event of any kind (a consent change, db/consent.py) and return its
+    id: `row` holds the other columns (school_id, payload, ...)."""
+    event_id = await session.scalar(
+        insert(Event)
+        .values(
+            tx_id=event_position(session),
+            kind=kind,
+            actor_supplier_id=actor.supplier_id,
+            actor_role=actor.role,
+            **row,
+        )
+        .returning(Event.id)
+    )
+    session.info[EVENTS_WRITTEN] = True
+    return int(event_id)
+
+
 async def events_written(session: AsyncSession) -> None:
     """For a statement that wrote events itself (not through `record_events`): the
     broker is woken after the commit, or at once when the statement ran in

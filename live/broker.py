@@ -5,7 +5,8 @@ One background task reads the events after the process-wide high-water position
 in batches (db/events.py), loads what deciding and building them needs in a
 fixed number of statements per batch, and puts each event into the bounded queue
 of every subscriber whose topic it matches and who may see it
-(`Facts.may_see`). Subscribers never touch the database for the live stream.
+(`db.visibility.Facts.may_see`). Subscribers never touch the database for the
+live stream.
 
 It reads when woken: at once after a commit in this process that wrote events;
 on PostgreSQL when another process's broker sends NOTIFY (LISTEN on a dedicated
@@ -34,11 +35,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from db import events
+from db import events, visibility
 from db.engine import read_only
 from db.events import START, Position, Topic
 from db.models import Entitlement, Event, Licence
-from domain.visibility import Viewer
+from domain.roles import DataType, Role
+from domain.visibility import ConsentChange, Viewer
+from live.audit import DeliveryAudit
 from resolvers.clock import today
 from settings import Settings
 
@@ -59,6 +62,15 @@ class SubscriptionEnded(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class Revoked:
+    """The school revoked the data exchange a subscription lives on: the stream ends
+    here with CONSENT_REQUIRED, naming the school and where to resume."""
+
+    school: str | None
+    data_type: DataType
+
+
 @dataclass(eq=False)
 class Item:
     """One thing a subscriber receives: an event with the entitlement and licence it
@@ -71,6 +83,8 @@ class Item:
     licence: Licence | None = None
     #: An initial state's item: the cut the state reflects (its cursor).
     cut: events.Cut | None = None
+    #: No event: the subscription ends here (its consent was revoked).
+    revoked: Revoked | None = None
     #: The schema object built from it, once for all subscribers.
     node: Any = None
     #: Its `next` messages as live subscriptions render them, by operation and
@@ -228,6 +242,8 @@ class Broker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unhook: Callable[[], None] | None = None
         self.running = False
+        #: Deliveries over websockets, for the schools' audit trails (live/audit.py).
+        self.audit = DeliveryAudit(self.sessionmaker, self.settings.audit_flush_seconds)
         #: Called with every batch fanned out (metrics: the live lag).
         self.on_fan_out: Callable[[list[Event]], None] | None = None
 
@@ -243,6 +259,7 @@ class Broker:
             await read_only(session)
             self.high_water = await events.stable_head(session)
         self._unhook = events.on_events_committed(self._on_local_commit)
+        self.audit.start()
         self._tasks.append(asyncio.create_task(self._run(), name="live-broker-reader"))
         if self.is_postgres:
             self._tasks.append(asyncio.create_task(self._listen(), name="live-broker-listen"))
@@ -268,6 +285,7 @@ class Broker:
         self._tasks.clear()
         for closer in list(self._closers):
             closer.cancel()
+        await self.audit.stop()
 
     # --- subscribers -----------------------------------------------------------------------
 
@@ -333,9 +351,13 @@ class Broker:
 
     # --- fan-out -------------------------------------------------------------------------
 
-    def _fan_out(self, rows: list[Event], facts: events.Facts) -> None:
+    def _fan_out(self, rows: list[Event], facts: visibility.Facts) -> None:
         drops: list[Subscriber] = []
         for row in rows:
+            if not visibility.is_chain_event(row):
+                if row.kind == ConsentChange.DATA_EXCHANGE_REVOKED.value:
+                    drops += self._revoked(row)
+                continue
             item: Item | None = None
             decided: dict[Any, bool] = {}
             for key in _event_keys(row):
@@ -359,8 +381,36 @@ class Broker:
             if subscriber.closed is None:
                 self._drop(subscriber)
 
+    def _revoked(self, row: Event) -> list[Subscriber]:
+        """A revocation, in stream order: every subscription that lived on it gets the
+        notice after the events before it, and nothing after; those whose queue is
+        full are returned (too slow)."""
+        change = row.payload or {}
+        supplier_id, role = change.get("supplierId"), Role(change.get("role"))
+        data_type = DataType(change.get("dataType"))
+        notice = Item(
+            at=events.position(row),
+            event=None,
+            entitlement=None,
+            revoked=Revoked(change.get("school"), data_type),
+        )
+        full = []
+        for subscriber in self.subscribers():
+            viewer, topic = subscriber.viewer, subscriber.topic
+            if viewer.supplier_id != supplier_id or role not in viewer.roles:
+                continue
+            if Role.OPERATOR in viewer.roles or topic.data_type != data_type:
+                continue
+            schools = topic.of_schools
+            if schools is not None and row.school_id not in schools:
+                continue
+            self.unsubscribe(subscriber)
+            if not subscriber.offer(notice):
+                full.append(subscriber)
+        return full
+
     @staticmethod
-    def _item(row: Event, facts: events.Facts) -> Item:
+    def _item(row: Event, facts: visibility.Facts) -> Item:
         return Item(
             at=events.position(row),
             event=row,
@@ -426,7 +476,7 @@ class Broker:
                 await read_only(session)
                 below = await events.horizon(session)
                 rows = await events.read(session, self.high_water, self.batch_size, below=below)
-                facts = await events.load_facts(session, rows, today()) if rows else None
+                facts = await visibility.load_facts(session, rows, today()) if rows else None
                 full = len(rows) == self.batch_size
                 held = False
                 if not full:
@@ -454,12 +504,13 @@ class Broker:
             async with self.sessionmaker() as session:
                 await read_only(session)
                 rows = await events.read(session, after, self.batch_size, upto=upto, topic=topic)
-                facts = await events.load_facts(session, rows, today()) if rows else None
+                facts = await visibility.load_facts(session, rows, today()) if rows else None
             if not rows:
                 return
             assert facts is not None
+            day = today()
             for row in rows:
-                if facts.may_see(viewer, row):
+                if facts.may_see(viewer, row, handed_over=day):
                     yield self._item(row, facts)
             after = events.position(rows[-1])
             if len(rows) < self.batch_size:

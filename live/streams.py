@@ -33,18 +33,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+import uuid
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from db import events
 from db.events import Cut, Position, Topic
 from db.pagination import event_cursor
+from domain.roles import DataType
 from domain.visibility import Viewer
-from live.broker import RESTART, SHUTDOWN, TOO_SLOW, Broker, Item, Subscriber, SubscriptionEnded
+from live.broker import (
+    RESTART,
+    SHUTDOWN,
+    TOO_SLOW,
+    Broker,
+    Item,
+    Revoked,
+    Subscriber,
+    SubscriptionEnded,
+)
 from live.eager import Pending, run_eagerly
 from resolvers.clock import today
 from resolvers.live import LiveUnavailable
-from schema.errors import BadInput
+from schema.errors import BadInput, ConsentRequired
 
 log = logging.getLogger("ketenpoort.live")
 
@@ -71,6 +82,7 @@ async def open_stream(
     """The items of one subscription, as the module docstring describes. `context` is
     the operation's live context (live/context.py)."""
     subscriber: Subscriber | None = None
+    note = _auditor(broker, viewer, topic)
     try:
         # What has been sent (or reflected) so far: the stream goes on after it.
         sent = start
@@ -86,6 +98,7 @@ async def open_stream(
                 async for item in broker.replay(viewer, topic, sent.at, target):
                     count += 1  # read, whether sent or reflected already
                     if not _covered(sent, item):
+                        note(item)
                         yield _deliver(context, item)
                 sent = Cut(target, sent.reflected)
                 if count < broker.batch_size:
@@ -99,6 +112,7 @@ async def open_stream(
                 if subscriber.closed is not None:
                     raise SubscriptionEnded(subscriber.closed)
                 if not _covered(sent, item):
+                    note(item)
                     yield _deliver(context, item)
                 subscriber.last = item.at
             sent = Cut(max(sent.at, subscriber.registered_at), sent.reflected)
@@ -106,7 +120,9 @@ async def open_stream(
             subscriber.last = None  # dropped before the state is complete: start over
             state, sent = await _initial_state(context, broker, scope, topic, subscriber)
             while state:  # popped, so the rows do not stay referenced by this frame
-                yield _deliver(context, state.pop(0))
+                item = state.pop(0)
+                note(item)
+                yield _deliver(context, item)
             subscriber.last = sent.at
         else:
             sent = Cut(subscriber.registered_at)
@@ -114,12 +130,15 @@ async def open_stream(
         if operation is not None:
             # Over a websocket: what was yielded has been sent; the live stream goes
             # on in the operation's own task, once per event for all who share it.
-            operation.hand_over(_handed_over(context, broker, operation, subscriber, sent))
+            operation.hand_over(_handed_over(context, broker, operation, subscriber, sent, note))
             subscriber = None
             return
         while True:
             item = await subscriber.get()
+            if item.revoked is not None:
+                raise revoked_error(item.revoked, subscriber.last)
             if not _covered(sent, item):
+                note(item)
                 yield _deliver(context, item)
                 subscriber.last = item.at
     except SubscriptionEnded as ended:
@@ -130,6 +149,25 @@ async def open_stream(
     finally:
         if subscriber is not None:
             broker.unsubscribe(subscriber)
+
+
+def _auditor(broker: Broker, viewer: Viewer, topic: Topic) -> Callable[[Item], None]:
+    """Notes each item a subscription sends, for the school's audit trail."""
+    subscription = uuid.uuid4().hex[:16]
+    if topic.status is not None:
+        field = "entitlementsReachingStatus"
+    elif topic.data_type is DataType.ACTIVATIONS:
+        field = "licenceActivations"
+    else:
+        field = "deliveryProgress"
+    audit = broker.audit
+
+    def note(item: Item) -> None:
+        entitlement = item.entitlement
+        school_id = entitlement.school_id if entitlement is not None else None
+        audit.delivered(subscription, field, viewer, school_id, item.at)
+
+    return note
 
 
 def _covered(sent: Cut, item: Item) -> bool:
@@ -143,6 +181,7 @@ async def _handed_over(
     operation: Any,
     subscriber: Subscriber,
     sent: Cut,
+    note: Callable[[Item], None],
 ) -> None:
     """A websocket subscription's live stream after the hand-over: the same items and
     checks as `open_stream`, each sent as the message rendered once for every
@@ -154,7 +193,7 @@ async def _handed_over(
         """The same delivery in the broker's pass, when it can be done at once: the
         message is rendered (or renders without a read) and the send does not have
         to wait. False leaves the item to the task below, in order."""
-        if operation.busy or _expired(context):
+        if operation.busy or item.revoked is not None or _expired(context):
             return False
         if _covered(sent, item):
             return True
@@ -171,12 +210,16 @@ async def _handed_over(
         except Exception:  # the task meets it again and reports it
             return False
         subscriber.last = item.at
+        note(item)
         return True
 
     subscriber.direct = direct
     try:
         while True:  # `_live`, inlined: this loop runs once per subscriber per event
             item = subscriber.take() or await subscriber.get()
+            if item.revoked is not None:
+                await operation.end([revoked_error(item.revoked, subscriber.last).formatted])
+                return
             if _covered(sent, item):
                 continue
             node = _node(context, item)
@@ -185,6 +228,7 @@ async def _handed_over(
                 text = await operation.render(node, item.rendered, caller)
             await operation.send(text)
             subscriber.last = item.at
+            note(item)
     except SubscriptionEnded as ended:
         if ended.reason == SHUTDOWN:
             await operation.end()
@@ -270,6 +314,20 @@ def resume_hint(at: Position | None) -> str:
     if at is None:
         return "subscribe again with initialState: true"
     return f"resume with after={event_cursor(*at)}"
+
+
+def revoked_error(revoked: Revoked, last: Position | None) -> ConsentRequired:
+    """CONSENT_REQUIRED (status code 4) for a subscription whose school revoked the
+    data exchange: which school, which data type, and where to resume."""
+    school = revoked.school or "the school"
+    return ConsentRequired(
+        f"consent required: {school} has revoked the data exchange "
+        f"{revoked.data_type.value} for this supplier; nothing after this point is sent. "
+        f"Once it is activated again, {resume_hint(last)}",
+        school=revoked.school,
+        dataType=revoked.data_type.value,
+        resume=None if last is None else event_cursor(*last),
+    )
 
 
 def _dropped(context: Any, subscriber: Subscriber) -> None:

@@ -4,9 +4,8 @@ Europe/Amsterdam, not in UTC (an activation at 00:30 belongs to the new day)."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+from domain.calendar import CHAIN_ZONE as AMSTERDAM
 
 
 def now() -> datetime:

@@ -113,7 +113,13 @@ async def activate(info: Info, input: DataExchangeInput) -> Any:
         if current is not None:
             return current, False  # already active: nothing written
         row = await store.add_exchange(
-            session, school_id, supplier_id, input.role, input.data_type, caller.supplier_code
+            session,
+            school_id,
+            supplier_id,
+            input.role,
+            input.data_type,
+            caller.supplier_code,
+            actor(caller, _role_of(caller)),
         )
         return row, True
 
@@ -121,12 +127,14 @@ async def activate(info: Info, input: DataExchangeInput) -> Any:
 
 
 async def revoke(info: Info, input: DataExchangeInput) -> Any:
-    async def change(session: Any, current: Any, *_: Any) -> tuple[Any, bool]:
+    async def change(
+        session: Any, current: Any, school_id: int, supplier_id: int, caller: Principal
+    ) -> tuple[Any, bool]:
         if current is None:
             raise DomainError(
                 StatusCode.OTHER, "no active data exchange to revoke", field="dataType"
             )
-        return await store.revoke_exchange(session, current), True
+        return await store.revoke_exchange(session, current, actor(caller, _role_of(caller))), True
 
     return await _change_exchange(info, input, change, "dataExchange.revoke")
 
@@ -149,6 +157,7 @@ async def register(info: Info, input: ProcessingAgreementInput) -> Any:
                 input.reference,
                 input.valid_from,
                 input.valid_until,
+                actor(caller, _role_of(caller)),
             )
             await audit(
                 session,

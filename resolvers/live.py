@@ -78,7 +78,8 @@ async def delivery_progress(
             raise _consent_error(DataType.ENTITLEMENTS.value)
         if answer is not Access.ALLOWED:
             raise BadInput(f"no delivery {pk} you are involved in", argument="deliveryId")
-        topic = Topic(delivery_id=pk)
+        schools = await db.run(lambda s: events.topic_schools(s, delivery_id=pk))
+        topic = Topic(delivery_id=pk, schools=schools)
     elif entitlement_id is not None:
         from db import access
 
@@ -88,7 +89,8 @@ async def delivery_progress(
             raise _consent_error(DataType.ENTITLEMENTS.value)
         if answer is not Access.ALLOWED:
             raise BadInput(f"entitlement {pk} is unknown", argument="entitlementId", statusCode=40)
-        topic = Topic(entitlement_id=pk)
+        schools = await db.run(lambda s: events.topic_schools(s, entitlement_id=pk))
+        topic = Topic(entitlement_id=pk, schools=schools)
     else:
         assert school is not None
         ids = await school_ids(info, school, "school", DataType.ENTITLEMENTS)

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from db import events
+from db import events, visibility
 from db.demo import ean13
 from db.engine import create_sessionmaker
 from db.models import Entitlement, Event
@@ -399,30 +399,59 @@ async def test_an_unknown_school_is_a_clear_error(live_app: LiveApp) -> None:
 # --- who receives what ------------------------------------------------------------------------
 
 
-async def test_a_revoked_consent_stops_an_open_subscription_at_once(live_app: LiveApp) -> None:
+EXCHANGE = """mutation ($input: DataExchangeInput!) { %s(input: $input) { __typename } }"""
+PORTAL_ENTITLEMENTS = {
+    "school": {"value": "104A158"},
+    "supplierCode": "demo-portal",
+    "role": "PORTAL",
+    "dataType": "ENTITLEMENTS",
+}
+
+
+async def exchange(gw: LiveApp, change: str, which: dict[str, Any]) -> None:
+    await gw.data(EXCHANGE % change, {"input": which}, as_=("operator", "operator"))
+
+
+async def test_a_revoked_subscriber_is_told_and_resumes_without_the_revoked_window(
+    live_app: LiveApp,
+) -> None:
+    """Issue 13.3 and 13.4: the open subscription ends with CONSENT_REQUIRED (the
+    school, the cursor to resume from) right after the last event it may have; an
+    event of the revoked window is never handed over, not on resume either."""
     gw = live_app
     delivery_id, (entitlement_id,) = await new_delivery(gw)
     portal = await gw.subscribe(PROGRESS, {"delivery": delivery_id, "initial": True}, as_=PORTAL)
     shop = await gw.subscribe(PROGRESS, {"delivery": delivery_id, "initial": True}, as_=SHOP)
-    exchange = """mutation ($input: DataExchangeInput!) { %s(input: $input) { __typename } }"""
-    which = {
-        "school": {"value": "104A158"},
-        "supplierCode": "demo-portal",
-        "role": "PORTAL",
-        "dataType": "ENTITLEMENTS",
-    }
     await lower(gw, entitlement_id, 29)
-    await gw.data(exchange % "dataExchangeRevoke", {"input": which}, as_=("operator", "operator"))
-    await lower(gw, entitlement_id, 28)  # while revoked
-    # Consent is checked when the broker delivers an event: once the shop has 28, the
-    # broker has decided 28 for the portal too, under the revocation.
-    shop_saw = await shop.events(2)
-    await gw.data(exchange % "dataExchangeActivate", {"input": which}, as_=("operator", "operator"))
-    await lower(gw, entitlement_id, 27)
-    shop_saw += await shop.events(1)
-    portal_saw = await portal.events(2)  # ordered stream: 27 right after 29 means 28 was withheld
-    assert [i["cursor"] for i in portal_saw] == [shop_saw[0]["cursor"], shop_saw[2]["cursor"]]
+    (before,) = await portal.events(1)
+    await exchange(gw, "dataExchangeRevoke", PORTAL_ENTITLEMENTS)
+    error = await portal.error()
+    assert error.extensions["code"] == "CONSENT_REQUIRED"
+    assert error.extensions["statusCode"] == 4
+    assert error.extensions["school"] == "104A158"
+    assert error.extensions["dataType"] == "ENTITLEMENTS"
+    assert error.extensions["resume"] == before["cursor"]
+    assert "104A158" in error.message
     await portal.close()
+    await lower(gw, entitlement_id, 28)  # while revoked
+    await exchange(gw, "dataExchangeActivate", PORTAL_ENTITLEMENTS)
+    await lower(gw, entitlement_id, 27)
+    shop_saw = await shop.events(3)
+    assert [i["kind"] for i in shop_saw] == ["ENTITLEMENT_QUANTITY_LOWERED"] * 3
+    resumed = await gw.subscribe(
+        PROGRESS, {"delivery": delivery_id, "after": error.extensions["resume"]}, as_=PORTAL
+    )
+    # Ordered stream: 27 right after the resume point means 28 was withheld.
+    (again,) = await resumed.events(1)
+    assert again["cursor"] == shop_saw[2]["cursor"]
+    await resumed.close()
+    # A replay from before the revocation gives what live gave, and nothing of 28.
+    replay = await gw.subscribe(
+        PROGRESS, {"delivery": delivery_id, "after": shop_saw[0]["cursor"]}, as_=PORTAL
+    )
+    (only,) = await replay.events(1)
+    assert only["cursor"] == shop_saw[2]["cursor"]
+    await replay.close()
     await shop.close()
 
 
@@ -533,7 +562,7 @@ async def test_facts_for_a_batch_cost_the_same_statements_for_any_size(
         async with gw.engine.connect() as conn:
             counter = StatementCounter(conn)
             session = AsyncSession(bind=conn)
-            await events.load_facts(session, batch, today())
+            await visibility.load_facts(session, batch, today())
             counts.append(counter.count)
             counter.close()
             await session.close()
@@ -622,3 +651,37 @@ async def test_a_lost_listen_connection_is_reconnected(postgres_only: LiveApp) -
     (seen,) = await stream.events(1)
     assert seen["entitlementId"] == entitlement_id
     await stream.close()
+
+
+# --- the school's audit trail (issue 13.5) ----------------------------------------------------
+
+TRAIL = """query { auditTrail(school: {value: "104A158"}, first: 100) {
+  nodes { action objectType objectId role detail supplier { code } } } }"""
+
+
+async def test_what_a_subscription_receives_is_in_the_schools_audit_trail(
+    live_app: LiveApp,
+) -> None:
+    gw = live_app
+    delivery_id, (entitlement_id,) = await new_delivery(gw, school="104A158")
+    portal = await gw.subscribe(PROGRESS, {"delivery": delivery_id, "initial": True}, as_=PORTAL)
+    (state,) = await portal.take(1)
+    for quantity in (29, 28, 27):
+        await lower(gw, entitlement_id, quantity)
+    received = await portal.events(3)
+    await portal.close()
+    await gw.broker.audit.flush()
+    trail = await gw.data(TRAIL, as_=("operator", "operator"))
+    mine = [
+        n
+        for n in trail["auditTrail"]["nodes"]
+        if n["action"] == "live.deliver" and n["supplier"]["code"] == "demo-portal"
+    ]
+    (last,) = [n for n in mine if n["detail"]["toCursor"] == received[-1]["cursor"]]
+    rows = [n for n in mine if n["objectId"] == last["objectId"]]  # batches of one subscription
+    assert {(n["objectType"], n["role"], n["detail"]["field"]) for n in rows} == {
+        ("subscription", "portal", "deliveryProgress")
+    }
+    assert sum(n["detail"]["count"] for n in rows) == 4  # the state and three events
+    first = min(decode_event_cursor(n["detail"]["fromCursor"]) for n in rows)
+    assert first == events.decode_cut(state["cursor"]).at

@@ -3,7 +3,7 @@ table (tests/api/test_permission_matrix.py) applied to the Subscription fields,
 and the live stream's per-event rule held equal to the list reads' SQL rule.
 
 A subscription is checked when it starts (graphql-core's `subscribe` answers with
-the errors, or with the stream); per event, `db.events.Facts.may_see` decides, and
+the errors, or with the stream); per event, `db.visibility.Facts.may_see` decides, and
 it must agree with `db.access.entitlement_scope` for every caller and consent
 state, or a portal would see in the stream what it cannot read, or the reverse.
 """
@@ -17,11 +17,11 @@ from graphql import ExecutionResult, parse
 from graphql import subscribe as graphql_subscribe
 from sqlalchemy import select
 
-from db import events
+from db import visibility
 from db.access import Scope, entitlement_scope
 from db.models import Entitlement, Organisation, Supplier
 from domain.roles import DataType, Role
-from domain.visibility import NO_CONSENT, Viewer, may_see
+from domain.visibility import Viewer, may_see
 from gateway.tokens import TokenVerifier
 from live.broker import Broker
 from live.context import LiveContext
@@ -108,7 +108,7 @@ async def test_the_stream_rule_is_the_list_rule(session: Any, role: str, state: 
     scope = Scope(supplier_id, roles, school_id, today())
     viewer = Viewer(supplier_id, roles, school_id)
     every = list(await session.scalars(select(Entitlement.id)))
-    facts = await events.load_entitlement_facts(session, every, today())
+    facts = await visibility.load_entitlement_facts(session, every, today())
     for data_type in (DataType.ENTITLEMENTS, DataType.ACTIVATIONS):
         listed = set(
             await session.scalars(select(Entitlement.id).where(entitlement_scope(scope, data_type)))
@@ -116,13 +116,6 @@ async def test_the_stream_rule_is_the_list_rule(session: Any, role: str, state: 
         streamed = {
             entitlement_id
             for entitlement_id, involved in facts.involved.items()
-            if may_see(
-                viewer,
-                involved,
-                facts.consent.get(involved.school_id, NO_CONSENT)
-                if involved.school_id
-                else NO_CONSENT,
-                data_type,
-            )
+            if may_see(viewer, involved, facts.consent_now(involved.school_id, today()), data_type)
         }
         assert streamed == listed, data_type
