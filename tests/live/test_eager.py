@@ -48,7 +48,10 @@ async def test_a_coroutine_that_waits_is_carried_on_with_the_futures_results() -
     assert isinstance(outcome, Pending)
     assert steps == ["started"]  # ran up to its first wait, in the caller's stack
     first.set_result(21)
-    await asyncio.sleep(0.01)
+    for _ in range(1000):  # the task's turns, until it reaches its next wait
+        if len(steps) == 2:
+            break
+        await asyncio.sleep(0)
     assert steps == ["started", "got 21"]
     assert not outcome.task.done()
     gate.set()
