@@ -74,8 +74,9 @@ class DeliveryProgressEvent:
 )
 class EntitlementSnapshot:
     cursor: str = strawberry.field(
-        description="The stream position this state reflects (the same for every item of "
-        "one initial state); resume after it with `after`."
+        description="The point in the stream this state reflects (the same for every item "
+        "of one initial state); resume after it with `after`: exactly the events this state "
+        "does not show yet follow."
     )
     entitlement: Entitlement = strawberry.field(description="The entitlement as it is now.")
 
@@ -124,10 +125,14 @@ def _id(value: int | None) -> strawberry.ID | None:
 WATCHERS = requires(Role.SELLER, Role.LICENSOR, Role.PORTAL, Role.DASHBOARD, Role.SCHOOL)
 
 AFTER = strawberry.argument(
-    description="Resume: the `cursor` of the last item you processed. Everything after it "
-    "is replayed from the event table (up to `live_replay_days` back), then live events "
-    "follow, with nothing lost or repeated. A malformed, unknown or too old cursor is an "
-    "error."
+    description="Resume: the `cursor` of the last item you processed (an event's, or the "
+    "initial state's). Everything after it is replayed from the event table (up to "
+    "`live_replay_days` back), then live events follow, in commit order, with nothing lost "
+    "or repeated. Consent is judged for the moment each event happened: an event that "
+    "happened while the school had revoked your data exchange (or had no valid processing "
+    "agreement with you) is never sent, neither live nor on a replay; and a replay also "
+    "needs the consent of now. Live and a replay therefore give the same events. A "
+    "malformed, unknown or too old cursor is an error."
 )
 INITIAL_STATE = strawberry.argument(
     description="Send the current state first: every matching entitlement as an "
@@ -140,7 +145,10 @@ INITIAL_STATE = strawberry.argument(
     description="Live delivery progress over websockets (graphql-transport-ws, graphql-ws). "
     'Authenticate in connection_init with {"Authorization": "Bearer <jwt>"}. A caller '
     "only receives events of entitlements it may read (seller, licence office, recipients "
-    "with the school's consent, the school)."
+    "with the school's consent, the school). When a school revokes the data exchange a "
+    "subscription lives on, the subscription ends with the error CONSENT_REQUIRED "
+    "(statusCode 4) naming the school and the cursor to resume from; when the token "
+    "expires, the connection is closed with 4401."
 )
 class LiveSubscription:
     @strawberry.subscription(
