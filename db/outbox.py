@@ -130,6 +130,7 @@ async def record_event(session: AsyncSession, actor: Actor, kind: str, **row: An
         .returning(Event.id)
     )
     session.info[EVENTS_WRITTEN] = True
+    assert event_id is not None
     return int(event_id)
 
 
@@ -137,8 +138,9 @@ async def events_written(session: AsyncSession) -> None:
     """For a statement that wrote events itself (not through `record_events`): the
     broker is woken after the commit, or at once when the statement ran in
     autocommit mode (there is no commit to wait for then)."""
-    connection = await session.connection()
-    if connection.sync_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+    connection = (await session.connection()).sync_connection
+    assert connection is not None
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         events_committed()
     else:
         session.info[EVENTS_WRITTEN] = True

@@ -153,11 +153,11 @@ async def load_entitlement_facts(
     ):
         recipients[entitlement_id].add((supplier_id, RecipientRole(role)))
     for entitlement_id, row in facts.entitlements.items():
-        seller_id, publisher_id = sellers[entitlement_id]
+        seller, publisher = sellers[entitlement_id]
         facts.involved[entitlement_id] = EntitlementFacts(
             school_id=row.school_id,
-            seller_id=seller_id,
-            publisher_id=publisher_id,
+            seller_id=seller,
+            publisher_id=publisher,
             recipients=frozenset(recipients.get(entitlement_id, ())),
         )
     school_ids = sorted({r.school_id for r in facts.entitlements.values() if r.school_id})

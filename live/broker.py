@@ -386,8 +386,8 @@ class Broker:
         notice after the events before it, and nothing after; those whose queue is
         full are returned (too slow)."""
         change = row.payload or {}
-        supplier_id, role = change.get("supplierId"), Role(change.get("role"))
-        data_type = DataType(change.get("dataType"))
+        supplier_id, role = change.get("supplierId"), Role(str(change.get("role")))
+        data_type = DataType(str(change.get("dataType")))
         notice = Item(
             at=events.position(row),
             event=None,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engine import read_only
-from db.events import Position, Topic
+from db.events import Cut, Topic
 from domain.visibility import Viewer
 from live.streams import open_stream
 from resolvers.context import Context, Database
@@ -63,7 +63,7 @@ class LiveContext(Context):
         viewer: Viewer,
         scope: Any,
         topic: Topic,
-        start: Position | None,
+        start: Cut | None,
         initial_state: bool,
     ) -> AsyncGenerator[Any, None] | None:
         """The subscription's stream (live/streams.py), or None when live

@@ -179,7 +179,9 @@ class Operation:
             try:
                 async for result in source:
                     if first and isinstance(result, PreExecutionError):
-                        errors = [error.formatted for error in result.errors or []]
+                        errors: list[dict[str, Any]] = [
+                            dict(error.formatted) for error in result.errors or []
+                        ]
                         await self.end(errors or [{"message": "the operation was refused"}])
                         return
                     if not isinstance(result, ExecutionResult):  # @defer / @stream frames

@@ -109,7 +109,7 @@ def build(
         status=row.status,
         occurred_at=row.occurred_at,
         actor_role=row.actor_role,
-        detail=row.payload,
+        detail=row.payload,  # type: ignore[arg-type]  # JSON is a NewType over Any
         entitlement_id=_id(row.entitlement_id),
         delivery_id=_id(row.delivery_id),
         licence_id=_id(row.licence_id),
