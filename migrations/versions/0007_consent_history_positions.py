@@ -7,8 +7,8 @@ DATA_EXCHANGE_REVOKED, PROCESSING_AGREEMENT_REGISTERED), in commit order with th
 chain's events; the consent rows point at those events. Rows from before this
 migration keep no event and are placed by their timestamps.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-24 12:00:00
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
