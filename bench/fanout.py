@@ -552,8 +552,9 @@ protocols itself (`live/transport.py`) and a subscription's live part runs in it
 task once its initial state or replay is sent (`live/streams.py`): the event is executed and
 encoded once per operation, variables and caller, the broker writes that text to each idle
 subscription in its own pass (no task wake-up per subscriber; a send that has to wait for a full
-socket goes on in a task of its own), through the server's own ASGI `send`. A full garbage collection over the ~160 objects each open connection keeps took 0.7-1.0 s
-at 5,000 subscribers and used to start in the middle of a burst; the gateway now freezes its
+socket goes on in a task of its own), through the server's own ASGI `send`. A full garbage
+collection over the ~160 objects each open connection keeps took 0.7-1.0 s at 5,000
+subscribers and used to start in the middle of a burst; the gateway now freezes its
 startup heap and raises the young-generation threshold (`KETENPOORT_GC_YOUNG_THRESHOLD`), and
 no full collection ran during the rounds. What is left per delivery is about a third in the kernel
 (one write per socket), the rest in the websocket framing (uvicorn, websockets) and the loop
