@@ -48,6 +48,7 @@ from db.models import (
 )
 from db.outbox import EVENTS_WRITTEN, events_committed, on_events_committed
 from db.pagination import InvalidCursor, event_cursor
+from db.visibility import Facts, load_facts
 from domain.consent import Access
 from domain.entitlements import EntitlementStatus
 from domain.events import EventKind
@@ -437,4 +438,6 @@ async def delivery_access(session: AsyncSession, scope: Scope, delivery_id: int)
     return Access.NOT_INVOLVED
 
 
-__all__ = ["on_events_committed"]
+# Who may see which event lives in db/visibility.py; the stream's readers (the live
+# broker, the push deliverer) find it here too.
+__all__ = ["Facts", "load_facts", "on_events_committed"]
