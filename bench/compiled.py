@@ -188,10 +188,26 @@ class Line:
     path: str
     clients: int
     run: Run
+    idle: float = 0.0  # the gateway's CPU seconds per second with no request
 
     def cpu(self, kind: str) -> float | None:
+        """CPU milliseconds per request; the gateway's net of what it spends idle
+        (the live broker's poll, the audit and other background flushes)."""
         seconds = self.run.server_cpu.get(kind)
-        return seconds / self.run.count * 1000 if seconds is not None and self.run.count else None
+        if seconds is None or not self.run.count:
+            return None
+        if kind == "gateway":
+            seconds = max(0.0, seconds - self.idle * self.run.seconds)
+        return seconds / self.run.count * 1000
+
+
+async def idle_cpu(base: str, seconds: float = 3.0) -> float:
+    """The gateway's CPU seconds per second while it serves nothing."""
+    pids = _uvicorn_pids(base.rsplit(":", 1)[1])
+    await asyncio.sleep(1.0)
+    before = cpu_seconds(pids)
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(pids) - before) / seconds
 
 
 async def through(
@@ -233,6 +249,8 @@ def profile(base: str, scenario: Scenario, seconds: float, output: Path) -> subp
 
 
 _FRAME_FILE = re.compile(r"\(([^():]+):\d+\)$")
+_OURS = {"app", "settings", "gateway", "compiler", "live", "schema", "resolvers", "db", "domain"}
+_LIBRARIES = {"ssl", "json", "socket", "selectors", "asyncio"}
 
 
 def profile_summary(path: Path) -> str:
@@ -250,11 +268,15 @@ def profile_summary(path: Path) -> str:
         label = "other (asyncio, stdlib)"
         for frame in reversed(frames):
             found = _FRAME_FILE.search(frame)
-            if found and "site-packages/" in frame:
-                label = frame.split("site-packages/", 1)[1].split("/", 1)[0]
+            if not found:
+                continue
+            path = found.group(1).split("site-packages/")[-1].lstrip("/")
+            top = path.split("/", 1)[0].removesuffix(".py")
+            if top in _OURS:
+                label = f"gateway code ({top})"
                 break
-            if found and not found.group(1).startswith("/"):
-                label = "gateway code: " + found.group(1).split("/", 1)[0]
+            if "/" in path or top in _LIBRARIES:
+                label = top
                 break
         shares[label] += int(count)
     total = sum(shares.values())
@@ -319,7 +341,9 @@ def verdicts(lines: list[Line]) -> list[str]:
     return found
 
 
-def report(lines: list[Line], statements: dict[str, int], spy: str, command: str) -> str:
+def report(
+    lines: list[Line], statements: dict[str, int], spy: str, command: str, idles: dict[str, float]
+) -> str:
     rows = [
         "| scenario | path | clients | req/s | p50 ms | p95 ms | p99 ms | gateway CPU ms/req "
         "| PostgreSQL CPU ms/req | errors |",
@@ -334,6 +358,7 @@ def report(lines: list[Line], statements: dict[str, int], spy: str, command: str
         )
     targets = "\n".join(f"- {verdict}" for verdict in verdicts(lines))
     counts = ", ".join(f"{k}: {v}" for k, v in statements.items())
+    idle = ", ".join(f"{k} {v * 1000:.0f} ms/s" for k, v in idles.items())
     return f"""## Compiled reads (issue 14)
 
 Command: `{command}` on {machine()}. Data: the quick data set (bench/generate.py), uvicorn
@@ -341,8 +366,10 @@ with 2 workers, rate limit off. "compiled" is the default (compiled reads on Pos
 "resolvers" the same gateway with `KETENPOORT_COMPILED_READS=false`, "raw" the compiled
 statement sent straight through asyncpg (autocommit, as the gateway sends it) at the same
 concurrency. CPU per request is measured from /proc over each run: the gateway's processes
-(master and workers) and the PostgreSQL backends of the benchmark's database apart (the
-server is shared with other databases; their backends are left out). Compiled statements per request
+(master and workers), net of their idle CPU measured before the runs ({idle}: the live
+broker's poll and the background flushes), and
+the PostgreSQL backends of the benchmark's database apart (the server is shared with other
+databases; their backends are left out). Compiled statements per request
 (raw replay): {counts}.
 
 {chr(10).join(rows)}
@@ -361,6 +388,7 @@ _Measured {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}._
 async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
     lines: list[Line] = []
     statements: dict[str, int] = {}
+    idles: dict[str, float] = {}
     spy_path = Path(tempfile.mkdtemp()) / "compiled.txt"
     async with throwaway_database() as url:
         from db.migrate import upgrade
@@ -370,6 +398,8 @@ async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
         found = await scenarios(url, data)
         for label, env in (("compiled", ENV), ("resolvers", OFF)):
             with gateway(url, workers=2, env=env) as base:
+                idle = await idle_cpu(base)
+                idles[label] = idle
                 for scenario in found:
                     for clients, length in ((1, latency_seconds), (32, seconds)):
                         print(f"  {scenario.name}, {label}, {clients} clients …", flush=True)
@@ -379,7 +409,7 @@ async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
                         run = await through(url, base, scenario, clients, length, label)
                         if spy is not None:
                             spy.wait(timeout=60)
-                        lines.append(Line(scenario.name, label, clients, run))
+                        lines.append(Line(scenario.name, label, clients, run, idle))
         for scenario in found:
             compiled = await compiled_statements(url, scenario)
             statements[scenario.key] = len(compiled) and 1
@@ -390,7 +420,7 @@ async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
                 lines.append(Line(scenario.name, "raw", clients, run))
     order = {s.name: i for i, s in enumerate(found)}
     lines.sort(key=lambda line: (order[line.scenario], line.clients, line.path))
-    return report(lines, statements, profile_summary(spy_path), "python -m bench.compiled")
+    return report(lines, statements, profile_summary(spy_path), "python -m bench.compiled", idles)
 
 
 def cli(argv: list[str] | None = None) -> None:
