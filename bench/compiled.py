@@ -270,7 +270,11 @@ def profile_summary(path: Path) -> str:
             found = _FRAME_FILE.search(frame)
             if not found:
                 continue
-            path = found.group(1).split("site-packages/")[-1].lstrip("/")
+            path = found.group(1)
+            if path.startswith("/") and "site-packages/" not in path:
+                label = "Python's standard library: " + path.rsplit("/", 1)[1].removesuffix(".py")
+                break
+            path = path.split("site-packages/")[-1]
             top = path.split("/", 1)[0].removesuffix(".py")
             if top in _OURS:
                 label = f"gateway code ({top})"
