@@ -20,6 +20,7 @@ from db import access, licences, organisations
 from db import activation as store
 from db.activation import ActivationRequest
 from db.idempotency import ReferenceConflict, request_hash
+from db.models import Entitlee, ProcessedMessage
 from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
 from domain.identifiers import (
     IdentifierError,
@@ -154,6 +155,20 @@ async def _request(
                 )
             )
     code_entered = input.activation_code.strip() if input.activation_code else None
+    # Clicks are registered in batches: a value the store cannot hold would fail every
+    # click of the batch, so it is refused here, for this click alone.
+    for field, value, longest in (
+        ("activationCode", code_entered, ACTIVATION_CODE_LENGTH),
+        ("referenceId", input.reference_id, REFERENCE_ID_LENGTH),
+    ):
+        if value is not None and (len(value) > longest or "\x00" in value):
+            problems.append(
+                FieldError(
+                    StatusCode.FIELD_MISSING,
+                    field,
+                    f"{field} must be at most {longest} characters without NUL characters",
+                )
+            )
     if problems:
         return ValidationFailed(problems)
     assert product is not None
@@ -164,6 +179,11 @@ async def _request(
         person_keys=tuple(keys),
         activation_code=code_entered or None,
     )
+
+
+#: The longest activation code and referenceId the store keeps.
+ACTIVATION_CODE_LENGTH = Entitlee.activation_code.type.length
+REFERENCE_ID_LENGTH = ProcessedMessage.reference_id.type.length
 
 
 class _Uncached:

@@ -10,8 +10,9 @@ connection of the plain pool); clicks arriving meanwhile form the next batch.
 
 A batch whose transaction fails on a deadlock, a serialisation failure or a unique
 violation (a race another process won) is run again from the facts up, at most
-`ATTEMPTS` times; any other error is every click's error. Nothing of a failed batch
-was written: its transaction is all or nothing.
+`ATTEMPTS` times; after any other error each of its clicks runs alone, so the error
+is only the click's that caused it. Nothing of a failed batch was written: its
+transaction is all or nothing.
 """
 
 from __future__ import annotations
@@ -131,13 +132,26 @@ class GroupCommit:
             del self._queue[: self.max_clicks]
             if batch:
                 try:
-                    await self._run(batch)
+                    await self._run_or_split(batch)
                 except asyncio.CancelledError:
                     _fail(batch, RuntimeError("the gateway is shutting down"))
                     raise
-                except Exception as error:  # never lose the worker
-                    log.exception("activation batch failed")
-                    _fail(batch, error)
+
+    async def _run_or_split(self, batch: list[_Waiting]) -> None:
+        """Run the batch; when it fails for a reason other than a race, run each of its
+        clicks alone, so that a click that cannot be stored fails only itself."""
+        try:
+            await self._run(batch)
+            return
+        except Exception as error:  # never lose the worker
+            if len(batch) == 1:
+                log.exception("activation click failed")
+                _fail(batch, error)
+                return
+            log.warning("activation batch of %d clicks failed (%s); one by one", len(batch), error)
+        for waiting in batch:
+            if not waiting.future.done():
+                await self._run_or_split([waiting])
 
     async def _run(self, batch: list[_Waiting]) -> None:
         clicks = [waiting.click for waiting in batch]

@@ -324,3 +324,50 @@ async def test_a_set_made_after_a_click_is_seen_when_postgres_tells_the_cache(
         second = await gw.click(part, pupil)
     assert (second["rule"], second["created"]) == ("SCHOOL", True)
     assert second["licence"]["product"]["productId"] == bundle.code
+
+
+async def test_a_click_the_store_cannot_hold_fails_alone(engine: AsyncEngine) -> None:
+    """A referenceId longer than the store keeps (it passed no resolver here): its batch
+    fails, each click runs alone, and only that click fails."""
+    from db.activation import ActivationRequest, ProductRef
+    from db.outbox import Actor
+    from domain.identifiers import PersonIdScheme
+    from services.unit_of_work import Click, Reference
+
+    product, entitlement, pupils = await _setup(engine, 8)
+    async with gateway(engine, activation_batch_window_ms=60_000, activation_batch_max=8) as gw:
+        async with AsyncSession(engine) as session:
+            school = await school_id(session, "104A158")
+        ref = ProductRef(product.id, product.code, 0)
+
+        def click_of(pupil: MadePerson, reference: Reference | None) -> Click:
+            request = ActivationRequest(school, ref, ((PersonIdScheme.ECK_ID, pupil.eck_id),))
+            return Click(request, Actor(None, "licensor"), reference)
+
+        too_long = Reference((1, "licenceActivate", "x" * 500), "digest")
+        results = await asyncio.gather(
+            *[gw.group_commit.activate(click_of(p, None)) for p in pupils[:7]],
+            gw.group_commit.activate(click_of(pupils[7], too_long)),
+            return_exceptions=True,
+        )
+    assert [type(r).__name__ for r in results] == ["Answered"] * 7 + [
+        "StringDataRightTruncationError"
+    ]
+    assert {r.answer["rule"] for r in results[:7]} == {"SCHOOL"}  # type: ignore[union-attr]
+    assert await _counts(engine, entitlement.id) == (7, 7, 7)
+
+
+async def test_a_reference_id_or_code_the_store_cannot_hold_is_refused(engine: AsyncEngine) -> None:
+    product, entitlement, pupils = await _setup(engine, 1)
+    async with gateway(engine, activation_batch_window_ms=5) as gw:
+        long_reference = await gw.click(product, pupils[0], "r" * 129)
+        nul_code = await gw.execute(
+            ACTIVATE,
+            {"input": {**click(product, pupils[0]), "activationCode": "A\x00B"}},
+            LICENSOR,
+        )
+    assert long_reference["__typename"] == "ValidationError"
+    assert [p["field"] for p in long_reference["problems"]] == ["referenceId"]
+    refused = nul_code["licenceActivate"]
+    assert [p["field"] for p in refused["problems"]] == ["activationCode"]
+    assert await _counts(engine, entitlement.id) == (0, 0, 0)
