@@ -31,6 +31,8 @@ from gateway.middleware import BodySizeLimit
 from gateway.tokens import TokenError, TokenVerifier
 from live.broker import Broker, engine_of
 from live.transport import LiveEndpoint
+from push import routes as push_routes
+from push import start_push
 from resolvers.clock import today
 from resolvers.context import Context
 from services.group_commit import GroupCommit
@@ -204,6 +206,7 @@ def create_app(
         await broker.start()
         graphql.broker = websockets.broker = app.state.broker = broker
         graphql.activation = await Activation.open(settings, engine or engine_of(sessions))
+        app.state.push = await start_push(settings, sessions)  # push/: suppliers' endpoints
         tune_gc(settings)
         try:
             yield
@@ -211,6 +214,8 @@ def create_app(
             if graphql.activation is not None:
                 await graphql.activation.close()
                 graphql.activation = None
+            if app.state.push is not None:
+                await app.state.push.stop()
             await broker.stop()
             await audit_buffer.stop()
             graphql.audit_buffer = websockets.audit_buffer = None
@@ -231,6 +236,7 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", websockets),
             Route("/healthz", healthz),
+            *push_routes.routes(),
         ],
         lifespan=lifespan,
     )

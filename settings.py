@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "ketenpoort-development-secret-change-me-0123456789"
+DEV_PUSH_KEY = "ketenpoort-development-push-key-change-me"
 
 
 class Environment(StrEnum):
@@ -101,11 +102,34 @@ class Settings(BaseSettings):
     activation_batch_workers: int = 1
     reference_cache_size: int = 10_000
 
+    # Push to supplier endpoints (push/): the key that encrypts endpoint secrets
+    # (any long random string; production refuses the development key), whether
+    # endpoints may be on loopback or private addresses (None: only outside
+    # production), the HTTP timeout and the largest answer read, how long a
+    # process's lease on an endpoint lasts, how often the stream is read without
+    # a local commit, and how many events wait in memory per endpoint.
+    push_enabled: bool = True
+    push_secret_key: str = DEV_PUSH_KEY
+    push_allow_private_addresses: bool | None = None
+    push_timeout_seconds: float = 10.0
+    push_max_response_bytes: int = 1024 * 1024
+    push_lease_seconds: float = 30.0
+    push_poll_seconds: float = 0.2
+    push_queue_limit: int = 5000
+
     # Demo / sandbox.
     sandbox_key: str = "ketenpoort-sandbox-key"
 
     def is_production(self) -> bool:
         return self.environment == Environment.PRODUCTION
+
+    @property
+    def push_private_allowed(self) -> bool:
+        """May push endpoints (and their token servers) be on loopback or private
+        addresses?"""
+        if self.push_allow_private_addresses is None:
+            return not self.is_production()
+        return self.push_allow_private_addresses
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,6 +140,8 @@ class Settings(BaseSettings):
         if self.is_production():
             if self.jwt_secret == DEV_SECRET and "HS256" in self.jwt_algorithms:
                 raise ValueError("KETENPOORT_JWT_SECRET must be set in production")
+            if self.push_secret_key == DEV_PUSH_KEY:
+                raise ValueError("KETENPOORT_PUSH_SECRET_KEY must be set in production")
             if self.graphiql or self.introspection:
                 raise ValueError(
                     "GraphiQL and introspection must be switched off in production "

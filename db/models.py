@@ -560,6 +560,8 @@ class Event(Base):
         Index("ix_event_school_id", "school_id"),
         Index("ix_event_entitlement_id", "entitlement_id"),
         Index("ix_event_delivery_id", "delivery_id"),
+        # The catch-up read of pushed events (push/routes.py: GET /events?createdAfter=).
+        Index("ix_event_occurred_at", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

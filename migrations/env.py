@@ -15,7 +15,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from db import models  # noqa: F401  (registers every table on the metadata)
+from db import models, push  # noqa: F401  (register every table on the metadata)
 from db.base import metadata
 
 config = context.config

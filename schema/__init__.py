@@ -19,6 +19,7 @@ from schema.delivery import DeliveryMutation, DeliveryQuery
 from schema.errors import GatewayError
 from schema.live import LiveSubscription
 from schema.privacy import PrivacyMutation, PrivacyQuery
+from schema.push import PushMutation, PushQuery
 from schema.query import ReadQuery
 from schema.roster import RosterMutation
 
@@ -31,6 +32,7 @@ QUERY_PARTS: tuple[type, ...] = (
     ConsentQuery,
     PrivacyQuery,
     DashboardQuery,
+    PushQuery,
 )
 MUTATION_PARTS: tuple[type, ...] = (
     DeliveryMutation,
@@ -38,6 +40,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     ActivationMutation,
     ConsentMutation,
     PrivacyMutation,
+    PushMutation,
 )
 SUBSCRIPTION_PARTS: tuple[type, ...] = (LiveSubscription,)
 

@@ -1,0 +1,631 @@
+"""The deliverer: pushes the event stream to every registered endpoint, one
+gateway process per endpoint at a time.
+
+Leases. Every `push_lease_seconds / 3` a process takes or renews the lease of
+the enabled endpoints that are free, expired or its own, in one UPDATE
+(db/push.acquire). Only the holder delivers; every write it makes (cursor,
+answers, schedule) is conditional on still holding the lease. A process that
+dies (kill -9) simply stops renewing: when its lease expires another process
+takes the endpoint and starts from the stored cursor, so the batch that was in
+flight is sent again, with the same event ids (push/envelope.message_id).
+
+One read of the stream per process. A single reader (`pump`) reads the events
+after its position in commit order (db/events.read, the same function and
+position as the live subscriptions), loads the facts for a batch once, and hands
+each leased endpoint that is up to date the events its supplier may see (the
+visibility and consent rule of db/events.Facts.may_see, the one the live
+subscriptions use) and that are of its kinds, as ready envelopes. An endpoint
+that is behind (after a restart, a pause, or too many events waiting in memory)
+reads its own backlog with the same function, from its cursor up to the reader's
+position, one page at a time, and then joins the shared reader.
+
+Per endpoint, in order. A worker sends its waiting events oldest first, in
+batches of at most `batch_size` events of one school (the chain groups events
+that need consent by school); the next batch only goes when the previous one was
+answered, so a batch that cannot be delivered holds back everything after it for
+that endpoint (push/schedule.py says when it is tried again). Each answer per
+event is stored with the new cursor in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db import events
+from db import push as store
+from db.access import Scope
+from db.engine import read_only
+from db.events import START, Position, Topic
+from db.models import Entitlement, Event, Licence
+from db.secrets import SecretBox, SecretUnreadable
+from domain.visibility import Viewer
+from push import envelope as envelopes
+from push.client import Outcome, PushClient, Target
+from push.schedule import after_failure, due
+from resolvers.clock import today
+from settings import Settings
+
+log = logging.getLogger("ketenpoort.push")
+
+Clock = Callable[[], datetime]
+
+
+#: Seconds between writes of a cursor that only passed events of others.
+ADVANCE_EVERY = 5.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One event waiting for an endpoint, with its envelope ready."""
+
+    at: Position
+    event_id: int
+    school_id: int | None
+    occurred_at: datetime
+    body: dict[str, Any]
+
+
+@dataclass
+class WorkerStats:
+    attempts: int = 0
+    batches: int = 0
+    events: int = 0
+    catch_up_reads: int = 0
+
+
+class Worker:
+    """Delivery to one leased endpoint."""
+
+    def __init__(self, service: PushService, row: store.PushEndpoint, roles: frozenset[Any]):
+        self.service = service
+        self.id = row.id
+        self.stats = WorkerStats()
+        self.queue: deque[Pending] = deque()
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.seeds_due = True
+        self.configure(row, roles)
+        self.cursor: Position = (row.cursor_tx, row.cursor_id)
+        self.reached: Position = self.cursor
+        self.synced = False
+        self._advanced = 0.0
+
+    def configure(self, row: store.PushEndpoint, roles: frozenset[Any]) -> None:
+        self.version = row.config_version
+        self.viewer = Viewer(row.supplier_id, roles)
+        self.kinds = frozenset(row.kinds) if row.kinds else None
+        self.batch_size = row.batch_size
+        self.failures = row.failures
+        self.next_attempt_at = row.next_attempt_at
+        self.paused_until = row.paused_until
+        self.secret_problem: str | None = None
+        try:
+            secret = self.service.box.open(row.secret_cipher)
+        except SecretUnreadable as error:
+            secret, self.secret_problem = "", str(error)
+        self.target = Target(
+            endpoint_id=row.id,
+            url=row.url,
+            auth=store.AuthKind(row.auth),
+            secret=secret,
+            token_url=row.token_url,
+            client_id=row.client_id,
+            scope=row.scope,
+        )
+
+    # --- what reaches the queue ---
+
+    def wants(self, row: Event, facts: events.Facts) -> bool:
+        if self.kinds is not None and row.kind not in self.kinds:
+            return False
+        return facts.may_see(self.viewer, row)
+
+    def accept(self, items: Sequence[Pending], end: Position) -> None:
+        """The shared reader's batch up to `end` (this worker is synced with it):
+        `items` are the events of it for this endpoint."""
+        self.queue.extend(items)
+        self.reached = end
+        if len(self.queue) > self.service.settings.push_queue_limit:
+            # Too much waits in memory (a receiver that is away): forget it and read
+            # the backlog from the cursor again when the receiver takes events.
+            self.queue.clear()
+            self.reached = self.cursor
+            self.synced = False
+        if items:
+            self.wake.set()
+
+    async def catch_up(self) -> None:
+        """Read one page of this endpoint's backlog (from where its queue ends up to
+        the shared reader's position); synced once it reaches that position."""
+        service = self.service
+        upto = service.tail
+        if self.reached >= upto:
+            self.synced = True
+            return
+        limit = service.settings.live_batch_size
+        topic = Topic(kinds=self.kinds) if self.kinds is not None else None
+        async with service.sessionmaker() as session:
+            await read_only(session)
+            rows = await events.read(session, self.reached, limit, upto=upto, topic=topic)
+            facts = await events.load_facts(session, rows, today()) if rows else events.Facts()
+            bodies = await Bodies.load(session, rows, facts, self) if rows else Bodies()
+        self.stats.catch_up_reads += 1
+        for row in rows:
+            if self.wants(row, facts):
+                self.queue.append(bodies.pending(row))
+        self.reached = events.position(rows[-1]) if len(rows) == limit else upto
+        # No await from here: the shared reader cannot move in between.
+        if self.reached >= service.tail:
+            self.reached = service.tail
+            self.synced = True
+
+    # --- one attempt ---
+
+    def due(self, now: datetime) -> bool:
+        return due(self.next_attempt_at, now)
+
+    async def step(self, now: datetime | None = None) -> str:
+        """One attempt, when due: deliver any open seed, else the next batch.
+        Returns what happened (for tests and the loop): "waiting" (not due),
+        "idle" (nothing to send), "sent", "failed", "lost" (lease lost),
+        "stopped" (the lease lapsed: the service must renew first)."""
+        service = self.service
+        now = now or service.clock()
+        if not self.due(now):
+            return "waiting"
+        if not service.lease_valid():
+            return "stopped"
+        if self.secret_problem is not None:
+            return await self._failed(Outcome(False, error=self.secret_problem), now)
+        if self.seeds_due:
+            outcome = await self._seeds(now)
+            if outcome is not None:
+                return outcome
+        if not self.synced and len(self.queue) < self.batch_size:
+            await self.catch_up()
+        batch = self._next_batch()
+        if not batch:
+            # Events that are not for this endpoint only move the stored cursor now and
+            # then: after a restart they are read again and skipped again.
+            moment = time.monotonic()
+            if self.reached > self.cursor and moment - self._advanced >= ADVANCE_EVERY:
+                async with service.sessionmaker() as session, session.begin():
+                    if not await store.advance(session, self.id, service.owner, self.reached, now):
+                        return self._lost()
+                self.cursor = self.reached
+                self._advanced = moment
+            return "idle"
+        self.stats.attempts += 1
+        outcome = await service.client.send(self.target, [p.body for p in batch])
+        if not outcome.answered:
+            return await self._failed(outcome, now)
+        answers = [_answer(p, outcome) for p in batch]
+        rest = len(self.queue) - len(batch)
+        cursor = batch[-1].at if rest else self.reached
+        pending_since = self.queue[len(batch)].occurred_at if rest else None
+        async with service.sessionmaker() as session, session.begin():
+            if not await store.record_batch(
+                session, self.id, service.owner, cursor, answers, now, pending_since
+            ):
+                return self._lost()
+        for _ in batch:
+            self.queue.popleft()
+        self.cursor = cursor
+        self.failures = 0
+        self.next_attempt_at = self.paused_until = None
+        self.stats.batches += 1
+        self.stats.events += len(batch)
+        service.observe(batch, now)
+        return "sent"
+
+    def _next_batch(self) -> list[Pending]:
+        """The oldest waiting events of one school, at most `batch_size`."""
+        if not self.queue:
+            return []
+        school = self.queue[0].school_id
+        batch: list[Pending] = []
+        for pending in self.queue:
+            if pending.school_id != school or len(batch) == self.batch_size:
+                break
+            batch.append(pending)
+        return batch
+
+    async def _failed(self, outcome: Outcome, now: datetime) -> str:
+        service = self.service
+        nxt = after_failure(self.failures, now, outcome.retry_after)
+        error = outcome.error or f"HTTP {outcome.http_status}"
+        pending_since = self.queue[0].occurred_at if self.queue else None
+        async with service.sessionmaker() as session, session.begin():
+            if not await store.record_failure(
+                session,
+                self.id,
+                service.owner,
+                failures=nxt.failures,
+                next_attempt_at=nxt.at,
+                paused_until=nxt.paused_until,
+                error=error,
+                now=now,
+                pending_since=pending_since,
+            ):
+                return self._lost()
+        self.failures = nxt.failures
+        self.next_attempt_at = nxt.at
+        self.paused_until = nxt.paused_until
+        log.warning(
+            "push endpoint %s unavailable (%s); attempt %s failed, next at %s",
+            self.id,
+            error,
+            nxt.failures,
+            nxt.at.isoformat(),
+        )
+        return "failed"
+
+    def _lost(self) -> str:
+        self.service.lost(self.id)
+        return "lost"
+
+    # --- seeds: the current state of a school, then the live stream goes on ---
+
+    async def _seeds(self, now: datetime) -> str | None:
+        service = self.service
+        async with service.sessionmaker() as session:
+            seeds = await store.open_seeds(session, self.id)
+        self.seeds_due = False
+        for seed in seeds:
+            scope = Scope(self.viewer.supplier_id, self.viewer.roles, None, today())
+            statement = events.snapshot_statement(
+                scope, Topic(school_ids=frozenset({seed.school_id})), today()
+            )
+            async with service.sessionmaker() as session:
+                snapshot = await events.snapshot(
+                    session, statement, service.settings.live_initial_state_limit
+                )
+            async with service.sessionmaker() as session:
+                lookups = await store.load_lookups(session, snapshot.rows, [])
+            bodies = [envelopes.seed_envelope(seed.id, row, lookups) for row in snapshot.rows]
+            for start in range(0, len(bodies), self.batch_size):
+                outcome = await service.client.send(
+                    self.target, bodies[start : start + self.batch_size]
+                )
+                if not outcome.answered:
+                    self.seeds_due = True  # the seed is sent again, whole, next time
+                    return await self._failed(outcome, now)
+            async with service.sessionmaker() as session, session.begin():
+                if not await store.seed_done(
+                    session, seed.id, self.id, service.owner, len(bodies), now
+                ):
+                    return self._lost()
+        return "sent" if seeds else None
+
+    # --- the background loop ---
+
+    async def run(self) -> None:
+        service = self.service
+        while True:
+            self.wake.clear()
+            try:
+                result = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be away; try again shortly
+                log.exception("push endpoint %s: delivery step failed", self.id)
+                result = "error"
+            if result == "sent" and self.queue:
+                continue
+            if result == "waiting" and self.next_attempt_at is not None:
+                wait = (self.next_attempt_at - service.clock()).total_seconds()
+                timeout = min(max(wait, 0.0), service.settings.push_lease_seconds)
+            elif result in ("idle", "sent"):
+                timeout = service.settings.push_lease_seconds
+            else:
+                timeout = 1.0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self.wake.wait()
+
+
+def _candidates(
+    row: Event, facts: events.Facts, by_supplier: dict[int, list[Worker]]
+) -> list[Worker]:
+    """The workers whose supplier is a party to the event's entitlement: only they
+    can be allowed to see it (an endpoint never holds the operator's role)."""
+    involved = facts.involved.get(row.entitlement_id) if row.entitlement_id else None
+    if involved is None:
+        return []
+    suppliers = {involved.seller_id, involved.publisher_id}
+    suppliers.update(supplier for supplier, _role in involved.recipients)
+    found: list[Worker] = []
+    for supplier in suppliers:
+        if supplier is not None and supplier in by_supplier:
+            found.extend(by_supplier[supplier])
+    return found
+
+
+def _answer(pending: Pending, outcome: Outcome) -> store.Answer:
+    ident = pending.body["id"]
+    status, message = outcome.answers.get(ident, (outcome.default_status, outcome.default_message))
+    if status is None and outcome.default_status is None and ident not in outcome.answers:
+        message = "accepted without an answer for this event"
+    return store.Answer(pending.event_id, ident, status, message, outcome.http_status)
+
+
+@dataclass
+class Bodies:
+    """The envelopes of one batch of the stream, built once for every worker."""
+
+    facts: events.Facts = field(default_factory=events.Facts)
+    lookups: store.Lookups = field(default_factory=store.Lookups)
+    built: dict[int, Pending] = field(default_factory=dict)
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, rows: Sequence[Event], facts: events.Facts, *_: Any
+    ) -> Bodies:
+        licences = list(facts.licences.values())
+        lookups = await store.load_lookups(session, facts.entitlements.values(), licences)
+        return cls(facts, lookups)
+
+    def pending(self, row: Event) -> Pending:
+        found = self.built.get(row.id)
+        if found is None:
+            entitlement: Entitlement = self.facts.entitlements[row.entitlement_id]  # type: ignore[index]
+            licence: Licence | None = (
+                self.facts.licences.get(row.licence_id) if row.licence_id is not None else None
+            )
+            found = Pending(
+                at=events.position(row),
+                event_id=row.id,
+                school_id=row.school_id,
+                occurred_at=row.occurred_at,
+                body=envelopes.envelope(row, entitlement, licence, self.lookups),
+            )
+            self.built[row.id] = found
+        return found
+
+
+@dataclass
+class PushStats:
+    """Counters of this process (tests, logs, the bench)."""
+
+    reads: int = 0
+    events_read: int = 0
+    delivered: int = 0
+    lease_rounds: int = 0
+
+
+class PushService:
+    """One per gateway process (started in the app's lifespan)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: Callable[[], AsyncSession],
+        *,
+        clock: Clock = utc_now,
+        client: PushClient | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        self.client = client or PushClient(settings)
+        self.box = SecretBox(settings.push_secret_key)
+        self.owner = owner or f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.tail: Position = START
+        self.workers: dict[int, Worker] = {}
+        self.stats = PushStats()
+        self.lease_until: datetime | None = None
+        self._wake = asyncio.Event()
+        self._lease_poke = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unhook: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.running = False
+        #: Called with (pending items, now) after each delivered batch (the bench).
+        self.on_delivered: Callable[[Sequence[Pending], datetime], None] | None = None
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.start_reading()
+        self._unhook = events.on_events_committed(self._on_local_commit)
+        self.running = True
+        self._tasks.append(asyncio.create_task(self._lease_loop(), name="push-leases"))
+        self._tasks.append(asyncio.create_task(self._pump_loop(), name="push-reader"))
+
+    async def start_reading(self) -> None:
+        """Begin the shared reader at the stable head (workers catch up to it)."""
+        async with self.sessionmaker() as session:
+            await read_only(session)
+            self.tail = await events.stable_head(session)
+
+    async def stop(self) -> None:
+        self.running = False
+        if self._unhook is not None:
+            self._unhook()
+            self._unhook = None
+        for task in self._tasks:
+            task.cancel()
+        for worker in self.workers.values():
+            if worker.task is not None:
+                worker.task.cancel()
+        for task in [*self._tasks, *(w.task for w in self.workers.values() if w.task)]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        held = list(self.workers)
+        self.workers.clear()
+        with contextlib.suppress(Exception):
+            async with self.sessionmaker() as session, session.begin():
+                await store.release(session, self.owner, held)
+        await self.client.close()
+
+    # --- leases ---
+
+    def lease_valid(self) -> bool:
+        """Deliver only while the lease certainly holds (a margin of a tenth)."""
+        if self.lease_until is None:
+            return False
+        margin = timedelta(seconds=self.settings.push_lease_seconds / 10)
+        return utc_now() < self.lease_until - margin
+
+    async def refresh_leases(self) -> list[int]:
+        """Take or renew leases; start workers for new ones, stop the lost ones,
+        reload the configuration of changed ones. Leases run on the wall clock
+        of the processes (not the schedule's clock): keep the hosts' clocks in
+        step (NTP) when gateways run on several machines."""
+        started = utc_now()
+        until = started + timedelta(seconds=self.settings.push_lease_seconds)
+        async with self.sessionmaker() as session, session.begin():
+            held = await store.acquire(session, self.owner, started, until, limit=10_000)
+        self.lease_until = until
+        self.stats.lease_rounds += 1
+        for lost in set(self.workers) - set(held):
+            self.lost(lost)
+        if held:
+            async with self.sessionmaker() as session:
+                rows = list(
+                    await session.scalars(
+                        select(store.PushEndpoint).where(store.PushEndpoint.id.in_(held))
+                    )
+                )
+                roles = {
+                    row.supplier_id: await store.delivering_roles(session, row.supplier_id)
+                    for row in rows
+                }
+            for row in rows:
+                worker = self.workers.get(row.id)
+                if worker is None:
+                    worker = self.workers[row.id] = Worker(self, row, roles[row.supplier_id])
+                    if self.running:
+                        worker.task = asyncio.create_task(worker.run(), name=f"push-{row.id}")
+                elif worker.version != row.config_version:
+                    worker.configure(row, roles[row.supplier_id])
+                worker.seeds_due = True
+                worker.wake.set()
+        return held
+
+    def lost(self, endpoint_id: int) -> None:
+        worker = self.workers.pop(endpoint_id, None)
+        if worker is not None and worker.task is not None:
+            if worker.task is not asyncio.current_task():
+                worker.task.cancel()
+        log.info("push endpoint %s: lease lost or endpoint disabled", endpoint_id)
+
+    def poke(self, endpoint_id: int | None = None) -> None:
+        """Something changed for an endpoint (a seed, a configuration): look soon."""
+        if endpoint_id is not None and endpoint_id in self.workers:
+            self.workers[endpoint_id].seeds_due = True
+            self.workers[endpoint_id].wake.set()
+        self._wake.set()
+        self._lease_poke.set()
+
+    async def _lease_loop(self) -> None:
+        interval = self.settings.push_lease_seconds / 3
+        while True:
+            try:
+                await self.refresh_leases()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("push leases could not be renewed: %s", error)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._lease_poke.wait()
+            self._lease_poke.clear()
+
+    # --- the shared reader ---
+
+    def _on_local_commit(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def pump(self) -> int:
+        """Read everything readable after the shared position and hand it to the
+        synced workers; the number of events read."""
+        total = 0
+        limit = self.settings.live_batch_size
+        while True:
+            by_supplier: dict[int, list[Worker]] = {}
+            for worker in self.workers.values():
+                if worker.synced:
+                    by_supplier.setdefault(worker.viewer.supplier_id, []).append(worker)
+            routes: list[tuple[Worker, Event]] = []
+            async with self.sessionmaker() as session:
+                await read_only(session)
+                rows = await events.read(session, self.tail, limit)
+                facts = events.Facts()
+                if rows and by_supplier:
+                    facts = await events.load_facts(session, rows, today())
+                    for row in rows:
+                        for worker in _candidates(row, facts, by_supplier):
+                            if worker.wants(row, facts):
+                                routes.append((worker, row))
+                bodies = await Bodies.load(session, rows, facts) if routes else Bodies(facts)
+            self.stats.reads += 1
+            if rows:
+                end = events.position(rows[-1])
+                items: dict[Worker, list[Pending]] = {}
+                for worker, row in routes:
+                    items.setdefault(worker, []).append(bodies.pending(row))
+                # No await from here to the new tail: a worker joins before or after.
+                for worker in self.workers.values():
+                    if worker.synced:
+                        worker.accept(items.get(worker, ()), end)
+                self.tail = end
+                total += len(rows)
+                self.stats.events_read += len(rows)
+            if len(rows) < limit:
+                return total
+
+    async def _pump_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.push_poll_seconds):
+                    await self._wake.wait()
+            self._wake.clear()
+            if not self.workers:
+                continue
+            try:
+                await self.pump()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("push reader could not read events: %s", error)
+                await asyncio.sleep(1.0)
+
+    def observe(self, batch: Sequence[Pending], now: datetime) -> None:
+        self.stats.delivered += len(batch)
+        if self.on_delivered is not None:
+            self.on_delivered(batch, now)
+
+    def worker(self, endpoint_id: int) -> Worker:
+        return self.workers[endpoint_id]
