@@ -34,12 +34,12 @@ from db.outbox import Actor, audit
 from domain.identifiers import OrgLevel
 from domain.roles import Role
 from domain.visibility import Viewer
+from gateway.tokens import TokenError
 from push.deliverer import Bodies
 from push.envelope import KINDS_OF, TYPE_OF
 from resolvers import lookup
 from resolvers.clock import today
 from resolvers.context import Database
-from gateway.tokens import TokenError
 
 MAX_LIMIT = 100
 MAX_START = 10_000
