@@ -141,7 +141,9 @@ class Worker:
     def accept(self, items: Sequence[Pending], end: Position) -> None:
         """The shared reader's batch up to `end` (this worker is synced with it):
         `items` are the events of it for this endpoint."""
-        self.queue.extend(items)
+        if end <= self.reached:
+            return  # joined with a cursor beyond the shared reader: already covered
+        self.queue.extend(p for p in items if p.at > self.reached)
         self.reached = end
         if len(self.queue) > self.service.settings.push_queue_limit:
             # Too much waits in memory (a receiver that is away): forget it and read

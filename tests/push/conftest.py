@@ -128,9 +128,9 @@ mutation ($input: DeliveryInput!) {
 }"""
 
 
-async def submit(live: LiveGateway, lines: int = 1, school: str = "09QQ") -> list[str]:
+def delivery_body(lines: int = 1, school: str = "09QQ") -> dict[str, Any]:
     """A delivery of `lines` SCHOOL entitlements of a product of demo-publisher: one
-    ENTITLEMENT_CREATED event each. Returns the entitlement ids."""
+    ENTITLEMENT_CREATED event each."""
     start = datetime.now(UTC).date()
     line = {
         "productId": DIGITAL,
@@ -140,12 +140,16 @@ async def submit(live: LiveGateway, lines: int = 1, school: str = "09QQ") -> lis
         "activationUntilDate": (start + timedelta(days=60)).isoformat(),
         "licenceTerm": {"durationMonths": 12},
     }
-    body = {
+    return {
         "referenceId": ref("delivery"),
         "buyer": {"schoolId": school},
         "orderLines": [line] * lines,
     }
-    data = await live.execute(SUBMIT, {"input": body}, as_=SHOP)
+
+
+async def submit(live: LiveGateway, lines: int = 1, school: str = "09QQ") -> list[str]:
+    """Submit `delivery_body`; the entitlement ids."""
+    data = await live.execute(SUBMIT, {"input": delivery_body(lines, school)}, as_=SHOP)
     payload = data["deliverySubmit"]
     assert payload["__typename"] == "DeliverySubmitted", payload
     return [e["id"] for e in payload["delivery"]["entitlements"]]
