@@ -35,6 +35,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     delete,
     func,
     or_,
@@ -191,15 +192,25 @@ async def remove_endpoint(session: AsyncSession, endpoint_id: int) -> None:
     await session.execute(delete(PushEndpoint).where(PushEndpoint.id == endpoint_id))
 
 
-async def delivering_roles(session: AsyncSession, supplier_id: int) -> frozenset[Role]:
-    """The roles an endpoint's supplier receives events in: its registered roles,
+async def delivering_roles(
+    session: AsyncSession, supplier_ids: Iterable[int]
+) -> dict[int, frozenset[Role]]:
+    """The roles each endpoint's supplier receives events in: its registered roles,
     without operator and school (an endpoint never sees everything)."""
     from db.models import SupplierRole
 
-    rows = await session.scalars(
-        select(SupplierRole.role).where(SupplierRole.supplier_id == supplier_id)
+    found: dict[int, set[Role]] = {supplier: set() for supplier in supplier_ids}
+    rows = await session.execute(
+        select(SupplierRole.supplier_id, SupplierRole.role).where(
+            SupplierRole.supplier_id.in_(sorted(found))
+        )
     )
-    return frozenset(Role(r) for r in rows) - {Role.OPERATOR, Role.SCHOOL}
+    for supplier, role in rows:
+        found[supplier].add(Role(role))
+    return {
+        supplier: frozenset(roles) - {Role.OPERATOR, Role.SCHOOL}
+        for supplier, roles in found.items()
+    }
 
 
 async def refusals(session: AsyncSession, endpoint_id: int, limit: int) -> list[PushAnswer]:
@@ -282,68 +293,98 @@ class Answer:
     http_status: int | None
 
 
-async def record_batch(
-    session: AsyncSession,
-    endpoint_id: int,
-    owner: str,
-    cursor: tuple[int, int],
-    answers: Sequence[Answer],
-    now: datetime,
-    pending_since: datetime | None,
-) -> bool:
-    """A batch was answered: store each answer, move the cursor, reset the retry
-    state. False (nothing written) when `owner` no longer holds the lease."""
-    moved = await session.execute(
-        update(PushEndpoint)
-        .where(PushEndpoint.id == endpoint_id, PushEndpoint.lease_owner == owner)
+@dataclass(frozen=True)
+class Delivered:
+    """One answered batch of one endpoint, to be recorded."""
+
+    endpoint_id: int
+    cursor: tuple[int, int]
+    answers: Sequence[Answer]
+    now: datetime
+    pending_since: datetime | None
+
+
+async def record_batches(
+    session: AsyncSession, owner: str, batches: Sequence[Delivered]
+) -> set[int]:
+    """Answered batches of several endpoints, in one transaction and a fixed number
+    of statements: store each answer, move each cursor, reset the retry state.
+    Returns the endpoints recorded; an endpoint whose lease `owner` no longer
+    holds is left untouched. The rows are locked first (FOR UPDATE), so a lease
+    cannot change hands between the check and the write."""
+    ids = sorted({b.endpoint_id for b in batches})
+    held = set(
+        await session.scalars(
+            select(PushEndpoint.id)
+            .where(PushEndpoint.id.in_(ids), PushEndpoint.lease_owner == owner)
+            .with_for_update()
+        )
+    )
+    mine = [b for b in batches if b.endpoint_id in held]
+    if not mine:
+        return held
+    table = PushEndpoint.__table__
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
         .values(
-            cursor_tx=cursor[0],
-            cursor_id=cursor[1],
+            cursor_tx=bindparam("b_tx"),
+            cursor_id=bindparam("b_event"),
             failures=0,
             next_attempt_at=None,
             paused_until=None,
-            last_success_at=now,
-            pending_since=pending_since,
-            delivered_events=PushEndpoint.delivered_events + len(answers),
-            refused_events=PushEndpoint.refused_events
-            + sum(1 for a in answers if a.status not in (0, None)),
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    if answers:
-        rows = [
+            last_success_at=bindparam("b_now"),
+            pending_since=bindparam("b_pending"),
+            delivered_events=table.c.delivered_events + bindparam("b_delivered"),
+            refused_events=table.c.refused_events + bindparam("b_refused"),
+            updated_at=bindparam("b_now"),
+        ),
+        [
             {
-                "endpoint_id": endpoint_id,
-                "event_id": a.event_id,
-                "message_id": a.message_id,
-                "status": a.status,
-                "status_message": a.status_message,
-                "http_status": a.http_status,
-                "answered_at": now,
+                "b_id": b.endpoint_id,
+                "b_tx": b.cursor[0],
+                "b_event": b.cursor[1],
+                "b_now": b.now,
+                "b_pending": b.pending_since,
+                "b_delivered": len(b.answers),
+                "b_refused": sum(1 for a in b.answers if a.status not in (0, None)),
             }
-            for a in answers
-        ]
+            for b in mine
+        ],
+    )
+    rows = [
+        {
+            "endpoint_id": b.endpoint_id,
+            "event_id": a.event_id,
+            "message_id": a.message_id,
+            "status": a.status,
+            "status_message": a.status_message,
+            "http_status": a.http_status,
+            "answered_at": b.now,
+        }
+        for b in mine
+        for a in b.answers
+    ]
+    if rows:
         insert = (
             postgresql.insert(PushAnswer)
             if session.bind is not None and session.bind.dialect.name == "postgresql"
             else sqlite.insert(PushAnswer)
         )
-        statement = insert.values(rows)
+        # One cached statement, executed for many rows (insertmanyvalues batches them).
         await session.execute(
-            statement.on_conflict_do_update(
+            insert.on_conflict_do_update(
                 index_elements=[PushAnswer.endpoint_id, PushAnswer.event_id],
                 set_={
-                    "status": statement.excluded.status,
-                    "status_message": statement.excluded.status_message,
-                    "http_status": statement.excluded.http_status,
-                    "answered_at": statement.excluded.answered_at,
+                    "status": insert.excluded.status,
+                    "status_message": insert.excluded.status_message,
+                    "http_status": insert.excluded.http_status,
+                    "answered_at": insert.excluded.answered_at,
                 },
-            )
+            ),
+            rows,
         )
-    return True
+    return held
 
 
 async def advance(
@@ -489,6 +530,18 @@ async def seeds_of(session: AsyncSession, endpoint_id: int) -> list[PushSeed]:
         select(PushSeed).where(PushSeed.endpoint_id == endpoint_id).order_by(PushSeed.id.desc())
     )
     return list(rows)
+
+
+async def with_open_seeds(session: AsyncSession, endpoint_ids: Sequence[int]) -> set[int]:
+    """Which of these endpoints have a seed waiting (one statement)."""
+    if not endpoint_ids:
+        return set()
+    rows = await session.scalars(
+        select(PushSeed.endpoint_id)
+        .where(PushSeed.endpoint_id.in_(list(endpoint_ids)), PushSeed.done_at.is_(None))
+        .distinct()
+    )
+    return set(rows)
 
 
 async def open_seeds(session: AsyncSession, endpoint_id: int) -> list[PushSeed]:

@@ -101,7 +101,7 @@ class Worker:
         self.queue: deque[Pending] = deque()
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.seeds_due = True
+        self.seeds_due = False  # set by the lease round when a seed waits, or by poke
         self.configure(row, roles)
         self.cursor: Position = (row.cursor_tx, row.cursor_id)
         self.reached: Position = self.cursor
@@ -187,7 +187,8 @@ class Worker:
     async def step(self, now: datetime | None = None) -> str:
         """One attempt, when due: deliver any open seed, else the next batch.
         Returns what happened (for tests and the loop): "waiting" (not due),
-        "idle" (nothing to send), "sent", "failed", "lost" (lease lost),
+        "idle" (nothing to send), "behind" (read backlog, nothing to send yet),
+        "sent", "failed", "lost" (lease lost),
         "stopped" (the lease lapsed: the service must renew first)."""
         service = self.service
         now = now or service.clock()
@@ -204,6 +205,8 @@ class Worker:
         if not self.synced and len(self.queue) < self.batch_size:
             await self.catch_up()
         batch = self._next_batch()
+        if not batch and not self.synced:
+            return "behind"  # more backlog to read: the loop goes on at once
         if not batch:
             # Events that are not for this endpoint only move the stored cursor now and
             # then: after a restart they are read again and skipped again.
@@ -223,11 +226,10 @@ class Worker:
         rest = len(self.queue) - len(batch)
         cursor = batch[-1].at if rest else self.reached
         pending_since = self.queue[len(batch)].occurred_at if rest else None
-        async with service.sessionmaker() as session, session.begin():
-            if not await store.record_batch(
-                session, self.id, service.owner, cursor, answers, now, pending_since
-            ):
-                return self._lost()
+        if not await service.record(
+            store.Delivered(self.id, cursor, answers, now, pending_since)
+        ):
+            return self._lost()
         for _ in batch:
             self.queue.popleft()
         self.cursor = cursor
@@ -330,7 +332,7 @@ class Worker:
             except Exception:  # the database may be away; try again shortly
                 log.exception("push endpoint %s: delivery step failed", self.id)
                 result = "error"
-            if result == "sent" and self.queue:
+            if (result == "sent" and self.queue) or result == "behind":
                 continue
             if result == "waiting" and self.next_attempt_at is not None:
                 wait = (self.next_attempt_at - service.clock()).total_seconds()
@@ -411,6 +413,7 @@ class PushStats:
     events_read: int = 0
     delivered: int = 0
     lease_rounds: int = 0
+    commits: int = 0
 
 
 class PushService:
@@ -435,6 +438,8 @@ class PushService:
         self.workers: dict[int, Worker] = {}
         self.stats = PushStats()
         self.lease_until: datetime | None = None
+        self._records: list[tuple[store.Delivered, asyncio.Future[bool]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lease_poke = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -510,10 +515,8 @@ class PushService:
                         select(store.PushEndpoint).where(store.PushEndpoint.id.in_(held))
                     )
                 )
-                roles = {
-                    row.supplier_id: await store.delivering_roles(session, row.supplier_id)
-                    for row in rows
-                }
+                roles = await store.delivering_roles(session, {row.supplier_id for row in rows})
+                seeding = await store.with_open_seeds(session, held)
             for row in rows:
                 worker = self.workers.get(row.id)
                 if worker is None:
@@ -522,8 +525,9 @@ class PushService:
                         worker.task = asyncio.create_task(worker.run(), name=f"push-{row.id}")
                 elif worker.version != row.config_version:
                     worker.configure(row, roles[row.supplier_id])
-                worker.seeds_due = True
-                worker.wake.set()
+                if row.id in seeding:
+                    worker.seeds_due = True
+                    worker.wake.set()
         return held
 
     def lost(self, endpoint_id: int) -> None:
@@ -623,6 +627,36 @@ class PushService:
             except Exception as error:
                 log.warning("push reader could not read events: %s", error)
                 await asyncio.sleep(1.0)
+
+    # --- recording answered batches: one transaction for all endpoints ---
+
+    async def record(self, batch: store.Delivered) -> bool:
+        """Record an answered batch; True once it is committed (False: the lease was
+        lost). Batches of many endpoints that are answered meanwhile are committed
+        together (a group commit): a worker waits for its own, never for a timer."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._records.append((batch, future))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_all(), name="push-recorder")
+        return await future
+
+    async def _record_all(self) -> None:
+        while self._records:
+            taken, self._records = self._records, []
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    held = await store.record_batches(
+                        session, self.owner, [batch for batch, _ in taken]
+                    )
+            except Exception as error:
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            self.stats.commits += 1
+            for batch, future in taken:
+                if not future.done():
+                    future.set_result(batch.endpoint_id in held)
 
     def observe(self, batch: Sequence[Pending], now: datetime) -> None:
         self.stats.delivered += len(batch)
