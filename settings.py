@@ -140,13 +140,13 @@ class Settings(BaseSettings):
         if self.is_production():
             if self.jwt_secret == DEV_SECRET and "HS256" in self.jwt_algorithms:
                 raise ValueError("KETENPOORT_JWT_SECRET must be set in production")
-            if self.push_secret_key == DEV_PUSH_KEY:
-                raise ValueError("KETENPOORT_PUSH_SECRET_KEY must be set in production")
             if self.graphiql or self.introspection:
                 raise ValueError(
                     "GraphiQL and introspection must be switched off in production "
                     "(KETENPOORT_GRAPHIQL=false, KETENPOORT_INTROSPECTION=false)"
                 )
+            if self.push_secret_key == DEV_PUSH_KEY:
+                raise ValueError("KETENPOORT_PUSH_SECRET_KEY must be set in production")
 
 
 @lru_cache

@@ -443,11 +443,11 @@ async def position_before(session: AsyncSession, moment: datetime) -> tuple[int,
     after `moment`: reading the stream from there (db/events.read) finds every
     event created after it. A transaction's events share its start time, so no
     event of the same transaction lies before that position."""
-    from db.events import _is_postgres, stable_head
+    from db.events import stable_head
     from db.models import Event
 
     statement = select(Event.tx_id, Event.id).where(Event.occurred_at > moment).limit(1)
-    if _is_postgres(session):
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
         statement = statement.order_by(Event.tx_id, Event.id)
     else:
         statement = statement.order_by(Event.id)

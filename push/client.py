@@ -105,6 +105,15 @@ async def resolve_public(host: str, port: int) -> str:
     return str(addresses[0])
 
 
+def pinned(url: str, address: str) -> tuple[str, str]:
+    """The URL to connect to the checked `address` itself, and the Host header that
+    keeps the name (TLS SNI gets the name too)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    shown = f"[{address}]" if ":" in address else address
+    return parts._replace(netloc=f"{shown}:{port}").geturl(), parts.netloc
+
+
 # --- the client ----------------------------------------------------------------------------
 
 
@@ -169,13 +178,11 @@ class PushClient:
         extensions: dict[str, Any] = {}
         target = url
         if not self.settings.push_private_allowed:
-            host = parts.hostname or ""
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            address = await resolve_public(host, port)
-            shown = f"[{address}]" if ":" in address else address
-            target = parts._replace(netloc=f"{shown}:{port}").geturl()
-            headers = {**headers, "Host": parts.netloc}
-            extensions["sni_hostname"] = host
+            address = await resolve_public(parts.hostname or "", port)
+            target, host = pinned(url, address)
+            headers = {**headers, "Host": host}
+            extensions["sni_hostname"] = parts.hostname
         limit = self.settings.push_max_response_bytes
         # Raw bytes are what is counted and read: no compressed answers.
         headers = {**headers, "Accept-Encoding": "identity"}

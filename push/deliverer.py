@@ -332,6 +332,8 @@ class Worker:
             except Exception:  # the database may be away; try again shortly
                 log.exception("push endpoint %s: delivery step failed", self.id)
                 result = "error"
+            if result == "lost":
+                return  # another process delivers now; this worker is gone
             if (result == "sent" and self.queue) or result == "behind":
                 continue
             if result == "waiting" and self.next_attempt_at is not None:
@@ -479,6 +481,9 @@ class PushService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._recorder is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recorder
         held = list(self.workers)
         self.workers.clear()
         with contextlib.suppress(Exception):
@@ -506,6 +511,10 @@ class PushService:
             held = await store.acquire(session, self.owner, started, until, limit=10_000)
         self.lease_until = until
         self.stats.lease_rounds += 1
+        if held and not self.workers:
+            # The reader stood still while there was no endpoint: start it at the head
+            # (the new workers catch up to it from their cursors).
+            await self.start_reading()
         for lost in set(self.workers) - set(held):
             self.lost(lost)
         if held:

@@ -11,6 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from domain.events import EventKind
+from domain.roles import Role
 from resolvers import push as resolve
 from resolvers.auth import requires
 from schema.lookups import OrganisationIdentifierInput
@@ -269,7 +270,8 @@ PushSeedPayload = Annotated[
     strawberry.union("PushSeedPayload", description="Result of a seed request."),
 ]
 
-ANY = requires()
+# Suppliers that receive events of the chain (and the operator for them).
+ANY = requires(Role.SELLER, Role.LICENSOR, Role.PORTAL, Role.DASHBOARD)
 
 
 @strawberry.type(description="Push endpoints.")

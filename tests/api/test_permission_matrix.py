@@ -303,6 +303,13 @@ EXTRA_COVERED: dict[str, str] = {
     "deliveryProgress": "tests/api/test_live_access.py",
     "entitlementsReachingStatus": "tests/api/test_live_access.py",
     "licenceActivations": "tests/api/test_live_access.py",
+    "pushEndpoints": "tests/push/test_registry.py",
+    "pushEndpoint": "tests/push/test_registry.py",
+    "pushEndpointRegister": "tests/push/test_registry.py",
+    "pushEndpointChange": "tests/push/test_registry.py",
+    "pushEndpointRetryNow": "tests/push/test_registry.py",
+    "pushEndpointRemove": "tests/push/test_registry.py",
+    "pushSeedRequest": "tests/push/test_registry.py",
 }
 
 

@@ -28,7 +28,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     base: dict[str, Any] = {
         "iss": DEV.jwt_issuer, "aud": DEV.jwt_audience, "sub": "demo-shop",
-        "scope": "seller", "iat": now, "exp": now + 600, "jti": "t-1",
+        "scope": "seller", "iat": now, "exp": now + 6 * 3600, "jti": "t-1",
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}

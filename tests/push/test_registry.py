@@ -216,3 +216,46 @@ async def test_production_refuses_loopback_and_private_endpoints(live: LiveGatew
             payload = response.json()["data"]["pushEndpointRegister"]
             assert payload["__typename"] == "ValidationError", url
             assert payload["field"] == "url"
+
+
+ROOT_FIELDS = {
+    "pushEndpoints": "{ pushEndpoints { id } }",
+    "pushEndpoint": '{ pushEndpoint(id: "1") { id } }',
+    "pushEndpointRegister": (
+        'mutation { pushEndpointRegister(input: {url: "http://127.0.0.1:9/e", auth: SIGNED, '
+        'secret: "short"}) { __typename } }'
+    ),
+    "pushEndpointChange": 'mutation { pushEndpointChange(input: {id: "0"}) { __typename } }',
+    "pushEndpointRetryNow": 'mutation { pushEndpointRetryNow(id: "0") { __typename } }',
+    "pushEndpointRemove": 'mutation { pushEndpointRemove(id: "0") { __typename } }',
+    "pushSeedRequest": (
+        'mutation { pushSeedRequest(endpointId: "0", school: {value: "09QQ"}) { __typename } }'
+    ),
+}
+CALLERS = {
+    "seller": ("demo-shop", "seller"),
+    "licensor": ("demo-publisher", "licensor"),
+    "portal": ("demo-portal", "portal"),
+    "dashboard": ("demo-dashboard", "dashboard"),
+    "sis": ("demo-sis", "sis"),
+    "operator": ("operator", "operator"),
+}
+RECEIVING = {"seller", "licensor", "portal", "dashboard", "operator"}
+
+
+@pytest.mark.parametrize("field", sorted(ROOT_FIELDS))
+async def test_only_suppliers_that_receive_events_manage_endpoints(
+    live: LiveGateway, field: str
+) -> None:
+    for role, caller in CALLERS.items():
+        answer = await gql(live, ROOT_FIELDS[field], {}, caller)
+        codes = [e.get("extensions", {}).get("code") for e in answer.get("errors") or []]
+        assert ("FORBIDDEN" in codes) is (role not in RECEIVING), (field, role, answer)
+    school = token_for("demo-school-admin", "school", school="104A158")
+    response = await live.client.post(
+        "/graphql",
+        json={"query": ROOT_FIELDS[field]},
+        headers={"Authorization": f"Bearer {school}"},
+    )
+    codes = [e["extensions"]["code"] for e in response.json().get("errors") or []]
+    assert "FORBIDDEN" in codes

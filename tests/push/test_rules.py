@@ -14,7 +14,7 @@ from db.secrets import SecretBox, SecretUnreadable
 from domain.endpoints import AddressRefused, check_registration, check_url
 from domain.errors import ValidationFailed
 from domain.events import EventKind
-from push.client import interpret, resolve_public
+from push.client import interpret, pinned, resolve_public
 from push.envelope import KINDS_OF, TYPE_OF, message_id
 from push.schedule import PAUSE, after_failure, due
 
@@ -127,6 +127,17 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_at_connectio
         await asyncio.wait_for(resolve_public("no-such-host.invalid", 443), 30)
 
 
+def test_the_request_goes_to_the_address_that_was_checked() -> None:
+    assert pinned("https://receiver.example.nl/api/events?x=1", "93.184.216.34") == (
+        "https://93.184.216.34:443/api/events?x=1",
+        "receiver.example.nl",
+    )
+    assert pinned("https://receiver.example.nl:8443/e", "2606:4700::1111") == (
+        "https://[2606:4700::1111]:8443/e",
+        "receiver.example.nl:8443",
+    )
+
+
 # --- registration ----------------------------------------------------------------------------
 
 
@@ -169,6 +180,22 @@ def test_a_signing_secret_must_be_long_and_a_secret_bounded() -> None:
     with pytest.raises(ValidationFailed, match="at least one"):
         _register(kinds=[])
     _register()
+
+
+def test_production_refuses_the_development_push_key() -> None:
+    from settings import Environment, Settings
+
+    production = {
+        "environment": Environment.PRODUCTION,
+        "jwt_secret": "p" * 40,
+        "graphiql": False,
+        "introspection": False,
+    }
+    with pytest.raises(ValueError, match="KETENPOORT_PUSH_SECRET_KEY"):
+        Settings(**production).check()
+    Settings(**production, push_secret_key="k" * 40).check()
+    assert not Settings(**production, push_secret_key="k" * 40).push_private_allowed
+    assert Settings(environment=Environment.TEST).push_private_allowed
 
 
 # --- secrets ------------------------------------------------------------------------------------
