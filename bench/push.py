@@ -12,7 +12,7 @@ event with status 0 and notes the wall-clock time of its answer.
 
 Load: a writer process commits 100 transactions a second of 10 events each
 (ENTITLEMENT_QUANTITY_LOWERED of random shops' entitlements), inserted with SQL
-the way db/outbox.py writes them (same position column), and notes the
+the way db/outbox.py writes them (the position from `event_position()`), and notes the
 wall-clock time after each COMMIT returns. The gateway learns of them only from
 its own read of the stream (`KETENPOORT_PUSH_POLL_SECONDS`); nothing wakes it.
 
@@ -131,8 +131,7 @@ async def _receivers(count: int, out: str) -> None:
 INSERT = """
 INSERT INTO event (tx_id, kind, school_id, status, delivery_id, entitlement_id, payload,
                    actor_supplier_id, actor_role)
-SELECT GREATEST(pg_current_xact_id()::text::bigint,
-                pg_snapshot_xmax(pg_current_snapshot())::text::bigint),
+SELECT (SELECT event_position()),
        'ENTITLEMENT_QUANTITY_LOWERED', e.school_id, e.status, e.delivery_id, e.id,
        '{"quantity": 30}'::json, NULL, 'seller'
 FROM unnest($1::bigint[]) WITH ORDINALITY AS pick(id, n)
@@ -210,14 +209,13 @@ REGISTER = """mutation ($input: PushEndpointInput!) {
 
 async def _sample_horizon(url: str, samples: list[tuple[float, int]]) -> None:
     """Every 20 ms: the newest event a stream reader may take now (db/events.py: below
-    the xmin of its snapshot). The writer commits its transactions one after the
+    the horizon, `event_horizon()`). The writer commits its transactions one after the
     other, so each of its events is readable from the first sample at or above it."""
     connection = await asyncpg.connect(url)
     try:
         while True:
             newest = await connection.fetchval(
-                "SELECT coalesce(max(id), 0) FROM event "
-                "WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+                "SELECT coalesce(max(id), 0) FROM event WHERE tx_id < event_horizon()"
             )
             samples.append((time.time(), int(newest)))
             await asyncio.sleep(0.02)
