@@ -134,6 +134,8 @@ class Worker:
     # --- what reaches the queue ---
 
     def wants(self, row: Event, facts: events.Facts) -> bool:
+        if row.kind not in envelopes.SENDABLE:
+            return False  # a kind the chain's protocol has no type for
         if self.kinds is not None and row.kind not in self.kinds:
             return False
         return facts.may_see(self.viewer, row)

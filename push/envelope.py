@@ -59,6 +59,9 @@ TYPE_OF: dict[EventKind, str] = {
     EventKind.LICENCE_UNBLOCKED: LICENCE_STATUS,
 }
 
+#: The event kinds that are pushed at all.
+SENDABLE = frozenset(kind.value for kind in TYPE_OF)
+
 #: The event kinds behind each chain type (for `GET /events?type=`).
 KINDS_OF: dict[str, frozenset[str]] = {
     chain_type: frozenset(k.value for k, t in TYPE_OF.items() if t == chain_type)

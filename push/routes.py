@@ -36,7 +36,7 @@ from domain.roles import Role
 from domain.visibility import Viewer
 from gateway.tokens import TokenError
 from push.deliverer import Bodies
-from push.envelope import KINDS_OF, TYPE_OF
+from push.envelope import KINDS_OF, SENDABLE
 from resolvers import lookup
 from resolvers.clock import today
 from resolvers.context import Database
@@ -140,7 +140,7 @@ async def _visible(
         r
         for r in rows
         if _aware(r.occurred_at) > after
-        and r.kind in {k.value for k in TYPE_OF}
+        and r.kind in SENDABLE
         and facts.may_see(viewer, r)
     ]
     if not chosen:
