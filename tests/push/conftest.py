@@ -8,16 +8,18 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from db.demo import ean13
 from db.engine import create_sessionmaker
 from push.deliverer import PushService, Worker
 from settings import Settings
-from tests.conftest import TEST_SETTINGS, LiveGateway, token_for
+from tests.conftest import TEST_SETTINGS, Backend, LiveGateway, demo_database, token_for
 from tests.push.receiver import Receiver, serve
 
 SHOP = ("demo-shop", "seller")
@@ -50,6 +52,32 @@ class Clock:
     def advance(self, **delta: float) -> datetime:
         self.now += timedelta(**delta)
         return self.now
+
+
+@asynccontextmanager
+async def gateway_app(backend: Backend, **settings: Any) -> AsyncIterator[LiveGateway]:
+    """The app with its lifespan on a fresh database (as tests/conftest.py `live`)."""
+    from app import create_app
+
+    async with demo_database(backend.name, pool_size=20) as (_url, engine):
+        app = create_app(
+            TEST_SETTINGS.model_copy(update=settings), sessionmaker=create_sessionmaker(engine)
+        )
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+            ) as client,
+        ):
+            yield LiveGateway(backend, client, engine)
+
+
+@pytest.fixture(scope="module")
+async def live(backend: Backend) -> AsyncIterator[LiveGateway]:
+    """The gateway without its own deliverer: these tests drive deliverers of their
+    own step by step (with an injectable clock)."""
+    async with gateway_app(backend, push_enabled=False) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -343,3 +343,20 @@ async def test_answers_are_stored_per_event(
     assert sorted(r.event_id for r in rows) == sorted(events)
     assert {r.status for r in rows} == {0}
     assert all(json.loads(json.dumps(r.message_id)) == message_id(r.event_id) for r in rows)
+
+
+async def test_the_gateways_own_deliverer_pushes_without_being_driven(backend) -> None:
+    """The app's lifespan runs a deliverer (real clock, its own lease and reader)."""
+    import asyncio
+
+    from tests.push.conftest import gateway_app
+    from tests.push.receiver import serve
+
+    async with gateway_app(backend, push_lease_seconds=3.0) as gateway, serve() as receiver:
+        await register(gateway, receiver.url)
+        entitlements = await submit(gateway, lines=2)
+        for _ in range(1800):  # bounded; on PostgreSQL older writers may hold events back
+            if [e["objectId"] for e in receiver.events()] == entitlements:
+                break
+            await asyncio.sleep(0.05)
+        assert [e["objectId"] for e in receiver.events()] == entitlements
