@@ -138,7 +138,8 @@ class Worker:
             return False  # a kind the chain's protocol has no type for
         if self.kinds is not None and row.kind not in self.kinds:
             return False
-        return facts.may_see(self.viewer, row)
+        # Judged for the moment of the event and for the hand-over now (db/visibility.py).
+        return facts.may_see(self.viewer, row, handed_over=today())
 
     def accept(self, items: Sequence[Pending], end: Position) -> None:
         """The shared reader's batch up to `end` (this worker is synced with it):

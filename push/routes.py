@@ -141,7 +141,7 @@ async def _visible(
         for r in rows
         if _aware(r.occurred_at) > after
         and r.kind in SENDABLE
-        and facts.may_see(viewer, r)
+        and facts.may_see(viewer, r, handed_over=today())
     ]
     if not chosen:
         return []

@@ -66,15 +66,14 @@ async def test_consent_revoked_mid_stream_stops_delivery_at_that_event(
         service = await service_for(clock)
         (entitlement,) = await submit(live, lines=1)  # school 09QQ = 104A158
         await lower(live, entitlement, 29)
-        await queued(service, portal_id, 2)
         await queued(service, shop_id, 2)
         await live.execute(
             EXCHANGE % "dataExchangeRevoke", {"input": PORTAL_ENTITLEMENTS}, as_=OPERATOR
         )
         try:
             await lower(live, entitlement, 28)  # while revoked
-            # Once the shop's endpoint has 28 waiting, the reader has judged 28 for the
-            # portal too, under the revocation.
+            # The portal's endpoint reads its backlog only after consent is back: 28 is
+            # judged for its own moment (revoked), not for the moment it is read.
             shop_worker = await queued(service, shop_id, 3)
         finally:
             await live.execute(
