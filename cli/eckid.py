@@ -1,10 +1,10 @@
 """``ketenpoort eckid``: the ECK iD toolkit for schools, suppliers and demo data.
 
-* ``hash``: rule NV-1 (``domain.nv1``) over a file of pgns, as an administration
-  system does before it asks the Nummervoorziening for an ECK iD. Runs on all
-  cores, streams input of any size, and reports bad lines by line number only:
-  a line that is not a valid pgn may still be most of someone's BSN, so it is
-  never echoed.
+* ``hash``: rule NV-1 (``domain.nv1``) over a file of identifiers (pupils' pgns,
+  teachers' identifiers), as an administration system does before it asks the
+  Nummervoorziening for an ECK iD. Runs on all cores, streams input of any size,
+  and reports bad lines by line number only: a number that is not a valid pgn may
+  still be most of someone's BSN, so it is never echoed.
 * ``sandbox``: the gateway's own pilot-prefixed test ECK iDs
   (``domain.sandbox``). Refused when ``KETENPOORT_ENVIRONMENT=production``,
   the variable the gateway's settings read, so test identities cannot be minted
@@ -17,6 +17,7 @@ Exit codes: 0 all lines fine, 1 some lines invalid, 2 usage or configuration err
 
 from __future__ import annotations
 
+import csv
 import os
 import sys
 import time
@@ -30,8 +31,8 @@ import typer
 from tqdm import tqdm
 
 from domain import nv1
-from domain.identifiers import IdentifierError, Sector, parse_eck_id, validate_pgn
-from domain.nv1 import SaltError, decode_salt, hash_many
+from domain.identifiers import IdentifierError, Sector, parse_eck_id
+from domain.nv1 import SaltError, decode_salt, hash_many, nv1_input
 from domain.sandbox import MIN_KEY_BYTES, sandbox_eck_id
 
 ENVIRONMENT_VARIABLE = "KETENPOORT_ENVIRONMENT"
@@ -42,7 +43,8 @@ EXIT_INVALID_LINES = 1
 EXIT_USAGE = 2
 
 app = typer.Typer(
-    help="ECK iD toolkit: NV-1 hashing of pgns, sandbox test ECK iDs, ECK iD validation.",
+    help="ECK iD toolkit: NV-1 hashing of identifiers, sandbox test ECK iDs, ECK iD "
+    "validation.",
     no_args_is_help=True,
 )
 
@@ -147,7 +149,8 @@ def hash_command(
     ] = None,
     output: OutputOption = None,
     hash_only: Annotated[
-        bool, typer.Option("--hash-only", help="Write only the hash, not 'pgn,hash'.")
+        bool,
+        typer.Option("--hash-only", help="Write only the hash, not 'identifier,hash'."),
     ] = False,
     workers: Annotated[
         int,
@@ -167,9 +170,13 @@ def hash_command(
         ),
     ] = False,
 ) -> None:
-    """Hash pgns (BSN or onderwijsnummer) with rule NV-1.
+    """Hash identifiers with rule NV-1: pgns (BSN or onderwijsnummer) and teachers'
+    identifiers.
 
-    Writes 'pgn,hash' per valid line, in input order; pgn is the 9-digit form hashed.
+    Writes 'identifier,hash' (CSV) per valid line, in input order: for a pgn its
+    9-digit form, for anything else the line without surrounding whitespace; both
+    are hashed lower-cased. A line of only digits, dots, hyphens and spaces is a pgn
+    and must pass the 11-test.
     """
     if not salt:
         raise _fail(f"no salt: pass --salt or set {SALT_VARIABLE}")
@@ -184,20 +191,20 @@ def hash_command(
     done = 0
     bar = tqdm(
         total=_count_lines(source),
-        unit="pgn",
+        unit="id",
         file=sys.stderr,
         disable=not _show_progress(progress, quiet),
         dynamic_ncols=True,
     )
-    # The pgns sent to the pool but not yet written, so each hash can be paired
-    # with its pgn; hash_many keeps order and only a small window is in flight.
+    # The identifiers sent to the pool but not yet written, so each hash can be
+    # paired with its input; hash_many keeps order and only a small window is in flight.
     in_flight: deque[str] = deque()
 
-    def valid_pgns() -> Iterator[str]:
+    def valid_inputs() -> Iterator[str]:
         nonlocal invalid
         for number, text in lines:
             try:
-                pgn = validate_pgn(text)
+                value = nv1_input(text)
             except IdentifierError as error:
                 invalid += 1
                 _report(bar, number, error)
@@ -206,19 +213,20 @@ def hash_command(
             if dry_run:
                 bar.update(1)
             else:
-                in_flight.append(pgn)
-            yield pgn
+                in_flight.append(value)
+            yield value
 
     with bar:
         if dry_run:
-            done = sum(1 for _ in valid_pgns())
+            done = sum(1 for _ in valid_inputs())
         else:
             with _open_output(output) as out:
+                rows = csv.writer(out, lineterminator="\n")
                 # Read at call time so tests can substitute cheap parameters.
                 params = nv1.NV1_PARAMS
-                for digest in hash_many(valid_pgns(), salt, workers, params=params):
-                    pgn = in_flight.popleft()
-                    out.write(digest + "\n" if hash_only else f"{pgn},{digest}\n")
+                for digest in hash_many(valid_inputs(), salt, workers, params=params):
+                    value = in_flight.popleft()
+                    rows.writerow([digest] if hash_only else [value, digest])
                     done += 1
                     bar.update(1)
 
@@ -227,7 +235,7 @@ def hash_command(
         verb = "validated (dry run, nothing hashed)" if dry_run else "hashed"
         rate = done / elapsed if elapsed > 0 else 0.0
         typer.echo(
-            f"{verb} {done} pgns in {elapsed:.1f} s ({rate:.2f}/s) with {workers} "
+            f"{verb} {done} identifiers in {elapsed:.1f} s ({rate:.2f}/s) with {workers} "
             f"worker(s); {invalid} invalid line(s)",
             err=True,
         )

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli.eckid import app
 from domain import nv1
 from domain.identifiers import Sector
-from domain.nv1 import ScryptParams, hash_pgn
+from domain.nv1 import ScryptParams, hash_identifier
 from domain.sandbox import sandbox_eck_id
 
 SALT = "rktYml0MIp9TC9u6Ny6uqw=="
@@ -43,7 +43,7 @@ def cheap_nv1(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def cheap(pgn: str) -> str:
-    return hash_pgn(pgn, SALT, params=CHEAP)
+    return hash_identifier(pgn, SALT, params=CHEAP)
 
 
 # ---------------------------------------------------------------------------- hash
@@ -63,7 +63,7 @@ def test_hash_writes_pgn_and_hash_per_line_in_input_order(runner: CliRunner) -> 
         f"{ONDERWIJSNUMMER},{cheap(ONDERWIJSNUMMER)}",
         f"{TEST_BSN},{cheap(TEST_BSN)}",
     ]
-    assert "hashed 3 pgns" in result.stderr
+    assert "hashed 3 identifiers" in result.stderr
 
 
 @pytest.mark.usefixtures("cheap_nv1")
@@ -104,13 +104,31 @@ def test_hash_reports_invalid_lines_by_number_and_fails_at_the_end(runner: CliRu
     result = runner.invoke(
         app,
         ["hash", "--workers", "1", "--salt", SALT],
-        input=f"{BSN}\n111252333\nnot a number\n{TEST_BSN}\n",
+        input=f"{BSN}\n111252333\n12\n{TEST_BSN}\n",
     )
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [f"{BSN},{cheap(BSN)}", f"{TEST_BSN},{cheap(TEST_BSN)}"]
     assert "line 2: pgn fails the 11-test" in result.stderr
-    assert "line 3: pgn may only contain digits" in result.stderr
+    assert "line 3: pgn has 2 digits" in result.stderr
     assert "2 invalid line(s)" in result.stderr
+
+
+@pytest.mark.usefixtures("cheap_nv1")
+def test_hash_takes_teachers_identifiers_beside_pgns(runner: CliRunner) -> None:
+    teacher = "20DP teacher@school.com"
+    with_comma = "Jansen, J. <j.jansen@school.nl>"
+    result = runner.invoke(
+        app,
+        ["hash", "--workers", "1", "--salt", SALT],
+        input=f"{BSN}\n{teacher}\n {with_comma} \n",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"{BSN},{cheap(BSN)}",
+        f"{teacher},{cheap(teacher)}",
+        f'"{with_comma}",{cheap(with_comma)}',
+    ]
+    assert "hashed 3 identifiers" in result.stderr
 
 
 @pytest.mark.usefixtures("cheap_nv1")
@@ -145,7 +163,7 @@ def test_hash_progress_bar_can_be_forced_on(runner: CliRunner) -> None:
     )
     assert result.exit_code == 0
     assert "2/2" not in result.stderr  # stdin has no known total
-    assert "2pgn" in result.stderr.replace(" ", "")
+    assert "2id" in result.stderr.replace(" ", "")
 
 
 def test_hash_dry_run_validates_without_hashing(
@@ -162,19 +180,23 @@ def test_hash_dry_run_validates_without_hashing(
         input=f"{BSN}\n12\n{TEST_BSN}\n",
     )
     assert result.exit_code == 1
-    assert "validated (dry run, nothing hashed) 2 pgns" in result.stderr
+    assert "validated (dry run, nothing hashed) 2 identifiers" in result.stderr
     assert "line 2:" in result.stderr
     assert not target.exists()
 
 
-def test_hash_uses_the_real_nv1_parameters(runner: CliRunner) -> None:
+def test_hash_reproduces_both_of_kennisnets_reference_inputs(runner: CliRunner) -> None:
+    # The real NV-1 parameters, Kennisnet's pupil and teacher inputs and answers.
     result = runner.invoke(
         app,
-        ["hash", "--workers", "1", "--hash-only"],
-        input="063138219\n",
+        ["hash", "--workers", "2", "--hash-only"],
+        input="063138219\n20DP teacher@school.com\n",
         env={"KETENPOORT_NV1_SALT": SALT},
     )
-    assert result.stdout == "9735dfd2235eaeb5f0300886bcc99c82ffc1d6420c4e0bde8de7218def2135fa\n"
+    assert result.stdout.splitlines() == [
+        "9735dfd2235eaeb5f0300886bcc99c82ffc1d6420c4e0bde8de7218def2135fa",
+        "0b870ff044775ef0360655c40d5b284b7e3ae2b72207a6894794d787eb019e60",
+    ]
 
 
 @pytest.mark.parametrize(

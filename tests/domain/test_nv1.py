@@ -21,13 +21,17 @@ from domain.nv1 import (
     ScryptParams,
     decode_salt,
     hash_many,
-    hash_pgn,
+    hash_identifier,
+    nv1_input,
 )
 
-# Kennisnet's published test salt and pgn from its Java reference client
+# Kennisnet's published test salt and its two reference inputs, a pupil's pgn and a
+# teacher's identifier, from its Java reference client
 # (Nummervoorziening-JavaReferenceImplementation, ScryptUtilTest / AbstractUnitTest).
 KENNISNET_TEST_SALT = "rktYml0MIp9TC9u6Ny6uqw=="
 KENNISNET_TEST_PGN = "063138219"
+KENNISNET_TEST_TEACHER = "20DP teacher@school.com"
+KENNISNET_TEACHER_HASH = "0b870ff044775ef0360655c40d5b284b7e3ae2b72207a6894794d787eb019e60"
 # That client's published answer for the older SchoolID parameters N=16384, r=8, p=1.
 KENNISNET_SCHOOLID_PARAMS = ScryptParams(n=16384, r=8, p=1)
 KENNISNET_SCHOOLID_HASH = "95237cd20963e630034620324550809a3df98bbe0774a36c356bf5dbc8a65e7b"
@@ -41,7 +45,7 @@ PGNS = ["111222333", "101222331", "063138219", "999993653", "999990019"]
 
 @pytest.fixture(scope="module")
 def nv1_hash_of_test_pgn() -> str:
-    return hash_pgn(KENNISNET_TEST_PGN, KENNISNET_TEST_SALT)
+    return hash_identifier(KENNISNET_TEST_PGN, KENNISNET_TEST_SALT)
 
 
 def test_nv1_parameters_are_those_of_the_rule() -> None:
@@ -56,6 +60,41 @@ def test_nv1_memory_ceiling_covers_what_openssl_needs() -> None:
 
 def test_nv1_hash_matches_the_pasted_known_answer(nv1_hash_of_test_pgn: str) -> None:
     assert nv1_hash_of_test_pgn == NV1_EXPECTED_HASH
+
+
+def test_nv1_hashes_kennisnets_teacher_reference_input() -> None:
+    # No pgn for teachers: NV-1 hashes their identifier, lower-cased, as it is.
+    assert hash_identifier(KENNISNET_TEST_TEACHER, KENNISNET_TEST_SALT) == KENNISNET_TEACHER_HASH
+
+
+@pytest.mark.parametrize(
+    ("written", "hashed"),
+    [
+        ("20DP teacher@school.com", "20DP teacher@school.com"),
+        ("  20DP Teacher@School.com\n", "20DP Teacher@School.com"),
+        ("juf.jansen@school.nl", "juf.jansen@school.nl"),
+        ("Ünïcode-leraar@school.nl", "Ünïcode-leraar@school.nl"),
+        ("0631.38.219", "063138219"),
+        ("063 138 219", "063138219"),
+    ],
+)
+def test_nv1_input_is_any_identifier_trimmed_and_a_pgn_in_nine_digits(
+    written: str, hashed: str
+) -> None:
+    assert nv1_input(written) == hashed
+
+
+def test_nv1_lower_cases_and_utf8_encodes_any_identifier() -> None:
+    upper = hash_identifier("Ünïcode-LERAAR@school.nl", KENNISNET_TEST_SALT, params=CHEAP)
+    expected = hashlib.scrypt(
+        "ünïcode-leraar@school.nl".encode(),
+        salt=base64.b64decode(KENNISNET_TEST_SALT),
+        n=CHEAP.n,
+        r=CHEAP.r,
+        p=CHEAP.p,
+        dklen=32,
+    ).hex()
+    assert upper == expected
 
 
 def test_nv1_hash_matches_scrypt_computed_independently(nv1_hash_of_test_pgn: str) -> None:
@@ -78,7 +117,7 @@ def test_nv1_hash_is_64_lowercase_hex(nv1_hash_of_test_pgn: str) -> None:
 
 def test_hashing_reproduces_kennisnets_published_vector() -> None:
     assert (
-        hash_pgn(KENNISNET_TEST_PGN, KENNISNET_TEST_SALT, params=KENNISNET_SCHOOLID_PARAMS)
+        hash_identifier(KENNISNET_TEST_PGN, KENNISNET_TEST_SALT, params=KENNISNET_SCHOOLID_PARAMS)
         == KENNISNET_SCHOOLID_HASH
     )
 
@@ -86,7 +125,7 @@ def test_hashing_reproduces_kennisnets_published_vector() -> None:
 @pytest.mark.parametrize("written", ["0631.38.219", " 063-138-219 ", "063 138 219\n"])
 def test_formatted_pgn_hashes_like_its_nine_digits(written: str) -> None:
     assert (
-        hash_pgn(written, KENNISNET_TEST_SALT, params=KENNISNET_SCHOOLID_PARAMS)
+        hash_identifier(written, KENNISNET_TEST_SALT, params=KENNISNET_SCHOOLID_PARAMS)
         == KENNISNET_SCHOOLID_HASH
     )
 
@@ -96,8 +135,9 @@ def test_formatted_pgn_hashes_like_its_nine_digits(written: str) -> None:
     [
         ("063138218", Problem.CHECK_DIGIT),
         ("63138219", Problem.LENGTH),
-        ("20DP teacher@school.com", Problem.ALPHABET),
+        ("063-138-218", Problem.CHECK_DIGIT),
         ("", Problem.EMPTY),
+        ("   ", Problem.EMPTY),
     ],
 )
 def test_invalid_pgn_is_refused_before_hashing(
@@ -105,7 +145,7 @@ def test_invalid_pgn_is_refused_before_hashing(
 ) -> None:
     monkeypatch.setattr(hashlib, "scrypt", _must_not_be_called)
     with pytest.raises(IdentifierError) as caught:
-        hash_pgn(pgn, KENNISNET_TEST_SALT)
+        hash_identifier(pgn, KENNISNET_TEST_SALT)
     assert caught.value.problem == problem
 
 
@@ -125,13 +165,13 @@ def test_salt_is_base64_decoded_before_use() -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_hash_many_keeps_input_order(workers: int) -> None:
-    expected = [hash_pgn(pgn, KENNISNET_TEST_SALT, params=CHEAP) for pgn in PGNS]
+    expected = [hash_identifier(pgn, KENNISNET_TEST_SALT, params=CHEAP) for pgn in PGNS]
     got = list(hash_many(PGNS, KENNISNET_TEST_SALT, workers, params=CHEAP))
     assert got == expected
 
 
 def test_hash_many_with_batches_keeps_input_order() -> None:
-    expected = [hash_pgn(pgn, KENNISNET_TEST_SALT, params=CHEAP) for pgn in PGNS * 3]
+    expected = [hash_identifier(pgn, KENNISNET_TEST_SALT, params=CHEAP) for pgn in PGNS * 3]
     got = hash_many(PGNS * 3, KENNISNET_TEST_SALT, 2, params=CHEAP, batch_size=4)
     assert list(got) == expected
 
@@ -147,7 +187,7 @@ def test_hash_many_streams_an_endless_input() -> None:
     stream = hash_many(endless(), KENNISNET_TEST_SALT, 2, params=CHEAP)
     first = list(islice(stream, 7))
     stream.close()
-    expected = [hash_pgn(pgn, KENNISNET_TEST_SALT, params=CHEAP) for pgn in PGNS]
+    expected = [hash_identifier(pgn, KENNISNET_TEST_SALT, params=CHEAP) for pgn in PGNS]
     assert first == list(islice(cycle(expected), 7))
     # Only a window of two tasks per worker is read ahead.
     assert next(pulled) <= 7 + 2 * 2 + 1
@@ -155,7 +195,7 @@ def test_hash_many_streams_an_endless_input() -> None:
 
 def test_hash_many_raises_when_the_stream_reaches_an_invalid_pgn() -> None:
     stream = hash_many([PGNS[0], "123"], KENNISNET_TEST_SALT, 1, params=CHEAP)
-    assert next(stream) == hash_pgn(PGNS[0], KENNISNET_TEST_SALT, params=CHEAP)
+    assert next(stream) == hash_identifier(PGNS[0], KENNISNET_TEST_SALT, params=CHEAP)
     with pytest.raises(IdentifierError):
         next(stream)
 
