@@ -20,8 +20,8 @@ from domain.nv1 import (
     SaltError,
     ScryptParams,
     decode_salt,
-    hash_many,
     hash_identifier,
+    hash_many,
     nv1_input,
 )
 
