@@ -565,23 +565,31 @@ async def create(
 
 @dataclass(frozen=True)
 class Locked:
-    """An entitlement locked for update, with what the transition needs to know."""
+    """An entitlement locked for update, with what the transition needs to know.
+
+    `state` is read once, when the row is locked: the ORM updates `row` in place
+    when a statement changes it, and an event or audit row must record what the
+    entitlement was before the change, not after."""
 
     row: Entitlement
     seller_id: int
+    state: EntitlementState
 
-    @property
-    def state(self) -> EntitlementState:
-        row = self.row
-        return EntitlementState(
-            status=EntitlementStatus(row.status),
-            status_before_block=EntitlementStatus(row.status_before_block)
-            if row.status_before_block
-            else None,
-            variant=Variant(row.variant),
-            quantity=row.quantity,
-            licences_used=row.licences_used,
-            activation_until_date=row.activation_until_date,
+    @classmethod
+    def of(cls, row: Entitlement, seller_id: int) -> Locked:
+        return cls(
+            row,
+            seller_id,
+            EntitlementState(
+                status=EntitlementStatus(row.status),
+                status_before_block=EntitlementStatus(row.status_before_block)
+                if row.status_before_block
+                else None,
+                variant=Variant(row.variant),
+                quantity=row.quantity,
+                licences_used=row.licences_used,
+                activation_until_date=row.activation_until_date,
+            ),
         )
 
 
@@ -647,7 +655,7 @@ async def lock(
                 "consent required: the school has revoked or never activated the data "
                 "exchange ENTITLEMENTS for this supplier, or has no valid processing agreement"
             )
-    return Locked(row, seller_id)
+    return Locked.of(row, seller_id)
 
 
 async def _save_status(
@@ -721,7 +729,7 @@ async def apply_action(
         "entitlement",
         locked.row.id,
         school_id=locked.row.school_id,
-        detail={"from": locked.row.status, "to": new.status.value},
+        detail={"from": locked.state.status.value, "to": new.status.value},
     )
     return new.status
 
@@ -761,7 +769,7 @@ async def report_failure(
             _event(
                 locked,
                 EventKind.ENTITLEMENT_FAILED,
-                locked.row.status,
+                locked.state.status.value,
                 code=int(code),
                 recipientRole=role.value,
                 recipientSupplierId=actor.supplier_id,
@@ -806,7 +814,7 @@ async def lower_quantity(
                 EventKind.ENTITLEMENT_QUANTITY_LOWERED,
                 new.status.value,
                 quantity=quantity,
-                previousQuantity=locked.row.quantity,
+                previousQuantity=locked.state.quantity,
             )
         ],
     )
@@ -817,7 +825,7 @@ async def lower_quantity(
         "entitlement",
         locked.row.id,
         school_id=locked.row.school_id,
-        detail={"from": locked.row.quantity, "to": quantity},
+        detail={"from": locked.state.quantity, "to": quantity},
     )
 
 
@@ -936,8 +944,12 @@ async def history(session: AsyncSession, entitlement_ids: list[int]) -> dict[int
     return found
 
 
-async def entitlements_of_delivery(session: AsyncSession, delivery_id: int) -> list[Entitlement]:
-    rows = await session.scalars(
-        select(Entitlement).where(Entitlement.delivery_id == delivery_id).order_by(Entitlement.id)
-    )
+async def entitlements_of_delivery(
+    session: AsyncSession, delivery_id: int, visible: Any = None
+) -> list[Entitlement]:
+    """The delivery's entitlements that `visible` (SQL on Entitlement) lets through."""
+    statement = select(Entitlement).where(Entitlement.delivery_id == delivery_id)
+    if visible is not None:
+        statement = statement.where(visible)
+    rows = await session.scalars(statement.order_by(Entitlement.id))
     return list(rows)
