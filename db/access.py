@@ -14,20 +14,31 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy import String, and_, cast, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
     DataExchange,
     Delivery,
     Enrolment,
+    Entitlee,
     Entitlement,
     EntitlementRecipient,
     Licence,
+    Person,
+    PersonIdentifier,
     ProcessingAgreement,
     Product,
 )
-from domain.consent import Access, ConsentFacts, best, decide, needs_activation, needs_mandate
+from domain.consent import (
+    Access,
+    ConsentFacts,
+    best,
+    decide,
+    needs_activation,
+    needs_mandate,
+    person_access,
+)
 from domain.entitlements import RecipientRole
 from domain.roles import DataType, Role
 
@@ -97,11 +108,9 @@ def _recipient_of(scope: Scope, role: Role) -> Any:
     )
 
 
-def entitlement_scope(scope: Scope, data_type: DataType = DataType.ENTITLEMENTS) -> Any:
-    """SQL on `Entitlement`: the entitlements whose `data_type` data the caller may
-    see (ENTITLEMENTS for the entitlement itself, ACTIVATIONS for its licences)."""
-    if Role.OPERATOR in scope.roles:
-        return true()
+def _entitlement_conditions(scope: Scope, data_type: DataType | None) -> list[Any]:
+    """Per role of the caller, SQL on `Entitlement`: it takes part in it; with a
+    `data_type`, recipients also need the school's consent for it."""
     conditions = []
     for role in scope.roles:
         if role == Role.SELLER:
@@ -119,15 +128,31 @@ def entitlement_scope(scope: Scope, data_type: DataType = DataType.ENTITLEMENTS)
                 )
             )
         elif role in RECIPIENT_ROLE:
+            recipient = _recipient_of(scope, role)
             conditions.append(
-                and_(
-                    _recipient_of(scope, role),
-                    consented(Entitlement.school_id, scope, role, data_type),
-                )
+                recipient
+                if data_type is None
+                else and_(recipient, consented(Entitlement.school_id, scope, role, data_type))
             )
         elif role == Role.SCHOOL and scope.school_id is not None:
             conditions.append(Entitlement.school_id == scope.school_id)
-    return or_(false(), *conditions)
+    return conditions
+
+
+def entitlement_scope(scope: Scope, data_type: DataType = DataType.ENTITLEMENTS) -> Any:
+    """SQL on `Entitlement`: the entitlements whose `data_type` data the caller may
+    see (ENTITLEMENTS for the entitlement itself, ACTIVATIONS for its licences)."""
+    if Role.OPERATOR in scope.roles:
+        return true()
+    return or_(false(), *_entitlement_conditions(scope, data_type))
+
+
+def entitlement_involvement(scope: Scope) -> Any:
+    """SQL on `Entitlement`: the caller takes part in it, consent or not (the
+    relation that earns a "consent required" instead of "not found")."""
+    if Role.OPERATOR in scope.roles:
+        return true()
+    return or_(false(), *_entitlement_conditions(scope, None))
 
 
 def licence_scope(scope: Scope) -> Any:
@@ -141,8 +166,9 @@ def licence_scope(scope: Scope) -> Any:
 
 
 def person_scope(person_id: Any, scope: Scope) -> Any:
-    """SQL: the caller may read this person's school organisation data at some
-    school where the person is enrolled."""
+    """SQL: the caller may read this person (its identifiers; `domain.consent`'s
+    person rule): it may read school organisation data at some school where the
+    person is enrolled."""
     if Role.OPERATOR in scope.roles:
         return true()
     conditions = []
@@ -161,6 +187,64 @@ def person_scope(person_id: Any, scope: Scope) -> Any:
                 consented(Enrolment.school_id, scope, role, DataType.SCHOOL_ORGANISATION)
             )
     return exists().where(Enrolment.person_id == person_id, or_(false(), *conditions))
+
+
+def person_related(person_id: Any, scope: Scope) -> Any:
+    """SQL: the caller is related to this person (`domain.consent`'s person rule):
+    it takes part in an entitlement naming the person or one the person holds a
+    licence on, or a school where the person is enrolled works with it (a data
+    exchange, active or revoked, or a processing agreement). A school administrator
+    is related to its own pupils only."""
+    if Role.OPERATOR in scope.roles:
+        return true()
+    conditions = []
+    if Role.SCHOOL in scope.roles and scope.school_id is not None:
+        conditions.append(
+            exists().where(Enrolment.person_id == person_id, Enrolment.school_id == scope.school_id)
+        )
+    suppliers = Scope(scope.supplier_id, scope.roles - {Role.SCHOOL}, None, scope.today)
+    if suppliers.roles:
+        works_with = or_(
+            exists().where(
+                DataExchange.school_id == Enrolment.school_id,
+                DataExchange.supplier_id == scope.supplier_id,
+            ),
+            exists().where(
+                ProcessingAgreement.school_id == Enrolment.school_id,
+                ProcessingAgreement.supplier_id == scope.supplier_id,
+            ),
+        )
+        conditions.append(exists().where(Enrolment.person_id == person_id, works_with))
+        involved = entitlement_involvement(suppliers)
+        conditions.append(
+            exists(
+                select(Licence.id)
+                .join(Entitlement, Entitlement.id == Licence.entitlement_id)
+                .where(Licence.person_id == person_id, involved)
+            )
+        )
+        conditions.append(
+            exists(
+                select(Entitlee.id)
+                .join(Entitlement, Entitlement.id == Entitlee.entitlement_id)
+                .where(Entitlee.person_id == person_id, involved)
+            )
+        )
+    return or_(false(), *conditions)
+
+
+def visible_identifiers(scope: Scope) -> Any:
+    """SQL on `PersonIdentifier` (of a person the caller may see): identifiers
+    valid chain-wide, and school-scoped ones (ASI) only of schools whose school
+    organisation data the caller may read: a school's own administration key is
+    that school's data."""
+    if Role.OPERATOR in scope.roles:
+        return true()
+    schools = visible_schools(scope, DataType.SCHOOL_ORGANISATION).subquery()
+    return or_(
+        PersonIdentifier.scope == "",
+        PersonIdentifier.scope.in_(select(cast(schools.c.id, String))),
+    )
 
 
 def visible_schools(scope: Scope, data_type: DataType, school_ids: list[int] | None = None) -> Any:
@@ -218,26 +302,38 @@ async def school_access(
     return best(answers)
 
 
-async def person_access(session: AsyncSession, scope: Scope, person_id: int) -> Access:
-    """May the caller read this person's school organisation data? ALLOWED when it
-    may at some school the person is enrolled at; otherwise the best answer over
-    those schools (CONSENT_REQUIRED tells the caller to ask the school)."""
-    if Role.OPERATOR in scope.roles:
-        return Access.ALLOWED
-    if await session.scalar(select(person_scope(person_id, scope))):
-        return Access.ALLOWED
-    school_ids = list(
+async def persons_access(
+    session: AsyncSession, scope: Scope, person_ids: list[int]
+) -> dict[int, Access]:
+    """What the caller may learn about each person (`domain.consent.person_access`):
+    ALLOWED, CONSENT_REQUIRED (related) or NOT_INVOLVED; at most two statements for
+    any number of persons."""
+    ids = sorted(set(person_ids))
+    if Role.OPERATOR in scope.roles or not ids:
+        return dict.fromkeys(ids, Access.ALLOWED)
+    allowed = set(
         await session.scalars(
-            select(Enrolment.school_id).where(Enrolment.person_id == person_id).distinct()
+            select(Person.id).where(Person.id.in_(ids), person_scope(Person.id, scope))
         )
     )
-    answers = [
-        await school_access(session, scope, school_id, DataType.SCHOOL_ORGANISATION)
-        for school_id in school_ids
-    ]
-    return (
-        best([a for a in answers if a is not Access.ALLOWED]) if answers else (Access.NOT_INVOLVED)
+    rest = [i for i in ids if i not in allowed]
+    related = (
+        set(
+            await session.scalars(
+                select(Person.id).where(Person.id.in_(rest), person_related(Person.id, scope))
+            )
+        )
+        if rest
+        else set()
     )
+    return {
+        i: person_access(allowed=i in allowed, related=i in related) for i in ids
+    }
+
+
+async def person_access_of(session: AsyncSession, scope: Scope, person_id: int) -> Access:
+    """`persons_access` for one person."""
+    return (await persons_access(session, scope, [person_id]))[person_id]
 
 
 async def entitlement_access(

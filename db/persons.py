@@ -43,12 +43,15 @@ async def by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Person]:
 
 
 async def identifiers_for(
-    session: AsyncSession, ids: list[int]
+    session: AsyncSession, ids: list[int], visible: Any = None
 ) -> dict[int, list[PersonIdentifier]]:
+    """Identifiers of persons, limited by `visible` (SQL on PersonIdentifier,
+    `db.access.visible_identifiers`) when given."""
+    statement = select(PersonIdentifier).where(PersonIdentifier.person_id.in_(ids))
+    if visible is not None:
+        statement = statement.where(visible)
     rows = await session.scalars(
-        select(PersonIdentifier)
-        .where(PersonIdentifier.person_id.in_(ids))
-        .order_by(PersonIdentifier.scheme, PersonIdentifier.id)
+        statement.order_by(PersonIdentifier.scheme, PersonIdentifier.id)
     )
     found: dict[int, list[PersonIdentifier]] = defaultdict(list)
     for row in rows:

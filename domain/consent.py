@@ -104,3 +104,50 @@ def best(accesses: list[Access]) -> Access:
     """A caller holding several roles gets the most permissive answer of them."""
     order = [Access.ALLOWED, Access.CONSENT_REQUIRED, Access.NOT_INVOLVED, Access.SCOPE_REQUIRED]
     return min(accesses, key=order.index) if accesses else Access.SCOPE_REQUIRED
+
+
+# --- persons and "not found" ---------------------------------------------------------------
+#
+# A person (its identifiers, and per school its school organisation data) is shown
+# to a caller that may read SCHOOL_ORGANISATION (`decide`) at a school where the
+# person is enrolled; a school administrator sees its own school's pupils. Every
+# path to a person follows this one rule: the direct lookups, a licence's holder,
+# a replayed or live answer that nests one, a filter by ECK iD.
+#
+# A caller that may not see the person is told CONSENT_REQUIRED only when it is
+# *related* to the person, so that it learns nothing it did not know already:
+#
+# * it takes part, in a role it holds, in an entitlement that names the person or
+#   that the person holds a licence on (seller, publisher's licence office,
+#   recipient; `domain.visibility.involved`), or
+# * a school where the person is enrolled works with it: has (or had) a data
+#   exchange with it, or a processing agreement.
+#
+# Any other caller gets the answer an unknown identifier gets (`disclose`).
+
+
+def person_access(*, allowed: bool, related: bool) -> Access:
+    """The answer about one person (see the rule above)."""
+    if allowed:
+        return Access.ALLOWED
+    return Access.CONSENT_REQUIRED if related else Access.NOT_INVOLVED
+
+
+class Disclosure(StrEnum):
+    """What a caller is told about a thing it named (a person, an entitlement, ...)."""
+
+    SHOWN = "SHOWN"
+    CONSENT_REQUIRED = "CONSENT_REQUIRED"
+    NOT_FOUND = "NOT_FOUND"
+
+
+def disclose(access: Access | None) -> Disclosure:
+    """The one place where "unknown" and "not yours" become the same answer:
+    `access` is None for a thing that does not exist. Only a caller related to the
+    thing hears that the school's consent is missing; anyone else, whatever the
+    reason, gets exactly what an unknown identifier gets."""
+    if access is Access.ALLOWED:
+        return Disclosure.SHOWN
+    if access is Access.CONSENT_REQUIRED:
+        return Disclosure.CONSENT_REQUIRED
+    return Disclosure.NOT_FOUND

@@ -12,7 +12,7 @@ from strawberry.types import Info
 from db import access
 from db import delivery as store
 from db.idempotency import ReferenceConflict, request_hash
-from domain.consent import Access, ConsentMissing
+from domain.consent import ConsentMissing, Disclosure, disclose
 from domain.delivery import validate_delivery
 from domain.entitlements import EntitlementAction, RecipientRole
 from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
@@ -20,7 +20,7 @@ from domain.roles import Role
 from resolvers.auth import Principal, principal
 from resolvers.clock import today
 from resolvers.writes import actor, run_once
-from schema.errors import ConsentRequired
+from schema.errors import entitlement_consent_required
 from schema.payloads import conflict_payload, error_payload
 from schema.types import Entitlement
 
@@ -161,13 +161,18 @@ async def _step(
     try:
         answer, replayed = await run_once(context, caller, operation, reference_id, message, work)
     except ConsentMissing as missing:
-        raise ConsentRequired(str(missing)) from missing
+        raise entitlement_consent_required() from missing
     except ReferenceConflict as conflict:
         return conflict_payload(reference_id, str(conflict))
     except DomainError as error:
         return error_payload(error)
-    row = await context.loaders.entitlement.load(answer["entitlementId"])
-    return EntitlementChanged(entitlement=Entitlement.from_row(row), replayed=replayed)
+    # The entitlement in the answer is read like any read, with the caller's rights
+    # of now: a repeated message after the school revoked its consent gets
+    # CONSENT_REQUIRED, not the stored or current entitlement.
+    changed = await _read_entitlement(info, answer["entitlementId"], audit=replayed)
+    if changed is None:
+        return error_payload(store.unknown_entitlement(answer["entitlementId"]))
+    return EntitlementChanged(entitlement=changed, replayed=replayed)
 
 
 async def confirm(info: Info, input: EntitlementStepInput, role: RecipientRole) -> Any:
@@ -250,21 +255,29 @@ async def lower_quantity(info: Info, input: EntitlementQuantityInput) -> Any:
 # --- reads --------------------------------------------------------------------------------
 
 
+async def _read_entitlement(info: Info, pk: int, *, audit: bool = True) -> Entitlement | None:
+    """One entitlement as the caller may read it now; None for one that does not
+    exist or is not the caller's (`domain.consent.disclose`). `audit`: note the read
+    in the school's trail (not for the answer to a change, which has its own row;
+    a repeated message's answer is a read)."""
+    scope = (await principal(info.context)).scope
+    answer, row = await info.context.db.run(lambda s: access.entitlement_access(s, scope, pk))
+    match disclose(answer):
+        case Disclosure.CONSENT_REQUIRED:
+            raise entitlement_consent_required()
+        case Disclosure.SHOWN:
+            assert row is not None
+            if audit:
+                info.context.record_read(row.school_id, "read.entitlement", "entitlement", row.id)
+            return Entitlement.from_row(row)
+    return None
+
+
 async def entitlement(info: Info, id: Any) -> Entitlement | None:
-    caller = await principal(info.context)
     pk = _id(id)
     if pk is None:
         return None
-    scope = caller.scope
-    answer, row = await info.context.db.run(lambda s: access.entitlement_access(s, scope, pk))
-    if answer is Access.CONSENT_REQUIRED:
-        raise ConsentRequired(
-            "consent required: the school has revoked or never activated the data exchange "
-            "ENTITLEMENTS for this supplier, or has no valid processing agreement"
-        )
-    if row is not None:
-        info.context.record_read(row.school_id, "read.entitlement", "entitlement", row.id)
-    return Entitlement.from_row(row) if row is not None else None
+    return await _read_entitlement(info, pk)
 
 
 async def delivery(info: Info, id: Any, reference_id: str | None) -> Delivery | None:
@@ -311,5 +324,8 @@ async def delivery_totals(info: Info, delivery_pk: int) -> DeliveryTotals:
 
 
 async def delivery_entitlements(info: Info, delivery_pk: int) -> list[Entitlement]:
-    rows = await info.context.db.run(lambda s: store.entitlements_of_delivery(s, delivery_pk))
+    scope = (await principal(info.context)).scope
+    rows = await info.context.db.run(
+        lambda s: store.entitlements_of_delivery(s, delivery_pk, access.entitlement_scope(scope))
+    )
     return [Entitlement.from_row(r) for r in rows]

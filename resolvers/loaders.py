@@ -12,6 +12,7 @@ from strawberry.dataloader import DataLoader
 from db import access, catalogue, entitlements, organisations, persons, suppliers
 from db import delivery as deliveries
 from db.access import Scope
+from domain.consent import Access
 from domain.identifiers import OrgLevel
 from domain.roles import DataType
 from resolvers.context import Database
@@ -79,8 +80,21 @@ class Loaders:
         self.components = _many(db, catalogue.components_for)
         self.subject = _one(db, catalogue.subjects_by_ids)
         self.group = _one(db, catalogue.groups_by_ids)
-        self.person = _one(db, persons.by_ids)
-        self.person_identifiers = _many(db, persons.identifiers_for)
+        async def persons_with_access(session: Any, ids: list[int]) -> dict[int, Any]:
+            current = scope()
+            if current is None:
+                return {}
+            answers = await access.persons_access(session, current, ids)
+            shown = [i for i, answer in answers.items() if answer is Access.ALLOWED]
+            rows = await persons.by_ids(session, shown) if shown else {}
+            return {i: (answer, rows.get(i)) for i, answer in answers.items()}
+
+        # A person as (Access, row): the row only when the caller may see it.
+        self.person = _one(db, persons_with_access)
+        self.person_identifiers = _many(
+            db,
+            lambda s, ids: persons.identifiers_for(s, ids, visible(access.visible_identifiers)),
+        )
         self.enrolments = _many(db, lambda s, ids: persons.enrolments_for(s, ids, schools()))
         self.person_groups = _many(db, lambda s, ids: persons.groups_for(s, ids, schools()))
         self.person_subjects = _many(db, lambda s, ids: persons.subjects_for(s, ids, schools()))

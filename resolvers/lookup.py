@@ -87,6 +87,8 @@ async def find_organisation(
 @dataclass(frozen=True)
 class PersonFound:
     row: Person
+    scheme: PersonIdScheme
+    value: str
 
 
 @dataclass(frozen=True)
@@ -121,5 +123,11 @@ async def find_person(
         scope = str(found.row.id)
     row = await db.run(lambda s: persons.by_identifier(s, scheme, clean, scope))
     if row is None:
-        return PersonMissing(scheme, clean, f"no person has {scheme.value} {clean!r}")
-    return PersonFound(row)
+        return person_missing(scheme, clean)
+    return PersonFound(row, scheme, clean)
+
+
+def person_missing(scheme: PersonIdScheme, value: str) -> PersonMissing:
+    """The answer for an unknown person, and (`domain.consent.disclose`) for a
+    person the caller has no relation to: the same in every field."""
+    return PersonMissing(scheme, value, f"no person found for {scheme.value} {value!r}")

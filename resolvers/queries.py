@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from db import access, catalogue, entitlements, organisations
 from db.pagination import InvalidCursor, fetch_page
-from domain.consent import Access
+from domain.consent import Access, Disclosure, disclose
 from domain.identifiers import (
     IdentifierError,
     OrgLevel,
@@ -21,7 +21,13 @@ from domain.roles import DataType
 from resolvers import lookup
 from resolvers.auth import principal
 from resolvers.clock import today
-from schema.errors import BadInput, ConsentRequired, Forbidden, GatewayError
+from schema.errors import (
+    BadInput,
+    ConsentRequired,
+    Forbidden,
+    GatewayError,
+    person_consent_required,
+)
 from schema.filters import EntitlementFilter, LicenceFilter, OrganisationFilter, ProductFilter
 from schema.lookups import (
     InvalidIdentifier,
@@ -94,24 +100,36 @@ async def organisation(
     return org_lookup_result(found)  # type: ignore[no-any-return]
 
 
-async def _visible_person(info: Info, found: lookup.PersonResult) -> Any:
-    """A found person is shown only to callers that may read its school
-    organisation data; a caller that needs the school's consent is told so; any
-    other caller learns nothing (not found)."""
+async def person_disclosure(info: Info, found: lookup.PersonResult) -> Disclosure | None:
+    """The person rule for a person named by identifier (`domain.consent`): None
+    when the identifier is malformed (nothing was looked up)."""
     if isinstance(found, lookup.PersonFound):
         scope = (await principal(info.context)).scope
         person_id = found.row.id
-        answer = await info.context.db.run(lambda s: access.person_access(s, scope, person_id))
-        if answer is Access.CONSENT_REQUIRED:
-            raise ConsentRequired(
-                "consent required: the pupil's school has not activated the data exchange "
-                "SCHOOL_ORGANISATION for this supplier, or has no valid processing agreement"
-            )
-        if answer is not Access.ALLOWED:
-            return PersonNotFound(scheme=PersonIdScheme.ECK_ID, value="", message="no such person")
-        schools = await info.context.db.run(lambda s: access.enrolled_schools(s, person_id))
-        for school_id in schools or [None]:
-            info.context.record_read(school_id, "read.person", "person", person_id)
+        answer = await info.context.db.run(
+            lambda s: access.person_access_of(s, scope, person_id)
+        )
+        return disclose(answer)
+    if isinstance(found, lookup.PersonMissing):
+        return disclose(None)
+    return None
+
+
+async def _visible_person(info: Info, found: lookup.PersonResult) -> Any:
+    """A person is shown only to callers that may read its school organisation
+    data; a related caller is told the school's consent is missing; anyone else
+    gets exactly what an unknown identifier gets."""
+    match await person_disclosure(info, found):
+        case Disclosure.CONSENT_REQUIRED:
+            raise person_consent_required()
+        case Disclosure.NOT_FOUND if isinstance(found, lookup.PersonFound):
+            return person_lookup_result(lookup.person_missing(found.scheme, found.value))
+        case Disclosure.SHOWN:
+            assert isinstance(found, lookup.PersonFound)
+            person_id = found.row.id
+            schools = await info.context.db.run(lambda s: access.enrolled_schools(s, person_id))
+            for school_id in schools or [None]:
+                info.context.record_read(school_id, "read.person", "person", person_id)
     return person_lookup_result(found)
 
 
@@ -127,6 +145,9 @@ async def person(info: Info, identifier: PersonIdentifierInput) -> PersonLookup:
 
 
 # --- lists ------------------------------------------------------------------------------
+
+#: A person id no row has: a filter on it lists nothing.
+NO_PERSON = 0
 
 
 def _int_id(value: Any, field: str) -> int:
@@ -303,9 +324,15 @@ async def licences_list(
         found = await lookup.find_person(info.context.db, PersonIdScheme.ECK_ID, filter.eck_id)
         if isinstance(found, lookup.Malformed):
             raise BadInput(str(found.error), field="filter.eckId")
-        if not isinstance(found, lookup.PersonFound):
-            raise BadInput(getattr(found, "message", "unknown person"), field="filter.eckId")
-        person_id = found.row.id
+        match await person_disclosure(info, found):
+            case Disclosure.SHOWN:
+                assert isinstance(found, lookup.PersonFound)
+                person_id = found.row.id
+            case Disclosure.CONSENT_REQUIRED:
+                raise person_consent_required()
+            case _:
+                # Unknown, or not the caller's to know: the same empty list.
+                person_id = NO_PERSON
     scope = (await principal(info.context)).scope
     statement = entitlements.licence_list_statement(
         school_ids=await school_ids(info, filter.school, "filter.school", DataType.ACTIVATIONS)

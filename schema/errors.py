@@ -44,6 +44,24 @@ class ConsentRequired(GatewayError):
     transport_code = int(TransportCode.CONSENT_REQUIRED)
 
 
+def person_consent_required() -> ConsentRequired:
+    """The answer to a caller related to a person it may not see (one text for the
+    direct lookups and every nested path)."""
+    return ConsentRequired(
+        "consent required: the pupil's school has not activated the data exchange "
+        "SCHOOL_ORGANISATION for this supplier, or has no valid processing agreement"
+    )
+
+
+def entitlement_consent_required() -> ConsentRequired:
+    """The answer to a recipient of an entitlement whose school withholds its consent
+    (a read of the entitlement, or the answer to a step on it, first or repeated)."""
+    return ConsentRequired(
+        "consent required: the school has revoked or never activated the data exchange "
+        "ENTITLEMENTS for this supplier, or has no valid processing agreement"
+    )
+
+
 class BadInput(GatewayError):
     code = "BAD_USER_INPUT"
 

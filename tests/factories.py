@@ -310,3 +310,35 @@ async def _address(
                 state=RecipientState.CONFIRMED.value,
             )
         )
+
+
+async def grant_consent(
+    session: AsyncSession,
+    *,
+    school: int,
+    supplier: int,
+    role: str,
+    data_types: Iterable[str],
+    mandate: bool = True,
+) -> None:
+    """The school activates `data_types` for the supplier in `role` and, with
+    `mandate`, registers a processing agreement valid from today."""
+    from db.models import DataExchange, ProcessingAgreement
+
+    for data_type in data_types:
+        session.add(
+            DataExchange(
+                school_id=school,
+                supplier_id=supplier,
+                role=role,
+                data_type=data_type,
+                activated_by="test",
+            )
+        )
+    if mandate:
+        session.add(
+            ProcessingAgreement(
+                school_id=school, supplier_id=supplier, reference="test", valid_from=today()
+            )
+        )
+    await session.flush()

@@ -10,7 +10,10 @@ a role outside the operation's roles is FORBIDDEN (transport code 3); school dat
 needs the school's activation and, when confidential, a valid mandate (else
 CONSENT_REQUIRED, transport code 4); shop and licence office are exempt for
 entitlements and activations; the administration system needs the mandate only;
-the school itself and the operator need nothing.
+the school itself and the operator need nothing. A caller with no relation to the
+pupil asked for (no entitlement of the pupil it takes part in, and the school has no
+data exchange or processing agreement with it) is told what an unknown identifier
+is told (NOT_FOUND), so that it cannot learn whether the pupil exists.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Operation:
     data_type: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
     needs_pupil: bool = False
+    about_person: bool = False
 
 
 def op(
@@ -92,6 +96,7 @@ OPERATIONS: list[Operation] = [
         {"seller", "licensor", "portal", "sis", "school", "operator"},
         "SCHOOL_ORGANISATION",
         needs_pupil=True,
+        about_person=True,
     ),
     op(
         "person",
@@ -99,6 +104,7 @@ OPERATIONS: list[Operation] = [
         "{ __typename } }",
         {"seller", "licensor", "portal", "sis", "school", "operator"},
         "SCHOOL_ORGANISATION",
+        about_person=True,
     ),
     op(
         "entitlement",
@@ -190,6 +196,11 @@ def expected(operation: Operation, role: str, state: str) -> str:
     if role in BILATERAL.get(data_type, set()):
         return "ALLOWED"
     if role == "sis":  # the mandate only
+        if operation.about_person and state == "absent":
+            # The demo pupils' entitlements are the shop's, the publisher's and the
+            # portals': the administration system without the school's agreement
+            # has no relation to the pupil.
+            return "NOT_FOUND"
         return "ALLOWED" if state in {"present", "revoked"} else "CONSENT_REQUIRED"
     return "ALLOWED" if state == "present" else "CONSENT_REQUIRED"
 
@@ -235,6 +246,9 @@ async def set_consent(session: Any, supplier_code: str, role: str, state: str) -
 
 def outcome(result: Any) -> str:
     if not result.errors:
+        found = next(iter((result.data or {}).values()), None)
+        if isinstance(found, dict) and found.get("__typename") == "PersonNotFound":
+            return "NOT_FOUND"
         return "ALLOWED"
     return str(result.errors[0].extensions.get("code", "ERROR"))
 
@@ -271,14 +285,18 @@ async def test_mutation_role_gate(gql: GraphQLClient, mutation: str, role: str) 
 
 
 async def _enrolled_pupil(session: Any) -> str:
-    from db.models import Enrolment, PersonIdentifier
+    """A pupil of the school holding a licence on one of the demo's entitlements
+    (so the shop, the publisher and the portals are related to it)."""
+    from db.models import Enrolment, Licence, PersonIdentifier
 
     school = await session.scalar(select(Organisation.id).where(Organisation.rio_id == SCHOOL))
     return str(
         await session.scalar(
             select(PersonIdentifier.value)
             .join(Enrolment, Enrolment.person_id == PersonIdentifier.person_id)
+            .join(Licence, Licence.person_id == PersonIdentifier.person_id)
             .where(Enrolment.school_id == school, PersonIdentifier.scheme == "ECK_ID")
+            .order_by(PersonIdentifier.person_id)
             .limit(1)
         )
     )

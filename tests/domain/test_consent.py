@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from domain.consent import Access, ConsentFacts, best, decide, needs_activation, needs_mandate
+from domain.consent import (
+    Access,
+    ConsentFacts,
+    Disclosure,
+    best,
+    decide,
+    disclose,
+    needs_activation,
+    needs_mandate,
+    person_access,
+)
 from domain.roles import DataType, Role
 
 FULL = ConsentFacts(involved=True, activated=True, mandate_valid=True)
@@ -64,3 +74,33 @@ def test_several_roles_get_the_most_permissive_answer() -> None:
     assert best([Access.SCOPE_REQUIRED, Access.CONSENT_REQUIRED]) is Access.CONSENT_REQUIRED
     assert best([Access.CONSENT_REQUIRED, Access.ALLOWED]) is Access.ALLOWED
     assert best([]) is Access.SCOPE_REQUIRED
+
+
+# --- persons and "not found" -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("allowed", "related", "expected"),
+    [
+        (True, True, Access.ALLOWED),
+        (True, False, Access.ALLOWED),
+        (False, True, Access.CONSENT_REQUIRED),
+        (False, False, Access.NOT_INVOLVED),
+    ],
+)
+def test_person_access(allowed: bool, related: bool, expected: Access) -> None:
+    assert person_access(allowed=allowed, related=related) is expected
+
+
+@pytest.mark.parametrize(
+    ("access", "told"),
+    [
+        (Access.ALLOWED, Disclosure.SHOWN),
+        (Access.CONSENT_REQUIRED, Disclosure.CONSENT_REQUIRED),
+        (Access.NOT_INVOLVED, Disclosure.NOT_FOUND),
+        (Access.SCOPE_REQUIRED, Disclosure.NOT_FOUND),
+        (None, Disclosure.NOT_FOUND),  # does not exist
+    ],
+)
+def test_unknown_and_not_yours_are_told_the_same(access: Access | None, told: Disclosure) -> None:
+    assert disclose(access) is told
