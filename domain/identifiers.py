@@ -71,6 +71,8 @@ from typing import Final
 from stdnum import ean, isbn
 from stdnum.nl import bsn, onderwijsnummer
 
+from domain.privacy import contains_pgn
+
 
 class Problem(StrEnum):
     """What is wrong with a value; stable strings that API errors can map to codes."""
@@ -307,13 +309,14 @@ def looks_like_pgn(raw: str) -> bool:
 
 
 def refuse_pgn(raw: str, scheme: str = "PGN") -> None:
-    """Raise ``IdentifierError(problem="forbidden")`` if the value looks like a pgn."""
-    if looks_like_pgn(raw):
+    """Raise ``IdentifierError(problem="forbidden")`` if the value is or holds a pgn
+    (``domain.privacy.contains_pgn``: ``LAS-111222333`` is refused like ``111222333``)."""
+    if contains_pgn(raw):
         raise IdentifierError(
             scheme,
             _redacted(raw),
             Problem.FORBIDDEN,
-            f"{scheme} value looks like a BSN or onderwijsnummer (9 digits passing the "
+            f"{scheme} value holds a BSN or onderwijsnummer (9 digits passing the "
             "11-test); the gateway never stores a pgn, send an ECK iD or another "
             "identifier instead",
         )

@@ -1,66 +1,151 @@
 """Data minimisation at the door: the gateway never accepts a BSN or
-onderwijsnummer (DOMAIN.md §3). Every string the caller sends, in variables or
-written into the query, is checked before anything runs; a value that is one is
-refused without repeating it (so logs cannot leak it either)."""
+onderwijsnummer, whole or inside free text (DOMAIN.md §3, the rule in
+`domain.privacy`). Every name and value of the query document (strings, Int and
+Float literals, enum names, operation, variable, field and fragment names, values
+inside lists and input objects) and every variable (values of every type, and
+the keys of input objects) is checked after parsing and before validation, so no
+validation or coercion message can repeat the number either. A request that
+holds one is refused as a whole with BAD_USER_INPUT (reason `pgn`), naming where
+it was and never the number.
+
+Not covered here (the transport's side): a document that does not parse (its
+syntax error message), the HTTP `operationName`, logs. They call
+`domain.privacy.contains_pgn` / `redact_pgns`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import ExecutionResult, StringValueNode, visit
-from graphql.language import Visitor
+from graphql import (
+    ArgumentNode,
+    DirectiveNode,
+    DocumentNode,
+    EnumValueNode,
+    FieldNode,
+    FloatValueNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    IntValueNode,
+    NamedTypeNode,
+    NameNode,
+    Node,
+    ObjectFieldNode,
+    OperationDefinitionNode,
+    StringValueNode,
+    VariableDefinitionNode,
+    VariableNode,
+)
 from strawberry.extensions import SchemaExtension
 
-from domain.identifiers import looks_like_pgn
+from domain.privacy import contains_pgn, number_holds_pgn, redact_pgns
 from schema.errors import BadInput
 
+_NAME_OF = {
+    OperationDefinitionNode: "the operation name",
+    VariableNode: "a variable name",
+    FieldNode: "a field name or alias",
+    ArgumentNode: "an argument name",
+    ObjectFieldNode: "an input field name",
+    FragmentDefinitionNode: "a fragment name",
+    FragmentSpreadNode: "a fragment name",
+    DirectiveNode: "a directive name",
+    NamedTypeNode: "a type name",
+}
 
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+
+def _value_holds_pgn(value: Any) -> bool:
     if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{path}.{index}")
+        return contains_pgn(value)
+    if isinstance(value, (int, float)):
+        return number_holds_pgn(value)
+    return False
 
 
-class _Literals(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.found = False
+def pgn_in_variables(variables: dict[str, Any] | None) -> str | None:
+    """Where in the variables a pgn is (`input.orderLines.0.quantity`), or None.
+    Walked with a stack: nesting depth costs no recursion."""
+    stack: list[tuple[Any, str]] = [(variables or {}, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                at = f"{path}.{key}" if path else str(key)
+                if contains_pgn(str(key)):
+                    return f"a field name in {path or 'the variables'}"
+                stack.append((item, at))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}.{index}") for index, item in enumerate(value))
+        elif _value_holds_pgn(value):
+            return path
+    return None
 
-    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
-        if looks_like_pgn(node.value):
-            self.found = True
+
+_LITERALS = (StringValueNode, EnumValueNode, IntValueNode, FloatValueNode)
+
+
+def pgn_in_document(document: DocumentNode) -> str | None:
+    """Where in the document a pgn is, or None: every node is visited once, with a
+    stack (fragments are not expanded), so the time is linear in the document."""
+    stack: list[tuple[Node, Node | None, str]] = [(document, None, "")]
+    while stack:
+        node, parent, path = stack.pop()
+        if isinstance(node, NameNode):
+            if contains_pgn(node.value):
+                kind = _NAME_OF.get(type(parent), "a name")
+                return f"{kind} at {path}" if path else kind
+            continue
+        if isinstance(node, _LITERALS):
+            # The literal's text as written (an Int literal is never converted:
+            # a 100,000-digit one would cost more than the check).
+            if contains_pgn(node.value):
+                return path or "the query"
+            continue
+        if isinstance(node, FieldNode):
+            path = f"{path}.{node.name.value}" if path else node.name.value
+        elif isinstance(node, (ArgumentNode, ObjectFieldNode)):
+            path = f"{path}.{node.name.value}"
+        elif isinstance(node, VariableDefinitionNode):
+            path = f"${node.variable.name.value}"
+        for key in node.keys:
+            child = getattr(node, key, None)
+            if isinstance(child, Node):
+                stack.append((child, node, path))
+            elif isinstance(child, tuple | list):
+                stack.extend(
+                    (item, node, f"{path}.{index}" if key == "values" else path)
+                    for index, item in enumerate(child)
+                    if isinstance(item, Node)
+                )
+    return None
+
+
+def pgn_refusal(where: str) -> BadInput:
+    # `where` is built from the caller's names and keys, which may hold the number.
+    where = redact_pgns(where)
+    return BadInput(
+        f"the input at {where} holds a BSN or onderwijsnummer (a number passing the "
+        "11-test); the gateway never accepts or stores one: use the ECK iD or another "
+        "identifier, and leave the number out of free text",
+        field=where,
+        reason="pgn",
+    )
 
 
 class RefusePgnInput(SchemaExtension):
-    def on_execute(self) -> Iterator[None]:
+    def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        where = next(
-            (path for path, text in _strings(context.variables or {}, "") if looks_like_pgn(text)),
-            None,
-        )
+        where = pgn_in_variables(context.variables)
         if where is None and context.graphql_document is not None:
-            literals = _Literals()
-            visit(context.graphql_document, literals)
-            where = "query" if literals.found else None
+            where = pgn_in_document(context.graphql_document)
         if where is not None:
-            context.result = ExecutionResult(
-                data=None,
-                errors=[
-                    BadInput(
-                        f"the input at {where} looks like a BSN or onderwijsnummer; the "
-                        "gateway never accepts or stores one (use the ECK iD or a secondary "
-                        "identifier)",
-                        field=where,
-                        reason="pgn",
-                    )
-                ],
-            )
+            # Set before validation runs (an earlier extension may already have
+            # validated): the refusal replaces whatever validation would say.
+            context.pre_execution_errors = [pgn_refusal(where)]
+            yield
+            context.pre_execution_errors = [pgn_refusal(where)]
+            return
         yield
 
 

@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from domain.entitlements import RecipientRole, Variant
 from domain.identifiers import PersonIdScheme
+from domain.privacy import redact_pgns
 from domain.roles import Role
 from resolvers import delivery as resolve
 from resolvers.auth import requires
@@ -188,8 +189,8 @@ class Delivery:
     def from_row(cls, row: Any) -> Delivery:
         return cls(
             id=strawberry.ID(str(row.id)),
-            reference_id=row.reference_id,
-            order_number=row.order_number,
+            reference_id=redact_pgns(row.reference_id),
+            order_number=None if row.order_number is None else redact_pgns(row.order_number),
             created_at=row.created_at,
             pk=row.id,
             seller_pk=row.seller_id,

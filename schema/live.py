@@ -13,6 +13,7 @@ from strawberry.types import Info
 
 from domain.entitlements import EntitlementStatus
 from domain.events import EventKind
+from domain.privacy import redact
 from domain.roles import Role
 from resolvers import live
 from resolvers.auth import requires
@@ -109,7 +110,7 @@ def build(
         status=row.status,
         occurred_at=row.occurred_at,
         actor_role=row.actor_role,
-        detail=row.payload,  # type: ignore[arg-type]  # JSON is a NewType over Any
+        detail=redact(row.payload),  # type: ignore[arg-type]  # JSON is a NewType over Any
         entitlement_id=_id(row.entitlement_id),
         delivery_id=_id(row.delivery_id),
         licence_id=_id(row.licence_id),

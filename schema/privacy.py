@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from domain.privacy import redact
 from domain.roles import Role
 from resolvers import privacy as resolve
 from resolvers.auth import requires
@@ -41,7 +42,7 @@ class AuditEntry:
             action=row.action,
             object_type=row.object_type,
             object_id=row.object_id,
-            detail=row.detail,
+            detail=redact(row.detail),
             supplier_pk=row.supplier_id,
         )
 

@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from db import models
 from db.pagination import Page, count, event_cursor
+from domain.consent import Disclosure, disclose
 from domain.entitlements import (
     EntitlementStatus,
     RecipientRole,
@@ -27,8 +28,10 @@ from domain.entitlements import (
 from domain.identifiers import OrgIdScheme, OrgLevel, PersonIdScheme, Sector
 from domain.licences import LicenceStatus, effective_licence_status, has_access
 from domain.persons import PersonKind
+from domain.privacy import redact, redact_pgns
 from domain.products import ProductType
 from resolvers.clock import today
+from schema.errors import person_consent_required
 
 T = TypeVar("T")
 
@@ -380,6 +383,22 @@ class Person:
         return [Licence.from_row(r) for r in rows]
 
 
+async def load_person(info: Info, pk: int | None, school_pk: int | None) -> Person | None:
+    """A person reached through another object (a licence's holder): the person rule
+    of `domain.consent`, batched by the `person` loader. `school_pk` is the school
+    whose audit trail notes the read."""
+    if pk is None:
+        return None
+    answer, row = await info.context.loaders.person.load(pk) or (None, None)
+    match disclose(answer):
+        case Disclosure.SHOWN:
+            info.context.record_read(school_pk, "read.persons", "person")
+            return Person.from_row(row)
+        case Disclosure.CONSENT_REQUIRED:
+            raise person_consent_required()
+    return None
+
+
 # --- entitlements and licences ---------------------------------------------------------------
 
 
@@ -418,7 +437,7 @@ class EntitlementEvent:
             status=row.status,
             occurred_at=row.occurred_at,
             actor_role=row.actor_role,
-            detail=row.payload,
+            detail=redact(row.payload),
         )
 
 
@@ -509,7 +528,9 @@ class Entitlement:
                 role=RecipientRole(r.role),
                 state=RecipientState(r.state),
                 failure_code=r.failure_code,
-                failure_message=r.failure_message,
+                failure_message=None
+                if r.failure_message is None
+                else redact_pgns(r.failure_message),
                 updated_at=r.updated_at,
                 supplier_pk=r.supplier_id,
             )
@@ -593,12 +614,13 @@ class Licence:
         row = await info.context.loaders.visible_entitlement.load(self.entitlement_pk)
         return Entitlement.from_row(row) if row else None
 
-    @strawberry.field(description="The holder; null after the person was erased.")
+    @strawberry.field(
+        description="The holder, under the same consent rule as `pupil`: shown when the "
+        "pupil's school lets the caller read its school organisation data; "
+        "CONSENT_REQUIRED when it does not; null after the person was erased."
+    )
     async def person(self, info: Info) -> Person | None:
-        if self.person_pk is None:
-            return None
-        row = await info.context.loaders.person.load(self.person_pk)
-        return Person.from_row(row) if row else None
+        return await load_person(info, self.person_pk, self.school_pk)
 
     @strawberry.field(description="The school the licence was activated at.")
     async def school(self, info: Info) -> Organisation | None:
