@@ -270,8 +270,8 @@ async def test_over_http_the_answer_and_the_log_hold_no_bsn(
 async def test_a_subscription_holding_a_bsn_is_refused(gql: GraphQLClient, session: Any) -> None:
     from graphql import ExecutionResult
 
+    from gateway.tokens import TokenVerifier
     from resolvers.broker import Broker
-    from resolvers.tokens import TokenVerifier
     from resolvers.websocket import LiveContext
     from schema import schema
     from tests.conftest import TEST_SETTINGS
