@@ -7,6 +7,7 @@ shown to other suppliers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from domain.privacy import REDACTED
 from tests.api.test_delivery import PORTAL, SHOP, delivery, submit
 from tests.conftest import GraphQLClient, LiveGateway, token_for
 
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
 BSN = "123456782"  # passes the 11-test
 AS_INT = 123456782
 ONDERWIJSNUMMER = "101222331"
@@ -291,3 +293,103 @@ async def test_a_subscription_holding_a_bsn_is_refused(gql: GraphQLClient, sessi
         result = await stream.__anext__()
         await stream.aclose()
     refused(result, "deliveryProgress.school.value")
+
+
+async def test_the_scrub_migration_redacts_text_stored_before_the_rule(
+    session: AsyncSession,
+) -> None:
+    """Migration 0005 on rows written before the rule, on both databases."""
+    import importlib.util
+
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    from db.models import SchoolSubject, TeachingGroup
+    from domain.entitlements import Variant
+    from tests.factories import make_entitlement, make_product, school_id
+
+    college = await school_id(session, "104A158")
+    entitlement = await make_entitlement(
+        session, product=await make_product(session), variant=Variant.SCHOOL, school=college
+    )
+    text = f"leerling bsn {BSN} onbekend"
+    await session.execute(
+        update(EntitlementRecipient)
+        .where(EntitlementRecipient.entitlement_id == entitlement.id)
+        .values(failure_message=text)
+    )
+    failed = Event(
+        kind="ENTITLEMENT_FAILED",
+        school_id=college,
+        entitlement_id=entitlement.id,
+        status="ENTITLED",
+        payload={"code": 7, "message": text, "recipientSupplierId": 3},
+    )
+    other = Event(
+        kind="ENTITLEMENT_CREATED",
+        school_id=college,
+        entitlement_id=entitlement.id,
+        status="ENTITLED",
+        payload={"productId": "9789001123456"},
+    )
+    session.add_all([failed, other])
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id == entitlement.delivery_id)
+        .values(order_number=f"ORD {ONDERWIJSNUMMER}")
+    )
+    audit = AuditLog(
+        action="deliverySubmit",
+        object_type="delivery",
+        object_id=str(entitlement.delivery_id),
+        school_id=college,
+        detail={"referenceId": f"REF-{BSN}", "entitlements": 1},
+    )
+    session.add(audit)
+    group = await session.scalar(select(TeachingGroup).limit(1))
+    subject = await session.scalar(select(SchoolSubject).limit(1))
+    assert group is not None
+    assert subject is not None
+    group.name = f"Klas 1A ({BSN})"
+    subject_name = subject.name
+    await session.flush()
+
+    (found,) = MIGRATIONS.glob("*_scrub_pgns_from_stored_text.py")
+    spec = importlib.util.spec_from_file_location("scrub", found)
+    assert spec is not None
+    assert spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+
+    def run(connection: Any) -> None:
+        with Operations.context(MigrationContext.configure(connection)):
+            migration.upgrade()
+
+    ids = (failed.id, other.id, audit.id, group.id, subject.id)
+    connection = await session.connection()
+    await connection.run_sync(run)
+    session.expire_all()
+    failed_id, other_id, audit_id, group_id, subject_id = ids
+
+    message = await session.scalar(
+        select(EntitlementRecipient.failure_message).where(
+            EntitlementRecipient.entitlement_id == entitlement.id,
+            EntitlementRecipient.failure_message.is_not(None),
+        )
+    )
+    assert message == f"leerling bsn {REDACTED} onbekend"
+    assert (await session.get(Event, failed_id)).payload == {
+        "code": 7,
+        "message": f"leerling bsn {REDACTED} onbekend",
+        "recipientSupplierId": 3,
+    }
+    assert (await session.get(Event, other_id)).payload == {"productId": "9789001123456"}
+    assert (await session.get(Delivery, entitlement.delivery_id)).order_number == (
+        f"ORD {REDACTED}"
+    )
+    assert (await session.get(AuditLog, audit_id)).detail == {
+        "referenceId": f"REF-{REDACTED}",
+        "entitlements": 1,
+    }
+    assert (await session.get(TeachingGroup, group_id)).name == f"Klas 1A ({REDACTED})"
+    assert (await session.get(SchoolSubject, subject_id)).name == subject_name
