@@ -273,8 +273,8 @@ async def test_a_subscription_holding_a_bsn_is_refused(gql: GraphQLClient, sessi
     from graphql import ExecutionResult
 
     from gateway.tokens import TokenVerifier
-    from resolvers.broker import Broker
-    from resolvers.websocket import LiveContext
+    from live.broker import Broker
+    from live.context import LiveContext
     from schema import schema
     from tests.conftest import TEST_SETTINGS
 
