@@ -40,7 +40,6 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from domain.privacy import contains_pgn, number_holds_pgn, redact_pgns
-from schema.errors import BadInput
 
 _NAME_OF = {
     OperationDefinitionNode: "the operation name",
@@ -121,7 +120,10 @@ def pgn_in_document(document: DocumentNode) -> str | None:
     return None
 
 
-def pgn_refusal(where: str) -> BadInput:
+def pgn_refusal(where: str) -> Any:
+    """The refusal (BAD_USER_INPUT, reason pgn) naming where, never the number."""
+    from schema.errors import BadInput  # the schema imports this module
+
     # `where` is built from the caller's names and keys, which may hold the number.
     where = redact_pgns(where)
     return BadInput(
@@ -133,12 +135,20 @@ def pgn_refusal(where: str) -> BadInput:
     )
 
 
+def pgn_in_request(document: DocumentNode | None, variables: dict[str, Any] | None) -> str | None:
+    """Where a request holds a pgn (its variables, then its document), or None: what
+    `RefusePgnInput` refuses, for every path that answers a request (the compiled
+    reads ask it too)."""
+    where = pgn_in_variables(variables)
+    if where is None and document is not None:
+        where = pgn_in_document(document)
+    return where
+
+
 class RefusePgnInput(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        where = pgn_in_variables(context.variables)
-        if where is None and context.graphql_document is not None:
-            where = pgn_in_document(context.graphql_document)
+        where = pgn_in_request(context.graphql_document, context.variables)
         if where is not None:
             # Set before validation runs (an earlier extension may already have
             # validated): the refusal replaces whatever validation would say.
