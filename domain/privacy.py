@@ -3,18 +3,22 @@ an onderwijsnummer), whole or inside free text (DOMAIN.md §3 and §9).
 
 The rule for text
     A *number* in a text is a run of decimal digits (ASCII or any other script's
-    decimal digits), possibly in groups separated by spaces, dots or hyphens
-    (``111 222 333``, ``1112.22.333``). A text holds a pgn when
+    decimal digits), possibly in groups separated by spaces, dots or hyphens. A
+    text holds a pgn when
 
-    * a number's digits together are exactly nine and pass the 11-test of a BSN
-      or of an onderwijsnummer, or
-    * one group of a number is on its own exactly nine digits passing it (so
-      ``klas 3 111222333`` is caught, although the whole number has ten digits).
+    * a number is exactly nine digits passing the 11-test of a BSN or of an
+      onderwijsnummer, written in one run or in groups of two to four digits, the
+      ways a BSN is written (``123456782``, ``1234.56.782``, ``123 456 782``,
+      ``12 34 56 782``), or
+    * one run of a longer number is on its own exactly nine digits passing it (so
+      ``klas 3 123456782`` is caught, although the whole number has ten digits).
 
-    Longer and shorter numbers are not pgns: a 13-digit EAN or a hyphenated ISBN
-    has five 9-digit windows, and refusing those would refuse a good part of the
-    catalogue. About one in eleven 9-digit numbers passes the 11-test, so a 9-digit
-    order number is sometimes refused; that is the price of never storing a pgn.
+    Other numbers are not pgns: a 13-digit EAN or a hyphenated ISBN has five 9-digit
+    windows, and refusing those would refuse a good part of the catalogue; a
+    reference such as ``2026-12345`` is a year and a sequence number, not a BSN
+    written with a hyphen. About one in eleven 9-digit numbers passes the 11-test,
+    so a 9-digit order number is sometimes refused; that is the price of never
+    storing a pgn.
 
     Digits inside a hexadecimal identifier (a UUID, or 32 or more hex characters
     in a row: the 128 of an ECK iD, a hash) are not a number: about one ECK iD in
@@ -55,6 +59,7 @@ _WHOLE_HEX_IDENTIFIER: Final = re.compile(
     r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 _NOT_DIGIT: Final = re.compile(r"\D+")
+_DIGITS: Final = re.compile(r"\d+")
 _GROUP_OF_NINE: Final = re.compile(r"(?<!\d)\d{9}(?!\d)")
 _HEX_IDENTIFIER: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -89,7 +94,9 @@ def _pgn_spans(text: str) -> Iterator[tuple[int, int]]:
     for number in _NUMBER.finditer(scanned):
         digits = _NOT_DIGIT.sub("", number[0])
         if len(digits) == _PGN_DIGITS:
-            if is_pgn(_ascii(digits)):
+            runs = _DIGITS.findall(number[0])
+            written_as_bsn = len(runs) == 1 or all(2 <= len(run) <= 4 for run in runs)
+            if written_as_bsn and is_pgn(_ascii(digits)):
                 yield number.span()
         elif len(digits) > _PGN_DIGITS:
             for group in _GROUP_OF_NINE.finditer(number[0]):

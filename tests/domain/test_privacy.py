@@ -31,8 +31,14 @@ ECK_ID_WITH_A_BSN_INSIDE = "https://ketenid.nl/201703/" + "a" * 60 + BSN + "b" *
         ("1112.22.333", True),  # python-stdnum's format
         ("111 222 333", True),
         ("111-222-333", True),
-        ("1 1 1 2 2 2 3 3 3", True),
+        ("11 12 22 333", True),
         ("111 - 222 . 333", True),  # several separators between groups
+        # ...but only in groups of two to four, the ways a BSN is written
+        ("1 1 1 2 2 2 3 3 3", False),
+        ("2026-00002", False),  # a year and a sequence number (202600002 passes the test)
+        ("REF 2026 00002", False),
+        ("ORDER 1112-22333", False),
+        ("11-1222333", False),
         (f"bsn:{BSN}.", True),
         (f"bsn{BSN}", True),  # letters around do not make it a word
         (f"ORD-{BSN}", True),
