@@ -15,8 +15,8 @@ Only rows that can hold nine digits are read (a regular expression on PostgreSQL
 SQLite reads the few candidate columns whole). Not reversible: downgrade does
 nothing.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-24 09:00:00
 """
 
@@ -29,8 +29,8 @@ from alembic import op
 
 from domain.privacy import redact, redact_pgns
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
