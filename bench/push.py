@@ -435,7 +435,8 @@ async def bench(seconds: float, rate: int, receivers: int, per_tx: int) -> str:
         missing = len(commits) - delivered
         del writer_pids
         lines = [
-            "## Push to supplier endpoints (issue 18)",
+            "## Push to supplier endpoints (issue 18)"
+            + (", own PostgreSQL" if _own() else ", the machine's shared PostgreSQL"),
             "",
             f"Command: `{COMMAND} --seconds {seconds:g} --rate {rate} --receivers {receivers}"
             f"{OWN if _own() else ''}`. "
@@ -500,7 +501,7 @@ def main(argv: list[str] | None = None) -> None:
         body = asyncio.run(bench(args.seconds, args.rate, args.receivers, args.per_transaction))
     print(body)
     if not args.no_write:
-        write_section("push", body)
+        write_section("push-own-server" if args.own_server else "push", body)
 
 
 if __name__ == "__main__":
