@@ -1,6 +1,7 @@
 """The ASGI application: GraphQL over HTTP and websockets at /graphql, GraphiQL,
-and /healthz. One app factory, one settings object; the engine is opened and
-closed in the Starlette lifespan, one database session per request.
+and the probes /livez, /readyz, /healthz (gateway/probes.py). One app factory, one
+settings object; the engine is opened and closed in the Starlette lifespan, one
+database session per request.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -25,9 +25,15 @@ from strawberry.types.unset import UNSET
 from db.engine import create_engine, create_sessionmaker
 from db.pg import connect_arguments, create_pool
 from db.reference_cache import ReferenceCache
+from gateway import graphiql as graphiql_page
+from gateway import logging as request_logging
+from gateway import metrics, shared, tracing
 from gateway.caches import AuditBuffer, SupplierCache
-from gateway.limits import RateLimiter, gateway_schema
+from gateway.limits import gateway_schema
 from gateway.middleware import BodySizeLimit
+from gateway.observe import RequestObserver
+from gateway.probes import Probes
+from gateway.shutdown import GracefulShutdown
 from gateway.tokens import TokenError, TokenVerifier
 from live.broker import Broker, engine_of
 from live.transport import LiveEndpoint
@@ -42,7 +48,7 @@ log = logging.getLogger("ketenpoort")
 
 FIRST_QUERY = """# ketenpoort: one GraphQL schema for the Dutch educational content chain.
 # Your bearer token is in the Headers tab below (make run printed it).
-# Look a school up by any RIO identifier, e.g. its BRIN6:
+# Look a school up by any RIO identifier, e.g. its VE_CODE (BRIN6):
 query FirstQuery {
   organisation(identifier: {value: "09QQ00"}) {
     __typename
@@ -72,7 +78,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.verifier = TokenVerifier(settings)
-        self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        self.limiter = shared.rate_limiter(settings)
         self.supplier_cache = SupplierCache(settings.supplier_cache_seconds)
         self.audit_buffer: AuditBuffer | None = None
         self.broker: Broker | None = None
@@ -105,10 +111,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
                 await context.finish()
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        html = self.graphql_ide_html.replace(
-            "const EXAMPLE_QUERY = `", "const EXAMPLE_QUERY = `" + FIRST_QUERY + "\n", 1
-        )
-        return HTMLResponse(html)
+        return HTMLResponse(graphiql_page.render(self.graphql_ide_html, self.settings, FIRST_QUERY))
 
 
 # --- activation on PostgreSQL --------------------------------------------------------
@@ -171,6 +174,8 @@ def create_app(
     (tests); otherwise the lifespan opens one for `settings.database_url`."""
     settings = settings or get_settings()
     settings.check()
+    request_logging.configure(settings.log_format, settings.log_level)
+    tracing.configure_from_environment()
     holder: dict[str, Any] = {"sessionmaker": sessionmaker}
 
     def current_sessionmaker() -> AsyncSession:
@@ -208,9 +213,30 @@ def create_app(
         graphql.activation = await Activation.open(settings, engine or engine_of(sessions))
         app.state.push = await start_push(settings, sessions)  # push/: suppliers' endpoints
         tune_gc(settings)
+        # Supplier cache emptied at once on a registry change anywhere (gateway/shared.py).
+        invalidation = None
+        if broker.is_postgres:
+            assert broker.engine is not None
+            invalidation = shared.SupplierInvalidation(
+                connect_arguments(broker.engine.url), graphql.supplier_cache
+            )
+            invalidation.start()
+        app.state.supplier_invalidation = invalidation
+        # Operations: gauges sampled once a second, live lag per event, SIGTERM drain.
+        broker.on_fan_out = metrics.observe_fan_out
+        sampler = metrics.Sampler(
+            lambda: engine or engine_of(sessions), lambda: broker, lambda: graphql.audit_buffer
+        )
+        sampler.start()
+        GracefulShutdown(probes, lambda: graphql.broker).install()
         try:
             yield
         finally:
+            await sampler.stop()
+            if invalidation is not None:
+                await invalidation.stop()
+            if hasattr(graphql.limiter, "close"):
+                await graphql.limiter.close()
             if graphql.activation is not None:
                 await graphql.activation.close()
                 graphql.activation = None
@@ -222,25 +248,22 @@ def create_app(
             if engine is not None:
                 await engine.dispose()
 
-    async def healthz(request: Request) -> Response:
-        try:
-            async with holder["sessionmaker"]() as session:
-                await session.execute(text("SELECT 1"))
-        except Exception as exc:  # the probe must answer, not crash
-            log.warning("health check failed: %s", exc)
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "up"})
+    probes = Probes(settings, current_sessionmaker, lambda: graphql.broker)
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", websockets),
-            Route("/healthz", healthz),
             *push_routes.routes(),
+            *probes.routes(),
+            *metrics.metrics_route(settings),
+            *graphiql_page.assets_route(settings),
         ],
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestObserver)  # outermost: request id, log line, metrics, span
     app.state.graphql = graphql
+    app.state.probes = probes
     app.state.settings = settings
     return app

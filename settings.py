@@ -120,6 +120,30 @@ class Settings(BaseSettings):
     # Demo / sandbox.
     sandbox_key: str = "ketenpoort-sandbox-key"
 
+    # --- Operations (issue 17; README "Operating") ---------------------------------------
+    # GraphiQL's scripts: a mirror with unpkg's layout, or a local folder in that layout
+    # (`make graphiql-assets`) that the gateway serves itself (gateway/graphiql.py).
+    graphiql_assets_url: str = "https://unpkg.com"
+    graphiql_assets_dir: str | None = None
+    # Shared state across processes and machines: the rate limit in Redis when set
+    # (gateway/shared.py); per process without it.
+    redis_url: str | None = None
+    redis_key_prefix: str = "ketenpoort"
+    # /metrics (gateway/metrics.py): needs this bearer token when set; served on a
+    # port of its own (by `ketenpoort serve`'s supervisor) when metrics_port is set.
+    # Production refuses an unprotected /metrics on the API port.
+    metrics_token: str | None = None
+    metrics_port: int | None = None
+    # Logs (gateway/logging.py): "text" for development, "json" for one JSON object
+    # per line; request lines at info.
+    log_format: str = "text"
+    log_level: str = "INFO"
+    # Readiness (gateway/probes.py): the live broker counts as stalled when its last
+    # completed read is older than this.
+    ready_broker_stall_seconds: float = 30.0
+    # Graceful shutdown: how long requests in flight may take after SIGTERM.
+    shutdown_grace_seconds: float = 20.0
+
     def is_production(self) -> bool:
         return self.environment == Environment.PRODUCTION
 
@@ -147,6 +171,13 @@ class Settings(BaseSettings):
                 )
             if self.push_secret_key == DEV_PUSH_KEY:
                 raise ValueError("KETENPOORT_PUSH_SECRET_KEY must be set in production")
+            if self.metrics_token is None and self.metrics_port is None:
+                raise ValueError(
+                    "/metrics must be protected in production: set KETENPOORT_METRICS_TOKEN "
+                    "or serve it on KETENPOORT_METRICS_PORT"
+                )
+        if self.log_format not in {"text", "json"}:
+            raise ValueError("KETENPOORT_LOG_FORMAT must be text or json")
 
 
 @lru_cache

@@ -109,15 +109,36 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes."),
 ) -> None:
     """Serve the gateway with uvicorn."""
+    import os
+    import shutil
+    import tempfile
+
     import uvicorn
 
+    settings = get_settings()
+    # Metrics from every worker (gateway/metrics.py): a fresh folder per start, unless
+    # the operator names one (PROMETHEUS_MULTIPROC_DIR, emptied here).
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+    else:
+        folder = tempfile.mkdtemp(prefix="ketenpoort-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    if settings.metrics_port is not None:
+        from gateway.metrics import serve_on_port
+
+        serve_on_port(settings.metrics_port, host)
     uvicorn.run(
         "app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        log_config=None,  # the gateway's own logging (gateway/logging.py)
+        access_log=False,  # one request line from the gateway instead
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         lifespan="on",
         # Live messages are small JSON; compressing them would cost every
         # subscription a compressor (tens of KiB) and every message a deflate,

@@ -37,6 +37,10 @@ class SupplierCache:
         if self.seconds > 0 and value is not None:
             self._entries[code] = (time.monotonic() + self.seconds, value)
 
+    def clear(self) -> None:
+        """Forget every supplier (a registry change elsewhere: gateway/shared.py)."""
+        self._entries.clear()
+
 
 class AuditBuffer:
     """Collects read-audit rows from requests and writes them in one statement

@@ -35,6 +35,7 @@ from graphql import (
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
+from gateway.observe import ObserveOperation
 from schema import build_schema
 from settings import Settings
 
@@ -185,6 +186,10 @@ class RateLimiter:
         self._buckets[client] = (tokens, moment)
         return (1 - tokens) / self.rate
 
+    async def acquire(self, client: str) -> float:
+        """`allow` with the interface of the shared limiter (gateway/shared.py)."""
+        return self.allow(client)
+
 
 def validation_rules(settings: Settings) -> list[type[ValidationRule]]:
     """The configured limits, as validation rules."""
@@ -204,5 +209,8 @@ def gateway_schema(settings: Settings) -> strawberry.Schema:
     """The schema as the gateway serves it: every limit of `settings` applied."""
     return build_schema(
         validation_rules=validation_rules(settings),
-        extensions=[lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens)],
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+            ObserveOperation,  # operation name and outcome for logs, metrics, spans
+        ],
     )

@@ -58,7 +58,7 @@ async def principal(context: Context) -> Principal:
         raise Unauthenticated(context.auth_error or "missing bearer token")
     caller = context.caller
     if context.limiter is not None:
-        wait = context.limiter.allow(caller.supplier_code)
+        wait = await context.limiter.acquire(caller.supplier_code)
         if wait:
             if context.response is not None and hasattr(context.response, "status_code"):
                 context.response.status_code = 429

@@ -63,8 +63,8 @@ class ActivatingPersonInput:
 class LicenceActivateInput:
     product_id: str = strawberry.field(description="EAN/ISBN-13 or UUID of the product.")
     school: OrganisationIdentifierInput = strawberry.field(
-        description="The school from the login (schoolId), by any RIO identifier; a BRIN6 of a "
-        "location stands for its school."
+        description="The school from the login (schoolId), by any RIO identifier; a VE_CODE "
+        "(BRIN6) of a location stands for its school."
     )
     person: ActivatingPersonInput = strawberry.field(description="Who clicked.")
     activation_code: str | None = strawberry.field(

@@ -105,7 +105,8 @@ class OrderLineInput:
 class BuyerInput:
     school_id: str | None = strawberry.field(
         default=None,
-        description="The school: OA_ID, BRIN4, BRIN6 or any other identifier (codes 8/9).",
+        description="The school: OA_ID, OIE_CODE (BRIN4), VE_CODE (BRIN6) or any other "
+        "identifier (codes 8/9).",
     )
     private_person: bool = strawberry.field(
         default=False, description="A parent's private purchase (PERSONAL variant only)."

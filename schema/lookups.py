@@ -17,7 +17,7 @@ from schema.types import Organisation, Person
 
 @strawberry.input(
     description="Any identifier of an organisation. Leave `scheme` out to search every "
-    "scheme (a BRIN6 such as 09QQ00 then finds the provider and any location with it)."
+    "scheme (a VE_CODE (BRIN6) such as 09QQ00 then finds the provider and any location with it)."
 )
 class OrganisationIdentifierInput:
     value: str = strawberry.field(description="The identifier, e.g. 104A158, 09QQ or 09QQ00.")
@@ -46,8 +46,8 @@ class OrganisationNotFound:
 
 
 @strawberry.type(
-    description="The identifier points at several organisations (e.g. a BRIN6 of a provider "
-    "and of a location). Repeat the lookup with a primary id or a scheme."
+    description="The identifier points at several organisations (e.g. a VE_CODE (BRIN6) of a "
+    "provider and of a location). Repeat the lookup with a primary id or a scheme."
 )
 class OrganisationAmbiguous:
     value: str = strawberry.field(description="The identifier that was looked up.")

@@ -36,7 +36,8 @@ After = Annotated[
 class ReadQuery:
     @strawberry.field(
         description="An organisation by the gateway's `id` or by any RIO identifier "
-        "(OA_ID, BRIN4, BRIN6, OB_ID, OL_CODE, BP_ID, DD_ID, AS_ID, BGE_CODE).",
+        "(OA_ID, OIE_CODE = BRIN4, VE_CODE = BRIN6, OB_ID, OL_CODE, BP_ID, DD_ID, AS_ID, "
+        "BGE_CODE).",
         permission_classes=[ANY_ROLE],
     )
     async def organisation(

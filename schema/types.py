@@ -126,7 +126,7 @@ class Connection(Generic[T]):
 @strawberry.type(description="One identifier of an organisation: scheme and value.")
 class OrganisationIdentifier:
     scheme: OrgIdScheme = strawberry.field(description="RIO identifier scheme.")
-    value: str = strawberry.field(description="The identifier, e.g. 09QQ00 for a BRIN6.")
+    value: str = strawberry.field(description="The identifier, e.g. 09QQ00 for a VE_CODE (BRIN6).")
 
 
 @strawberry.type(

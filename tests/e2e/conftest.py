@@ -66,7 +66,10 @@ def start_gateway(
         cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # /healthz is the readiness probe (database, migrations, live broker listening).
+    # A generous bound: on a machine busy with other test runs, importing and
+    # starting take tens of seconds.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
@@ -74,7 +77,7 @@ def start_gateway(
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError("gateway did not become healthy in 30 s")
+    raise RuntimeError("gateway did not become ready in 120 s")
 
 
 def stop_gateway(gateway: Gateway) -> None:

@@ -1,0 +1,121 @@
+"""The gateway's one logging set-up: plain text for development, one JSON object
+per line for production (`Settings.log_format`), and the request line.
+
+Every record made while a request is handled carries its request id (a context
+variable set by gateway/observe.py), so an error's traceback can be found from the
+request line. The request line itself is written by `request_line`: request id,
+supplier, role, operation name, duration, outcome, status code; never the query
+text, its variables or a token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("ketenpoort_request_id", default=None)
+
+request_log = logging.getLogger("ketenpoort.request")
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the request id, the
+    record's extra fields, and the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
+        if request_id:
+            entry["request_id"] = request_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if "request_id" in record.__dict__:  # the request line names its id itself
+            return f"{text} [{record.request_id}]"
+        request_id = REQUEST_ID.get()
+        return f"{text} [{request_id}]" if request_id else text
+
+
+_configured: tuple[str, str] | None = None
+
+
+def configure(log_format: str, level: str) -> None:
+    """Once per process (the app factory calls it): one handler on the root logger,
+    to standard error; uvicorn's loggers go through it too."""
+    global _configured
+    if _configured == (log_format, level):
+        return
+    _configured = (log_format, level)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.set_name("ketenpoort")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "ketenpoort"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+def request_line(
+    *,
+    request_id: str,
+    method: str,
+    path: str,
+    status: int,
+    duration_ms: float,
+    outcome: str,
+    code: str | None,
+    supplier: str | None,
+    role: str | None,
+    operation: str | None,
+) -> None:
+    """The one line per request, at info."""
+    if not request_log.isEnabledFor(logging.INFO):
+        return
+    request_log.info(
+        "%s %s %s %s %.1f ms",
+        method,
+        path,
+        status,
+        outcome if code is None else f"{outcome} {code}",
+        duration_ms,
+        extra={
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(duration_ms, 2),
+            "outcome": outcome,
+            "code": code,
+            "supplier": supplier,
+            "role": role,
+            "operation": operation,
+        },
+    )

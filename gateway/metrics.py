@@ -1,0 +1,218 @@
+"""Prometheus metrics (prometheus-client), correct with several uvicorn workers.
+
+With `PROMETHEUS_MULTIPROC_DIR` set (`ketenpoort serve` sets it to a fresh folder
+for its workers), every process writes its figures to memory-mapped files there
+and `/metrics` adds them up over the live processes (prometheus-client's
+multiprocess mode); without it, the figures are this process's.
+
+What is counted, and where:
+* requests by operation name, role and outcome (ok, refused with its code, error),
+  and their duration, by the request observer (gateway/observe.py); the names of
+  operations are the clients' own, so at most `MAX_OPERATIONS` distinct ones are
+  kept per process, later ones count as "other";
+* rate-limit refusals (the requests refused with RATE_LIMITED);
+* open websocket connections (observer) and live subscriptions, database pool
+  use, the audit buffer's depth, the live broker's read age, sampled once a second
+  by `Sampler`;
+* live lag: now minus the event's `occurredAt` when the broker hands it to its
+  subscribers, once per event and process (the broker's `on_fan_out` hook).
+
+`/metrics` answers only with `Settings.metrics_token` as a bearer token when one is
+set; `Settings.metrics_port` serves the same on a port of its own instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+MAX_OPERATIONS = 200
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+REQUESTS = Counter(
+    "ketenpoort_requests",
+    "Requests by GraphQL operation name, the caller's role and the outcome.",
+    ["operation", "role", "outcome", "code"],
+)
+REQUEST_SECONDS = Histogram(
+    "ketenpoort_request_seconds",
+    "Time from the request's arrival to the end of its response, by operation.",
+    ["operation"],
+    buckets=LATENCY_BUCKETS,
+)
+RATE_LIMITED = Counter(
+    "ketenpoort_rate_limit_refusals", "Requests refused by the rate limit (429).", ["role"]
+)
+WEBSOCKETS = Gauge(
+    "ketenpoort_websocket_connections", "Open websocket connections.", multiprocess_mode="livesum"
+)
+SUBSCRIPTIONS = Gauge(
+    "ketenpoort_live_subscriptions", "Live subscriptions registered with the broker.",
+    multiprocess_mode="livesum",
+)
+POOL = Gauge(
+    "ketenpoort_db_pool_connections",
+    "SQLAlchemy pool connections: checked out (in use) and open (idle + in use).",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+AUDIT_BUFFER = Gauge(
+    "ketenpoort_audit_buffer_rows", "Read-audit rows waiting to be written.",
+    multiprocess_mode="livesum",
+)
+BROKER_READ_AGE = Gauge(
+    "ketenpoort_live_broker_read_age_seconds",
+    "Seconds since the live broker last completed a read of the event table (its "
+    "cursor lag: events committed since then are not delivered yet).",
+    multiprocess_mode="livemax",
+)
+LIVE_LAG = Histogram(
+    "ketenpoort_live_lag_seconds",
+    "Now minus the event's occurredAt when the broker hands it to its subscribers.",
+    buckets=LAG_BUCKETS,
+)
+LIVE_EVENTS = Counter("ketenpoort_live_events", "Events the live broker read and fanned out.")
+
+_operations: set[str] = set()
+
+
+def operation_label(name: str | None) -> str:
+    if not name:
+        return "anonymous"
+    if name in _operations:
+        return name
+    if len(_operations) >= MAX_OPERATIONS or len(name) > 100:
+        return "other"
+    _operations.add(name)
+    return name
+
+
+def observe_request(
+    operation: str | None, role: str, outcome: str, code: str | None, seconds: float
+) -> None:
+    label = operation_label(operation)
+    REQUESTS.labels(label, role, outcome, code or "").inc()
+    REQUEST_SECONDS.labels(label).observe(seconds)
+    if code == "RATE_LIMITED":
+        RATE_LIMITED.labels(role).inc()
+
+
+def observe_fan_out(rows: list[Any]) -> None:
+    """The broker's hook: one lag sample per event."""
+    now = datetime.now(UTC)
+    for row in rows:
+        occurred = row.occurred_at
+        if occurred.tzinfo is None:
+            occurred = occurred.replace(tzinfo=UTC)
+        LIVE_LAG.observe(max(0.0, (now - occurred).total_seconds()))
+    LIVE_EVENTS.inc(len(rows))
+
+
+def registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)
+        return collected
+    from prometheus_client import REGISTRY
+
+    return REGISTRY
+
+
+def exposition() -> bytes:
+    return generate_latest(registry())
+
+
+def metrics_route(settings: Any) -> list[Route]:
+    """`/metrics` on the API port, unless it has a port of its own."""
+    if settings.metrics_port is not None:
+        return []
+    expected = f"Bearer {settings.metrics_token}".encode() if settings.metrics_token else None
+
+    async def metrics(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return Response("metrics need the metrics token\n", status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/metrics", metrics)]
+
+
+class Sampler:
+    """Once a second, this process's gauges: pool use, subscriptions, audit buffer,
+    broker read age. Cheap reads of in-memory counters, no database work."""
+
+    def __init__(self, engine: Callable[[], Any], broker: Callable[[], Any],
+                 audit_buffer: Callable[[], Any], interval: float = 1.0) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.audit_buffer = audit_buffer
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._reads = -1
+        self._reads_at = time.monotonic()
+
+    def sample(self) -> None:
+        engine = self.engine()
+        pool = getattr(getattr(engine, "sync_engine", None), "pool", None)
+        if pool is not None and hasattr(pool, "checkedout"):
+            POOL.labels("checked_out").set(pool.checkedout())
+            POOL.labels("open").set(pool.checkedout() + pool.checkedin())
+        broker = self.broker()
+        if broker is not None:
+            SUBSCRIPTIONS.set(broker.subscriber_count)
+            now = time.monotonic()
+            if broker.stats.reads != self._reads:
+                self._reads, self._reads_at = broker.stats.reads, now
+            BROKER_READ_AGE.set(now - self._reads_at)
+        buffer = self.audit_buffer()
+        if buffer is not None:
+            AUDIT_BUFFER.set(buffer._waiting)
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="metrics-sampler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def serve_on_port(port: int, host: str = "127.0.0.1") -> None:
+    """`ketenpoort serve`'s supervisor: the multiprocess figures on a port of their own."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host, registry=registry())
+
+
+def mark_process_dead(pid: int) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)

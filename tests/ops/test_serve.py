@@ -1,0 +1,120 @@
+"""`ketenpoort serve --workers 2` as an operator runs it: metrics from both workers
+added up on a port of their own (prometheus-client's multiprocess mode), one JSON
+request line per request on standard error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import token_for
+from tests.e2e.conftest import CLI, ROOT, free_port
+from tests.ops.test_observability import value
+
+
+def test_two_workers_metrics_on_their_own_port_and_json_lines(tmp_path: Path) -> None:
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        "KETENPOORT_METRICS_PORT": str(metrics_port),
+        "KETENPOORT_LOG_FORMAT": "json",
+        "KETENPOORT_RATE_LIMIT_PER_SECOND": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    subprocess.run([*CLI, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([*CLI, "demo", "--pupils", "20"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    errors = tmp_path / "stderr.log"
+    with errors.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*CLI, "serve", "--workers", "2", "--port", str(port)],
+            env=env, cwd=ROOT, stderr=stderr, stdout=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        ready = 0
+        while time.monotonic() < deadline and ready < 5:  # both workers up, most likely
+            try:
+                ready += httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready == 5, errors.read_text()[-2000:]
+        body = {"query": "query Counted { products(first: 1) { nodes { productId } } }"}
+        headers = {"Authorization": f"Bearer {token_for('demo-shop', 'seller')}",
+                   "Connection": "close"}
+
+        def call(_: int) -> int:
+            return httpx.post(f"{url}/graphql", json=body, headers=headers, timeout=30).status_code
+
+        with ThreadPoolExecutor(12) as pool:
+            statuses = list(pool.map(call, range(60)))
+        assert statuses == [200] * 60
+        assert httpx.get(f"{url}/metrics", timeout=5).status_code == 404  # not on the API port
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert value(text, "ketenpoort_requests_total", operation="Counted", role="seller",
+                     outcome="ok") == 60
+        assert value(text, "ketenpoort_request_seconds_count", operation="Counted") == 60
+        _websocket_and_live_figures(url, metrics_port)
+    finally:
+        process.terminate()
+        process.wait(30)
+    lines = [json.loads(line) for line in errors.read_text().splitlines()
+             if line.startswith("{")]
+    counted = [line for line in lines if line.get("operation") == "Counted"]
+    assert len(counted) == 60
+    assert len({line["pid"] for line in counted}) == 2  # both workers answered
+    assert all(line["logger"] == "ketenpoort.request" and line["status"] == 200
+               for line in counted)
+
+
+def _websocket_and_live_figures(url: str, metrics_port: int) -> None:
+    """An open subscription shows in the gauges (sampled once a second, summed over
+    the workers); an event delivered to it shows in the live lag and event count."""
+    from websockets.sync.client import connect
+
+    from tests.e2e.test_subscriptions import SUBMIT
+    from tests.ops.test_deployment import ENTITLED, _delivery
+
+    def scrape() -> str:
+        return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+
+    shop = f"Bearer {token_for('demo-shop', 'seller')}"
+    ws_url = url.replace("http", "ws") + "/graphql"
+    with connect(ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": shop}}))
+        assert json.loads(ws.recv(30))["type"] == "connection_ack"
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": ENTITLED}}))
+        deadline = time.monotonic() + 90
+        text = scrape()
+        while time.monotonic() < deadline and (
+            value(text, "ketenpoort_live_subscriptions") < 1
+            or value(text, "ketenpoort_websocket_connections") < 1
+        ):
+            time.sleep(0.2)
+            text = scrape()
+        assert value(text, "ketenpoort_websocket_connections") == 1
+        assert value(text, "ketenpoort_live_subscriptions") == 1
+        submitted = httpx.post(
+            f"{url}/graphql",
+            json={**_delivery(f"serve-{time.time_ns()}"), "query": SUBMIT},
+            headers={"Authorization": shop},
+            timeout=30,
+        ).json()
+        assert submitted["data"]["deliverySubmit"]["__typename"] == "DeliverySubmitted"
+        message = json.loads(ws.recv(90))
+        assert message["type"] == "next", message
+        text = scrape()
+        assert value(text, "ketenpoort_live_events_total") >= 3
+        assert value(text, "ketenpoort_live_lag_seconds_count") >= 3
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and value(scrape(), "ketenpoort_websocket_connections"):
+        time.sleep(0.2)
+    assert value(scrape(), "ketenpoort_websocket_connections") == 0
