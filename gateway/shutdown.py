@@ -8,7 +8,7 @@ resume. So the gateway takes SIGTERM first:
 
 1. `/readyz` answers 503 at once (a proxy stops sending new work here);
 2. the live broker ends every subscription as `RESTART`: each websocket is closed
-   with 1012 and the cursor to resume after in the reason (resolvers/live.py);
+   with 1012 and the cursor to resume after in the reason (live/streams.py);
 3. it waits (at most `WEBSOCKET_GRACE` seconds) until those websockets are closed,
    then hands the signal to uvicorn, which stops accepting, lets requests in
    flight finish within `Settings.shutdown_grace_seconds`
