@@ -26,6 +26,9 @@ class SupplierCache:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._entries: dict[str, tuple[float, Any]] = {}
+        #: How often the cache was emptied; a row read before the last emptying is
+        #: not kept (it may predate the change that emptied it).
+        self.generation = 0
 
     def get(self, code: str) -> Any:
         entry = self._entries.get(code)
@@ -33,12 +36,16 @@ class SupplierCache:
             return None
         return entry[1]
 
-    def put(self, code: str, value: Any) -> None:
+    def put(self, code: str, value: Any, generation: int | None = None) -> None:
+        """Keep `value`, read when the cache was at `generation` (if given)."""
+        if generation is not None and generation != self.generation:
+            return
         if self.seconds > 0 and value is not None:
             self._entries[code] = (time.monotonic() + self.seconds, value)
 
     def clear(self) -> None:
         """Forget every supplier (a registry change elsewhere: gateway/shared.py)."""
+        self.generation += 1
         self._entries.clear()
 
 

@@ -70,9 +70,10 @@ async def principal(context: Context) -> Principal:
     cache = context.supplier_cache
     row = cache.get(caller.supplier_code) if cache is not None else None
     if row is None:
+        generation = cache.generation if cache is not None else None
         row = await context.db.run(lambda s: supplier_queries.by_code(s, caller.supplier_code))
         if cache is not None:
-            cache.put(caller.supplier_code, row)
+            cache.put(caller.supplier_code, row, generation)
     if row is None:
         if context.response is not None and hasattr(context.response, "status_code"):
             context.response.status_code = 401

@@ -131,3 +131,17 @@ async def test_a_role_change_takes_effect_in_every_gateway_at_once(
                 await asyncio.sleep(0.05)
             assert invalidation.invalidations >= 1
             assert await code(client) is None
+
+
+def test_a_row_read_before_the_cache_was_emptied_is_not_kept() -> None:
+    """A request that read a supplier while a change committed must not put the old
+    row back after the change's NOTIFY emptied the cache."""
+    from gateway.caches import SupplierCache
+
+    cache = SupplierCache(3600)
+    generation = cache.generation
+    cache.clear()  # the NOTIFY of a change arrives while the request reads
+    cache.put("demo-shop", (1, frozenset()), generation)
+    assert cache.get("demo-shop") is None
+    cache.put("demo-shop", (1, frozenset()), cache.generation)
+    assert cache.get("demo-shop") == (1, frozenset())
