@@ -89,3 +89,18 @@ def test_make_run_installs_only_what_running_needs() -> None:
     assert "pip install --quiet -e ." in run
     assert "[dev]" not in run
     assert "[dev]" in _make_dry_run("test")
+
+
+def test_every_setting_is_in_the_readmes_operating_section() -> None:
+    readme = (ROOT / "README.md").read_text()
+    operating = readme[readme.index("## Operating") : readme.index("## Layout")]
+    missing = [
+        name
+        for name in Settings.model_fields
+        if name != "database_url"
+        and f"KETENPOORT_{name.upper()}" not in operating
+        and f"`_{name.upper()}`" not in operating
+        and f", `_{name.upper()}" not in operating
+    ]
+    assert missing == []
+    assert "DATABASE_URL" in operating
