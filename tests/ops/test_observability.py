@@ -209,3 +209,21 @@ async def test_an_unexpected_error_counts_as_error_not_as_refused(
     assert value(text_, "ketenpoort_requests_total", operation=name, outcome="error") == 1
     (line,) = [json.loads(x) for x in request_lines if name in x]
     assert (line["outcome"], line["code"]) == ("error", None)
+
+
+def test_production_refuses_an_unprotected_metrics_endpoint() -> None:
+    from settings import Environment, Settings
+
+    production = {
+        "environment": Environment.PRODUCTION,
+        "jwt_secret": "p" * 40,
+        "graphiql": False,
+        "introspection": False,
+        "push_secret_key": "k" * 40,
+    }
+    with pytest.raises(ValueError, match="KETENPOORT_METRICS_TOKEN"):
+        Settings(**production).check()
+    Settings(**production, metrics_token="m" * 32).check()
+    Settings(**production, metrics_port=9100).check()
+    with pytest.raises(ValueError, match="KETENPOORT_LOG_FORMAT"):
+        Settings(environment=Environment.TEST, log_format="xml").check()

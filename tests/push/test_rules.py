@@ -190,6 +190,7 @@ def test_production_refuses_the_development_push_key() -> None:
         "jwt_secret": "p" * 40,
         "graphiql": False,
         "introspection": False,
+        "metrics_token": "m" * 32,  # production also wants /metrics protected
     }
     with pytest.raises(ValueError, match="KETENPOORT_PUSH_SECRET_KEY"):
         Settings(**production).check()
