@@ -8,9 +8,10 @@ validation or coercion message can repeat the number either. A request that
 holds one is refused as a whole with BAD_USER_INPUT (reason `pgn`), naming where
 it was and never the number.
 
-Not covered here (the transport's side): a document that does not parse (its
-syntax error message), the HTTP `operationName`, logs. They call
-`domain.privacy.contains_pgn` / `redact_pgns`.
+A document that does not parse keeps its syntax error, with any pgn in the
+message redacted. Not covered here (the transport's side): the HTTP
+`operationName`, logs (strawberry logs a syntax error with the source excerpt).
+They call `domain.privacy.contains_pgn` / `redact_pgns` or `pgn_in_request`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from graphql import (
     FloatValueNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     IntValueNode,
     NamedTypeNode,
     NameNode,
@@ -146,6 +148,23 @@ def pgn_in_request(document: DocumentNode | None, variables: dict[str, Any] | No
 
 
 class RefusePgnInput(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        # A document that does not parse is answered with graphql-core's syntax
+        # error, whose message quotes the token it stopped at: never a pgn. (With a
+        # parser cache the error leaves the operation as an exception.)
+        try:
+            yield
+        except GraphQLError as error:
+            self._redact_syntax_errors([error])
+            raise
+        self._redact_syntax_errors(self.execution_context.pre_execution_errors or [])
+
+    def _redact_syntax_errors(self, errors: list[GraphQLError]) -> None:
+        context = self.execution_context
+        if context.graphql_document is None and context.query and contains_pgn(context.query):
+            for error in errors:
+                error.message = redact_pgns(error.message)
+
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         where = pgn_in_request(context.graphql_document, context.variables)

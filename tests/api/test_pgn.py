@@ -393,3 +393,29 @@ async def test_the_scrub_migration_redacts_text_stored_before_the_rule(
     }
     assert (await session.get(TeachingGroup, group_id)).name == f"Klas 1A ({REDACTED})"
     assert (await session.get(SchoolSubject, subject_id)).name == subject_name
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        f"{{ {BSN} }}",
+        f'{{ organisation(identifier: {{value: "{BSN}"}}) {{ __typename }}',
+        f"query {{ entitlement(id: {AS_INT}) }} }}",
+    ],
+    ids=["number where a name belongs", "unclosed document", "extra brace"],
+)
+async def test_a_syntax_error_never_repeats_the_number(gql: GraphQLClient, document: str) -> None:
+    result = await gql.execute(document, as_=SHOP)
+    (error,) = result.errors
+    assert error.message.startswith("Syntax Error")
+    assert BSN not in json.dumps(error.formatted)
+
+
+async def test_a_syntax_error_over_http_never_repeats_the_number(live: LiveGateway) -> None:
+    response = await live.client.post(
+        "/graphql",
+        json={"query": f"{{ {BSN} }}"},
+        headers={"Authorization": f"Bearer {token_for('demo-shop', 'seller')}"},
+    )
+    assert "Syntax Error" in response.text
+    assert BSN not in response.text
