@@ -332,24 +332,30 @@ class HeldBack(Exception):
 
 
 async def snapshot(
-    session: AsyncSession, statement: Select[Any], limit: int, topic: Topic | None = None
+    session: AsyncSession,
+    statement: Select[Any],
+    limit: int,
+    topic: Topic | None = None,
+    *,
+    below: int | None = None,
 ) -> Snapshot:
     """Read `statement` (entitlements) and the stream position in ONE snapshot.
-    The session must not have begun. On PostgreSQL the horizon is asked for first,
-    in a transaction of its own, so that every event below it is visible to the
-    snapshot taken next (REPEATABLE READ: every statement sees that snapshot); the
-    events of `topic` above it that the snapshot sees are reflected by the cut.
-    SQLite's WAL gives a read transaction one snapshot from its first statement, and
-    serialised writers leave nothing to reflect."""
-    below: int | None = None
+    The session must not have begun. On PostgreSQL every event below the horizon
+    `below` is visible to the snapshot taken after it was read (REPEATABLE READ:
+    every statement sees that snapshot); without one it is asked for first, in a
+    transaction of its own. The events of `topic` above it that the snapshot sees
+    are reflected by the cut. SQLite's WAL gives a read transaction one snapshot
+    from its first statement, and serialised writers leave nothing to reflect."""
     if _is_postgres(session):
-        await read_only(session)
-        below = await horizon(session)
-        await session.commit()
+        if below is None:
+            await read_only(session)
+            below = await horizon(session)
+            await session.commit()
         await session.connection(
             execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
         )
     else:
+        below = None
         await read_only(session)
     rows = list(await session.scalars(statement.order_by(Entitlement.id).limit(limit + 1)))
     at = await stable_head(session, below)
@@ -410,6 +416,17 @@ async def topic_schools(
     if entitlement_id is not None:
         statement = statement.where(Entitlement.id == entitlement_id)
     return frozenset(await session.scalars(statement.distinct()))
+
+
+async def delivery_access_and_schools(
+    session: AsyncSession, scope: Scope, delivery_id: int
+) -> tuple[Access, frozenset[int]]:
+    """`delivery_access`, and the delivery's schools (`topic_schools`) when allowed:
+    one session for both."""
+    access = await delivery_access(session, scope, delivery_id)
+    if access is not Access.ALLOWED:
+        return access, frozenset()
+    return access, await topic_schools(session, delivery_id=delivery_id)
 
 
 async def delivery_access(session: AsyncSession, scope: Scope, delivery_id: int) -> Access:

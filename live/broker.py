@@ -222,6 +222,9 @@ class Broker:
     sessionmaker: Callable[[], AsyncSession]
     engine: AsyncEngine | None = None
     high_water: Position = START
+    #: The last horizon read (PostgreSQL): every event below it has committed and is
+    #: visible to any later snapshot (db/events.py).
+    horizon: int | None = None
     stats: BrokerStats = field(default_factory=BrokerStats)
 
     def __post_init__(self) -> None:
@@ -474,7 +477,7 @@ class Broker:
         while True:
             async with self.sessionmaker() as session:
                 await read_only(session)
-                below = await events.horizon(session)
+                below = self.horizon = await events.horizon(session)
                 rows = await events.read(session, self.high_water, self.batch_size, below=below)
                 facts = await visibility.load_facts(session, rows, today()) if rows else None
                 full = len(rows) == self.batch_size

@@ -264,7 +264,11 @@ async def _initial_state(
     try:
         async with broker.sessionmaker() as session:
             snapshot = await events.snapshot(
-                session, events.snapshot_statement(scope, topic, today()), limit, topic
+                session,
+                events.snapshot_statement(scope, topic, today()),
+                limit,
+                topic,
+                below=broker.horizon,
             )
     except events.HeldBack as held:
         raise LiveUnavailable(

@@ -73,23 +73,23 @@ async def delivery_progress(
     db = info.context.db
     if delivery_id is not None:
         pk = _id(delivery_id, "deliveryId")
-        answer = await db.run(lambda s: events.delivery_access(s, scope, pk))
+        answer, schools = await db.run(lambda s: events.delivery_access_and_schools(s, scope, pk))
         if answer is Access.CONSENT_REQUIRED:
             raise _consent_error(DataType.ENTITLEMENTS.value)
         if answer is not Access.ALLOWED:
             raise BadInput(f"no delivery {pk} you are involved in", argument="deliveryId")
-        schools = await db.run(lambda s: events.topic_schools(s, delivery_id=pk))
         topic = Topic(delivery_id=pk, schools=schools)
     elif entitlement_id is not None:
         from db import access
 
         pk = _id(entitlement_id, "entitlementId")
-        answer, _row = await db.run(lambda s: access.entitlement_access(s, scope, pk))
+        answer, row = await db.run(lambda s: access.entitlement_access(s, scope, pk))
         if answer is Access.CONSENT_REQUIRED:
             raise _consent_error(DataType.ENTITLEMENTS.value)
         if answer is not Access.ALLOWED:
             raise BadInput(f"entitlement {pk} is unknown", argument="entitlementId", statusCode=40)
-        schools = await db.run(lambda s: events.topic_schools(s, entitlement_id=pk))
+        school_id = getattr(row, "school_id", None)
+        schools = frozenset({school_id}) if school_id is not None else frozenset()
         topic = Topic(entitlement_id=pk, schools=schools)
     else:
         assert school is not None
