@@ -55,20 +55,28 @@ class DeliveryAudit:
         self._tallies: dict[tuple[str, int, str, int], _Tally] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def delivered(
-        self, subscription: str, field: str, viewer: Viewer, school_id: int | None, at: Position
-    ) -> None:
-        """One item of a school's data went to this subscription."""
-        if school_id is None:
-            return
-        key = (subscription, viewer.supplier_id, role_of(viewer), school_id)
-        tally = self._tallies.get(key)
-        if tally is None:
-            self._tallies[key] = _Tally(field, 1, at, at)
-        else:
-            tally.count += 1
-            tally.last = max(tally.last, at)
-            tally.first = min(tally.first, at)
+    def subscriber(
+        self, subscription: str, field: str, viewer: Viewer
+    ) -> Callable[[int | None, Position], None]:
+        """What one subscription calls for each item it sends: (school, position)."""
+        supplier_id, role = viewer.supplier_id, role_of(viewer)
+        tallies = self
+
+        def delivered(school_id: int | None, at: Position) -> None:
+            if school_id is None:
+                return
+            key = (subscription, supplier_id, role, school_id)
+            tally = tallies._tallies.get(key)
+            if tally is None:
+                tallies._tallies[key] = _Tally(field, 1, at, at)
+            else:
+                tally.count += 1
+                if at > tally.last:
+                    tally.last = at
+                elif at < tally.first:
+                    tally.first = at
+
+        return delivered
 
     async def flush(self) -> None:
         tallies, self._tallies = self._tallies, {}

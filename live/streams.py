@@ -153,19 +153,17 @@ async def open_stream(
 
 def _auditor(broker: Broker, viewer: Viewer, topic: Topic) -> Callable[[Item], None]:
     """Notes each item a subscription sends, for the school's audit trail."""
-    subscription = uuid.uuid4().hex[:16]
     if topic.status is not None:
         field = "entitlementsReachingStatus"
     elif topic.data_type is DataType.ACTIVATIONS:
         field = "licenceActivations"
     else:
         field = "deliveryProgress"
-    audit = broker.audit
+    delivered = broker.audit.subscriber(uuid.uuid4().hex[:16], field, viewer)
 
     def note(item: Item) -> None:
         entitlement = item.entitlement
-        school_id = entitlement.school_id if entitlement is not None else None
-        audit.delivered(subscription, field, viewer, school_id, item.at)
+        delivered(entitlement.school_id if entitlement is not None else None, item.at)
 
     return note
 
