@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET
@@ -36,7 +36,7 @@ from gateway.probes import Probes
 from gateway.shutdown import GracefulShutdown
 from gateway.tokens import TokenError, TokenVerifier
 from live.broker import Broker, engine_of
-from live.transport import LiveEndpoint
+from live.transport import LiveEndpoint, WebSocketsAt
 from push import routes as push_routes
 from push import start_push
 from resolvers.clock import today
@@ -253,7 +253,6 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", websockets),
             *push_routes.routes(),
             *probes.routes(),
             *metrics.metrics_route(settings),
@@ -262,6 +261,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Websockets at /graphql, with the server's own send (live/transport.py).
+    app.add_middleware(WebSocketsAt, endpoint=websockets, path="/graphql")
     app.add_middleware(RequestObserver)  # outermost: request id, log line, metrics, span
     app.state.graphql = graphql
     app.state.probes = probes

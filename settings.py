@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # connection_init, and how many operations may run at once on one connection.
     ws_init_timeout_seconds: float = 10.0
     ws_max_operations: int = 100
+    # What subscriptions hand over is written to the schools' audit trails in rows
+    # per subscription and school, one per this many seconds (live/audit.py).
+    live_audit_seconds: float = 60.0
 
     # Python's cyclic garbage collector (app.py `tune_gc`). Thousands of open
     # subscriptions are hundreds of thousands of long-lived objects; with Python's

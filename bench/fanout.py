@@ -451,8 +451,12 @@ async def measure(
     user, system = (b - a for a, b in zip(cpu_before, cpu_seconds(pid), strict=True))
     cpu = user + system
     profiler_command(base, "stop")
+    GCWATCH.unlink(missing_ok=True)
     os.kill(pid, signal.SIGUSR1)
-    await asyncio.sleep(0.5)
+    for _ in range(600):  # the gateway writes it when it handles the signal
+        if GCWATCH.exists():
+            break
+        await asyncio.sleep(0.05)
     collections = json.loads(GCWATCH.read_text())
     after = memory(pid)
     for process in processes:

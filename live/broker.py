@@ -246,7 +246,7 @@ class Broker:
         self._unhook: Callable[[], None] | None = None
         self.running = False
         #: Deliveries over websockets, for the schools' audit trails (live/audit.py).
-        self.audit = DeliveryAudit(self.sessionmaker, self.settings.audit_flush_seconds)
+        self.audit = DeliveryAudit(self.sessionmaker, self.settings.live_audit_seconds)
         #: Called with every batch fanned out (metrics: the live lag).
         self.on_fan_out: Callable[[list[Event]], None] | None = None
 

@@ -186,14 +186,17 @@ async def _handed_over(
     subscription that shares its operation and caller."""
     caller = subscriber.viewer.key
     operation.subscriber = subscriber
+    sent_at, reflected = sent.at, sent.reflected
 
     def direct(item: Item) -> bool:
         """The same delivery in the broker's pass, when it can be done at once: the
         message is rendered (or renders without a read) and the send does not have
-        to wait. False leaves the item to the task below, in order."""
+        to wait. False leaves the item to the task below, in order. (`_covered`
+        inlined: this runs once per subscriber per event.)"""
         if operation.busy or item.revoked is not None or _expired(context):
             return False
-        if _covered(sent, item):
+        event = item.event
+        if item.at <= sent_at or (reflected and event is not None and event.id in reflected):
             return True
         try:
             node = _node(context, item)

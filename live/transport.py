@@ -287,11 +287,18 @@ class Operation:
 
     async def send(self, text: str) -> None:
         """Straight to the server (uvicorn waits while the peer's socket is full,
-        which is what fills a slow subscriber's queue), after a send in flight."""
+        which is what fills a slow subscriber's queue), after a send in flight.
+        `Connection.send_text`, inlined: this runs once per subscriber per event."""
         flight, self.in_flight = self.in_flight, None
         if flight is not None:
             await flight
-        await self.connection.send_text(text)
+        connection = self.connection
+        if connection.closing:
+            raise Gone
+        try:
+            await connection.raw_send({"type": "websocket.send", "text": text})
+        except (OSError, RuntimeError) as gone:  # the peer left, or the socket is closing
+            raise Gone from gone
 
     async def end(self, errors: list[dict[str, Any]] | None = None) -> None:
         """End the operation with `complete`, or with its errors (after a send still
@@ -334,7 +341,7 @@ class Connection:
         self.endpoint = endpoint
         self.settings: Settings = endpoint.settings
         self.dialect = dialect
-        self._send = send
+        self.raw_send = send
         self._headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
         self.operations: dict[str, Operation] = {}
         self.caller: Any = None
@@ -582,7 +589,7 @@ class Connection:
         if self.closing:
             raise Gone
         try:
-            await self._send({"type": "websocket.send", "text": text})
+            await self.raw_send({"type": "websocket.send", "text": text})
         except (OSError, RuntimeError) as gone:  # the peer left, or the socket is closing
             raise Gone from gone
 
@@ -593,7 +600,7 @@ class Connection:
         self.closing = True
         self._cancel_timer()
         with contextlib.suppress(OSError, RuntimeError):
-            await self._send(
+            await self.raw_send(
                 {"type": "websocket.close", "code": code, "reason": _utf8_prefix(reason)}
             )
 
@@ -698,3 +705,20 @@ class LiveEndpoint:
         expires = claims.get("exp")
         connection.token_expires_at = float(expires) if isinstance(expires, int | float) else None
         return None
+
+
+class WebSocketsAt:
+    """ASGI middleware: websockets at `path` go to `endpoint` with the server's own
+    `send` and `receive` (a live event goes out to thousands of subscriptions at
+    once; the routing's per-message wrappers would cost a coroutine each); every
+    other request passes on."""
+
+    def __init__(self, app: Any, endpoint: LiveEndpoint, path: str = "/graphql") -> None:
+        self.app = app
+        self.endpoint = endpoint
+        self.path = path
+
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        if scope["type"] == "websocket" and scope["path"] == self.path:
+            return self.endpoint(scope, receive, send)
+        return self.app(scope, receive, send)  # type: ignore[no-any-return]

@@ -36,8 +36,10 @@ def _write(*_: object) -> None:
         for generation, pauses in _runs.items()
     }
     report["tracked_objects"] = len(gc.get_objects())
-    with open(os.environ["KETENPOORT_BENCH_GCWATCH"], "w") as out:
+    target = os.environ["KETENPOORT_BENCH_GCWATCH"]
+    with open(target + ".part", "w") as out:  # whole or not at all: the reader polls
         json.dump(report, out)
+    os.replace(target + ".part", target)
 
 
 if os.environ.get("KETENPOORT_BENCH_GCWATCH"):
