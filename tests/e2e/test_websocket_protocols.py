@@ -102,8 +102,32 @@ async def answers(ws: Any, id_: str) -> list[dict[str, Any]]:
         ([{"id": "1"}], 4400, "string `type`"),
         ([{"type": "nonsense"}], 4400, "Unknown message type"),
         ([{"type": "connection_init", "payload": "x"}], 4403, "JSON object"),
+        (
+            [INIT, {"type": "subscribe", "id": "x" * 129, "payload": {"query": PRODUCTS}}],
+            4400,
+            "1 to 128",
+        ),
+        ([INIT, {"type": "subscribe", "id": "1", "payload": {"query": 1}}], 4400, "query"),
+        (
+            [
+                INIT,
+                {"type": "subscribe", "id": "1", "payload": {"query": PRODUCTS, "variables": []}},
+            ],
+            4400,
+            "variables",
+        ),
     ],
-    ids=["subscribe-first", "two-inits", "not-json", "no-type", "unknown", "bad-payload"],
+    ids=[
+        "subscribe-first",
+        "two-inits",
+        "not-json",
+        "no-type",
+        "unknown",
+        "bad-payload",
+        "long-id",
+        "query-not-text",
+        "variables-not-object",
+    ],
 )
 async def test_graphql_transport_ws_closes_on_what_the_protocol_forbids(
     live_gateway: Gateway,  # noqa: F811
@@ -175,6 +199,25 @@ async def test_queries_and_mutations_are_answered_over_both_protocols(
     assert messages[-1]["type"] in {"error", "complete"}
     assert "nonsense" in json.dumps(messages)
     await ws.close()
+
+
+async def test_a_message_larger_than_the_body_limit_closes_with_4400(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    folder = tmp_path_factory.mktemp("size")
+    gateway = start_gateway(
+        f"sqlite+aiosqlite:///{folder / 'size.db'}",
+        extra_env={**LIVE_ENV, "KETENPOORT_MAX_BODY_BYTES": "4096"},
+    )
+    try:
+        ws = await acknowledged(ws_url(gateway), TRANSPORT_WS)
+        padding = "#" + "x" * 5000 + "\n"
+        await operation(ws, "big", padding + PRODUCTS, TRANSPORT_WS)
+        code, reason = await until_closed(ws, [])
+        assert code == 4400
+        assert "larger than 4096 bytes" in reason
+    finally:
+        stop_gateway(gateway)
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
