@@ -10,7 +10,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,8 +22,7 @@ from strawberry.asgi import GraphQL
 from strawberry.types.unset import UNSET
 
 from db.engine import create_engine, create_sessionmaker
-from db.pg import connect_arguments, create_pool
-from db.reference_cache import ReferenceCache
+from db.pg import connect_arguments
 from gateway import graphiql as graphiql_page
 from gateway import logging as request_logging
 from gateway import metrics, shared, tracing
@@ -33,15 +31,14 @@ from gateway.limits import gateway_schema
 from gateway.middleware import BodySizeLimit
 from gateway.observe import RequestObserver
 from gateway.probes import Probes
+from gateway.resources import Activation
 from gateway.shutdown import GracefulShutdown
 from gateway.tokens import TokenError, TokenVerifier
 from live.broker import Broker, engine_of
 from live.transport import LiveEndpoint, WebSocketsAt
 from push import routes as push_routes
 from push import start_push
-from resolvers.clock import today
 from resolvers.context import Context
-from services.group_commit import GroupCommit
 from settings import Settings, get_settings
 
 log = logging.getLogger("ketenpoort")
@@ -112,39 +109,6 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_page.render(self.graphql_ide_html, self.settings, FIRST_QUERY))
-
-
-# --- activation on PostgreSQL --------------------------------------------------------
-
-
-@dataclass
-class Activation:
-    """The plain asyncpg pool, the group commit that registers clicks in batches and
-    the cache of login schools and products (PostgreSQL only)."""
-
-    pool: Any
-    group_commit: GroupCommit
-    cache: ReferenceCache
-
-    @classmethod
-    async def open(cls, settings: Settings, engine: Any) -> Activation | None:
-        if engine is None or engine.dialect.name != "postgresql":
-            return None
-        pool = await create_pool(
-            engine.url, min_size=1, max_size=settings.activation_batch_workers + 2
-        )
-        group_commit = GroupCommit.configured(pool, today, settings)
-        cache = ReferenceCache(
-            connect_arguments(engine.url), max_entries=settings.reference_cache_size
-        )
-        await group_commit.start()
-        await cache.start()
-        return cls(pool, group_commit, cache)
-
-    async def close(self) -> None:
-        await self.group_commit.stop()
-        await self.cache.stop()
-        await self.pool.close()
 
 
 _gc_tuned = False
