@@ -5,6 +5,13 @@ graphql-core resolves sibling fields concurrently, but one AsyncSession cannot
 run two statements at once; every use of the session therefore goes through
 `Database`, which serialises them with a lock. DataLoaders still collapse N
 nested lookups into one statement, so the lock costs nothing on list pages.
+
+graphql-core cancels the sibling root fields when a non-null one fails (a refused
+role, say). A statement cancelled while it runs leaves the driver's connection
+mid-protocol and SQLAlchemy invalidates it: the request's session is broken and the
+pool reconnects. `Database.run` therefore lets a started statement finish (shielded,
+still holding the lock, its outcome dropped); the cancelled resolver stops at once,
+and `close` waits for the statement before the session goes back to the pool.
 """
 
 from __future__ import annotations
@@ -55,9 +62,25 @@ class Database:
         return self._session
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run read work on the request's session."""
-        async with self._lock:
-            return await work(self._get())
+        """Run read work on the request's session. A caller cancelled before the
+        work holds the session gives it up; once the work runs, it runs to its end
+        (see the module docstring)."""
+        started = False
+
+        async def locked() -> T:
+            nonlocal started
+            async with self._lock:
+                started = True
+                return await work(self._get())
+
+        task = asyncio.ensure_future(locked())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not started:
+                task.cancel()
+            task.add_done_callback(_dropped)
+            raise
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -73,9 +96,18 @@ class Database:
                 yield session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        # After any statement a cancelled resolver left running (`run`).
+        async with self._lock:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+
+
+def _dropped(task: asyncio.Future[Any]) -> None:
+    """The outcome of work whose caller was cancelled: nobody reads it (retrieved
+    so that asyncio does not log it as never retrieved)."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass
