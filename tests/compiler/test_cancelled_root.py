@@ -43,9 +43,7 @@ def invalidations(backend: Any) -> Iterator[list[Any]]:
 
 def _context(backend: Any, supplier: str, *roles: str) -> Context:
     context = Context(TEST_SETTINGS, create_sessionmaker(backend.engine))
-    context.caller = TokenVerifier(TEST_SETTINGS).verify(
-        "Bearer " + token_for(supplier, *roles)
-    )
+    context.caller = TokenVerifier(TEST_SETTINGS).verify("Bearer " + token_for(supplier, *roles))
     return context
 
 
