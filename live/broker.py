@@ -18,6 +18,14 @@ connection: a NOTIFY inside the writing transaction would take PostgreSQL's
 cluster-wide notify lock until that transaction's commit is flushed, so every
 event-writing commit would wait for the previous one (async.c PreCommit_Notify).
 
+With no subscriber in the process nobody could want the events: a wake-up then
+reads nothing (at 08:30 that was a fifth of a worker's CPU, one read per batch
+commit in every process). The high-water mark is moved on by the periodic poll
+(one cheap statement: the stable head) and, before a subscription registers, by
+`current()`, so a subscriber that joins later starts where it joins and gets
+every later event once, in commit order; one that resumes from a cursor replays
+from the table up to `current()` first, as before.
+
 A subscriber whose queue is full is dropped (its websocket is closed with 4008
 and the position to resume from); the others never wait for it. A graceful
 shutdown (`drain`) ends every subscription the same way, with 1012.
@@ -178,6 +186,8 @@ class BrokerStats:
 
     reads: int = 0
     events: int = 0
+    #: Wake-ups that read no events: nobody in this process subscribes.
+    skipped: int = 0
     notifications: int = 0
     listens: int = 0
     dropped: int = 0
@@ -238,6 +248,12 @@ class Broker:
         self._count = 0
         self._wake = asyncio.Event()
         self._local_commit = False
+        #: A read was asked for with `wake()` (not only a commit or a NOTIFY).
+        self._asked = False
+        #: Events may have been committed after `high_water` while nobody subscribed.
+        self._behind = False
+        #: `catch_up` and `current` never interleave (the high-water mark only grows).
+        self._reading = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closers: set[asyncio.Task[Any]] = set()
         self._listen_connection: Any = None
@@ -292,10 +308,22 @@ class Broker:
 
     # --- subscribers -----------------------------------------------------------------------
 
+    async def current(self) -> Position:
+        """The high-water position, moved on to the stable head when the broker has
+        skipped reads for want of subscribers. Call it right before `subscribe`
+        (nothing awaited in between), and as the end of a catch-up replay."""
+        if self._count == 0 and self._behind:
+            async with self._reading:
+                if self._count == 0 and self._behind:
+                    await self._advance()
+        return self.high_water
+
     def subscribe(self, topic: Topic, viewer: Viewer) -> Subscriber:
         """Register a subscriber. Every event after `subscriber.registered_at` (the
         high-water position now) that matches will be offered to it: registration
-        and the fan-out of a batch never interleave."""
+        and the fan-out of a batch never interleave. Await `current()` first, so
+        that the high-water mark is not behind (a broker without subscribers skips
+        its reads)."""
         subscriber = Subscriber(topic, viewer, self.queue_size, self.high_water)
         if not self.running:
             subscriber.close(SHUTDOWN)
@@ -426,6 +454,8 @@ class Broker:
     # --- reading ---------------------------------------------------------------------------
 
     def wake(self) -> None:
+        """Read now, subscribers or not."""
+        self._asked = True
         self._wake.set()
 
     def _on_local_commit(self) -> None:
@@ -446,18 +476,32 @@ class Broker:
         delay = self.poll
         retry = 0.01
         while True:
+            polled = False
             if not self._wake.is_set():
                 try:
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
                 except TimeoutError:
-                    pass
+                    polled = True
             self._wake.clear()
             if self._local_commit:
                 self._local_commit = False
                 await self._notify_others()
+            asked, self._asked = self._asked, False
             try:
-                held = await self.catch_up()
+                if self._count == 0 and not asked:
+                    # Nobody here could want the events: no read per commit; the
+                    # poll keeps the high-water mark near the head.
+                    self._behind = True
+                    self.stats.skipped += 1
+                    if polled:
+                        async with self._reading:
+                            if self._count == 0:
+                                await self._advance()
+                    delay, retry = self.poll, 0.01
+                    continue
+                async with self._reading:
+                    held = await self.catch_up()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database may be away; keep trying
@@ -471,9 +515,22 @@ class Broker:
             else:
                 delay, retry = self.poll, 0.01
 
+    async def _advance(self) -> None:
+        """No subscribers: move the high-water mark to the stable head without
+        reading the events (one statement after the horizon)."""
+        async with self.sessionmaker() as session:
+            await read_only(session)
+            below = await events.horizon(session)
+            head = await events.stable_head(session, below)
+        self.horizon = below
+        self.high_water = max(self.high_water, head)
+        self._behind = False
+        self.stats.reads += 1
+
     async def catch_up(self) -> bool:
         """Read and fan out everything readable now; True when committed events are
         still held back by an open transaction."""
+        self._behind = False
         while True:
             async with self.sessionmaker() as session:
                 await read_only(session)

@@ -91,7 +91,7 @@ async def open_stream(
             # replay (back after hours, or arriving during a burst) cannot overflow a
             # queue it does not have yet; take the queue once a pass comes back short.
             for _ in range(CATCH_UP_PASSES):
-                target = broker.high_water
+                target = await broker.current()
                 if target <= sent.at:
                     break
                 count = 0
@@ -103,7 +103,9 @@ async def open_stream(
                 sent = Cut(target, sent.reflected)
                 if count < broker.batch_size:
                     break
-        # Register, then fill the gap up to where the live queue begins.
+        # Register, then fill the gap up to where the live queue begins (`current`:
+        # a broker without subscribers has not kept its high-water mark up to date).
+        await broker.current()
         subscriber = broker.subscribe(topic, viewer)
         subscriber.on_drop = lambda s: _dropped(context, s)
         if sent is not None:
