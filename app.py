@@ -174,7 +174,8 @@ def create_app(
         broker = Broker(settings, sessions, engine or engine_of(sessions))
         await broker.start()
         graphql.broker = websockets.broker = app.state.broker = broker
-        graphql.activation = await Activation.open(settings, engine or engine_of(sessions))
+        activation = await Activation.open(settings, engine or engine_of(sessions))
+        graphql.activation = websockets.activation = activation  # HTTP and websockets
         app.state.push = await start_push(settings, sessions)  # push/: suppliers' endpoints
         tune_gc(settings)
         # Supplier cache emptied at once on a registry change anywhere (gateway/shared.py).
@@ -203,7 +204,7 @@ def create_app(
                 await graphql.limiter.close()
             if graphql.activation is not None:
                 await graphql.activation.close()
-                graphql.activation = None
+                graphql.activation = websockets.activation = None
             if app.state.push is not None:
                 await app.state.push.stop()
             await broker.stop()

@@ -57,6 +57,13 @@ class LiveContext(Context):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.db = ShortSessions(self.sessionmaker)
+        # A licenceActivate over the websocket goes through the process's group
+        # commit and reference cache, as over HTTP (gateway/resources.py; the
+        # lifespan hands them to the endpoint).
+        activation = getattr(getattr(self.connection, "endpoint", None), "activation", None)
+        if activation is not None:
+            self.activations = activation.group_commit
+            self.reference_cache = activation.cache
 
     def open_stream(
         self,
