@@ -33,6 +33,7 @@ from gateway.observe import RequestObserver
 from gateway.probes import Probes
 from gateway.resources import Activation
 from gateway.shutdown import GracefulShutdown
+from gateway.token_cache import CachedVerifier
 from gateway.tokens import TokenError, TokenVerifier
 from live.broker import Broker, engine_of
 from live.transport import LiveEndpoint, WebSocketsAt
@@ -74,7 +75,7 @@ class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
         )
         self.settings = settings
         self.sessionmaker = sessionmaker
-        self.verifier = TokenVerifier(settings)
+        self.verifier = CachedVerifier(TokenVerifier(settings))  # gateway/token_cache.py
         self.limiter = shared.rate_limiter(settings)
         self.supplier_cache = SupplierCache(settings.supplier_cache_seconds)
         self.audit_buffer: AuditBuffer | None = None
