@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     jwt_issuer: str = "https://ketenpoort.local/dev-issuer"
     jwt_audience: str = "ketenpoort"
     jwt_leeway_seconds: int = 30
+    # The longest a token may be valid: exp - iat above this is refused (24 h).
+    token_max_lifetime_seconds: int = 24 * 3600
 
     # Per-client rate limit: sustained requests per second and burst, per supplier
     # and process (0 switches it off).
@@ -163,10 +165,10 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def check(self) -> None:
-        """Refuse configurations that would be unsafe in production."""
+        """Refuse unsafe configurations: token settings in every environment, the
+        rest in production."""
+        self._check_tokens()
         if self.is_production():
-            if self.jwt_secret == DEV_SECRET and "HS256" in self.jwt_algorithms:
-                raise ValueError("KETENPOORT_JWT_SECRET must be set in production")
             if self.graphiql or self.introspection:
                 raise ValueError(
                     "GraphiQL and introspection must be switched off in production "
@@ -181,6 +183,41 @@ class Settings(BaseSettings):
                 )
         if self.log_format not in {"text", "json"}:
             raise ValueError("KETENPOORT_LOG_FORMAT must be text or json")
+
+
+    def _check_tokens(self) -> None:
+        """Every listed algorithm must be one PyJWT knows (never "none"); with any
+        HMAC algorithm the shared secret must be at least that hash's size (32, 48,
+        64 bytes for HS256, HS384, HS512: RFC 7518 3.2), and production refuses the
+        development secret whatever the HMAC algorithm."""
+        from jwt.algorithms import HMACAlgorithm, get_default_algorithms
+
+        known = get_default_algorithms()
+        if not self.jwt_algorithms:
+            raise ValueError("KETENPOORT_JWT_ALGORITHMS must name at least one algorithm")
+        secret = self.jwt_secret.encode()
+        for name in self.jwt_algorithms:
+            algorithm = known.get(name)
+            if algorithm is None or name == "none":
+                raise ValueError(
+                    f"KETENPOORT_JWT_ALGORITHMS: {name!r} is not a signing algorithm; "
+                    f"use one of {', '.join(sorted(n for n in known if n != 'none'))}"
+                )
+            if not isinstance(algorithm, HMACAlgorithm):
+                continue
+            if self.is_production() and self.jwt_secret == DEV_SECRET:
+                raise ValueError(
+                    f"KETENPOORT_JWT_SECRET must be set in production ({name} is enabled "
+                    "and the secret is the development one)"
+                )
+            size = algorithm.hash_alg().digest_size
+            if len(secret) < size:
+                raise ValueError(
+                    f"KETENPOORT_JWT_SECRET is {len(secret)} bytes; {name} needs at least "
+                    f"{size} (a random secret of the hash's size, RFC 7518 section 3.2)"
+                )
+        if self.token_max_lifetime_seconds <= 0:
+            raise ValueError("KETENPOORT_TOKEN_MAX_LIFETIME_SECONDS must be positive")
 
 
 @lru_cache

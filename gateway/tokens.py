@@ -80,7 +80,12 @@ class TokenVerifier:
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
                 leeway=self.settings.jwt_leeway_seconds,
-                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+                options={
+                    "require": ["exp", "iat", "iss", "aud", "sub", "jti"],
+                    # A short HMAC secret is refused at start (Settings.check); this
+                    # keeps a verifier built without that check from using one.
+                    "enforce_minimum_key_length": True,
+                },
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("the token has expired") from exc
@@ -96,7 +101,24 @@ class TokenVerifier:
             raise TokenError(f"the token lacks the required claim {exc.claim!r}") from exc
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token: {exc}") from exc
+        check_lifetime(claims, self.settings.token_max_lifetime_seconds)
         return caller_from_claims(claims)
+
+
+def check_lifetime(claims: dict[str, object], ceiling: int) -> None:
+    """A token may be valid for at most `ceiling` seconds: exp − iat. Both are
+    required claims, and PyJWT refuses an `iat` in the future, so a token can never
+    be valid for longer than the ceiling from now either."""
+    lifetime = int(claims["exp"]) - int(claims["iat"])  # type: ignore[call-overload]
+    if lifetime > ceiling:
+        raise TokenError(
+            f"the token is valid for {lifetime} s (exp - iat); this gateway accepts at "
+            f"most {ceiling} s: ask for a shorter-lived token"
+        )
+
+
+#: The longest `school` claim: RIO identifiers are at most 64 characters here too.
+MAX_SCHOOL_CLAIM = 64
 
 
 def caller_from_claims(claims: dict[str, object]) -> Caller:
@@ -113,6 +135,13 @@ def caller_from_claims(claims: dict[str, object]) -> Caller:
     if not roles:
         raise TokenError("the token grants no scope (roles)")
     school = claims.get("school")
+    if school is not None and (not isinstance(school, str) or len(school) > MAX_SCHOOL_CLAIM):
+        raise TokenError(
+            f"the `school` claim must be one school identifier (a string of at most "
+            f"{MAX_SCHOOL_CLAIM} characters)"
+        )
+    if Role.SCHOOL in roles and not school:
+        raise TokenError("a token with the school scope must carry a `school` claim")
     return Caller(
         supplier_code=str(claims["sub"]),
         roles=frozenset(roles),
@@ -130,9 +159,18 @@ def mint_token(
     lifetime: timedelta = timedelta(hours=12),
     now: datetime | None = None,
 ) -> str:
-    """A development token signed with the HS256 secret (never in production)."""
+    """A development token signed with the shared secret (never in production), with
+    the first HMAC algorithm the gateway accepts (HS256 by default)."""
     if settings.is_production():
         raise TokenError("development tokens cannot be minted in production")
+    if lifetime.total_seconds() > settings.token_max_lifetime_seconds:
+        raise TokenError(
+            f"a token may live at most {settings.token_max_lifetime_seconds} s "
+            "(KETENPOORT_TOKEN_MAX_LIFETIME_SECONDS)"
+        )
+    if Role.SCHOOL.value in {str(Role(r)) for r in roles} and not school:
+        raise TokenError("a token with the school scope must name its school (--school)")
+    algorithm = next((a for a in settings.jwt_algorithms if a.startswith("HS")), "HS256")
     issued = now or datetime.now(UTC)
     claims: dict[str, object] = {
         "iss": settings.jwt_issuer,
@@ -145,4 +183,4 @@ def mint_token(
     }
     if school:
         claims["school"] = school
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    return jwt.encode(claims, settings.jwt_secret, algorithm=algorithm)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -138,3 +139,145 @@ def test_rs256_with_a_jwks_url(rsa_key: Any, jwks_server: str) -> None:
                         jwt_jwks_url=jwks_server)
     caller = TokenVerifier(settings).verify(f"Bearer {rs256(rsa_key, scope='portal dashboard')}")
     assert caller.roles == {Role.PORTAL, Role.DASHBOARD}
+
+
+# --- issue 12.7: HMAC secrets for every algorithm ------------------------------------------
+
+PRODUCTION = {
+    "environment": Environment.PRODUCTION, "graphiql": False, "introspection": False,
+    "metrics_token": "m" * 32,
+}
+SIZES = {"HS256": 32, "HS384": 48, "HS512": 64}
+
+
+@pytest.mark.parametrize(
+    "algorithms", [["HS256"], ["HS384"], ["HS512"], ["RS256", "HS384"], ["HS512", "HS256"]]
+)
+def test_production_refuses_the_development_secret_with_every_hmac_algorithm(
+    algorithms: list[str],
+) -> None:
+    with pytest.raises(ValueError, match="KETENPOORT_JWT_SECRET"):
+        Settings(**PRODUCTION, jwt_algorithms=algorithms).check()
+
+
+@pytest.mark.parametrize("algorithm", sorted(SIZES))
+def test_a_secret_shorter_than_the_hash_is_refused_in_every_environment(algorithm: str) -> None:
+    size = SIZES[algorithm]
+    for environment in Environment:
+        settings = {**PRODUCTION, "environment": environment, "push_secret_key": "k" * 40}
+        with pytest.raises(ValueError, match=f"{size - 1} bytes; {algorithm} needs at least"):
+            Settings(**settings, jwt_algorithms=[algorithm], jwt_secret="s" * (size - 1)).check()
+        Settings(**settings, jwt_algorithms=[algorithm], jwt_secret="s" * size).check()
+    # In a mix the largest hash decides.
+    with pytest.raises(ValueError, match="HS512 needs at least 64"):
+        Settings(jwt_algorithms=["HS256", "HS512"], jwt_secret="s" * 63).check()
+
+
+def test_a_secret_is_measured_in_bytes() -> None:
+    with pytest.raises(ValueError, match="31 bytes"):
+        Settings(jwt_secret="é" * 15 + "s").check()  # 16 characters, 31 bytes
+    Settings(jwt_secret="é" * 16).check()
+
+
+def test_production_with_only_rs256_needs_no_secret() -> None:
+    Settings(**PRODUCTION, push_secret_key="k" * 40, jwt_algorithms=["RS256"]).check()
+
+
+@pytest.mark.parametrize("name", ["none", "HS1024", "", "hs256"])
+def test_an_unknown_algorithm_is_refused_at_start(name: str) -> None:
+    with pytest.raises(ValueError, match="not a signing algorithm"):
+        Settings(jwt_algorithms=["HS256", name]).check()
+    with pytest.raises(ValueError, match="at least one algorithm"):
+        Settings(jwt_algorithms=[]).check()
+
+
+@pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
+def test_a_token_signed_with_a_short_secret_is_refused_by_the_verifier(algorithm: str) -> None:
+    """Even a verifier built without `Settings.check` (a tool, a test) will not use a
+    secret shorter than the hash: PyJWT's minimum key length is enforced."""
+    secret = "s" * (SIZES[algorithm] - 1)
+    settings = Settings(environment=Environment.TEST, jwt_algorithms=[algorithm], jwt_secret=secret)
+    with pytest.warns(jwt.InsecureKeyLengthWarning):  # the forger does not mind
+        forged = jwt.encode(claims(sub="operator", scope="operator"), secret, algorithm=algorithm)
+    with pytest.raises(TokenError, match="HMAC key"):
+        TokenVerifier(settings).verify(f"Bearer {forged}")
+
+
+def test_development_tokens_use_the_configured_hmac_algorithm() -> None:
+    settings = Settings(environment=Environment.TEST, jwt_algorithms=["HS512"],
+                        jwt_secret="s" * 64)
+    token = mint_token(settings, "demo-shop", ["seller"])
+    assert jwt.get_unverified_header(token)["alg"] == "HS512"
+    assert TokenVerifier(settings).verify(f"Bearer {token}").supplier_code == "demo-shop"
+
+
+# --- issue 12.9: the lifetime ceiling ------------------------------------------------------
+
+DAY = 24 * 3600
+
+
+def test_the_default_ceiling_is_24_hours() -> None:
+    assert DEV.token_max_lifetime_seconds == DAY
+    now = int(time.time())
+    TokenVerifier(DEV).verify(f"Bearer {hs256(iat=now, exp=now + DAY)}")
+    with pytest.raises(TokenError, match=f"valid for {DAY + 1} s .* at most {DAY} s"):
+        TokenVerifier(DEV).verify(f"Bearer {hs256(iat=now, exp=now + DAY + 1)}")
+
+
+@pytest.mark.parametrize("years", [1, 100, 10**6])
+def test_long_lived_tokens_are_refused(years: int) -> None:
+    now = int(time.time())
+    with pytest.raises(TokenError, match="exp - iat"):
+        TokenVerifier(DEV).verify(f"Bearer {hs256(iat=now, exp=now + years * 366 * DAY)}")
+
+
+def test_an_old_iat_does_not_stretch_the_lifetime() -> None:
+    """exp − iat counts, not exp − now: a token issued 23 h ago for 25 h is refused even
+    though only 2 h are left, and a token cannot claim a later iat (PyJWT refuses an
+    iat in the future)."""
+    now = int(time.time())
+    with pytest.raises(TokenError, match="exp - iat"):
+        TokenVerifier(DEV).verify(f"Bearer {hs256(iat=now - 23 * 3600, exp=now + 2 * 3600)}")
+    with pytest.raises(TokenError, match="not yet valid"):
+        TokenVerifier(DEV).verify(f"Bearer {hs256(iat=now + 3600, exp=now + 2 * 3600)}")
+
+
+def test_the_ceiling_is_a_setting() -> None:
+    settings = Settings(environment=Environment.TEST, token_max_lifetime_seconds=600)
+    now = int(time.time())
+    TokenVerifier(settings).verify(f"Bearer {hs256(iat=now, exp=now + 600)}")
+    with pytest.raises(TokenError, match="at most 600 s"):
+        TokenVerifier(settings).verify(f"Bearer {hs256(iat=now, exp=now + 601)}")
+    with pytest.raises(ValueError, match="must be positive"):
+        Settings(token_max_lifetime_seconds=0).check()
+
+
+def test_minting_beyond_the_ceiling_is_refused() -> None:
+    with pytest.raises(TokenError, match="at most 86400 s"):
+        mint_token(DEV, "demo-shop", ["seller"], lifetime=timedelta(hours=25))
+
+
+# --- issue 12.10: the school claim ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("school", "message"),
+    [
+        (None, "must carry a `school` claim"),
+        ("", "must carry a `school` claim"),
+        (104, "one school identifier"),
+        (["104A158", "104A159"], "one school identifier"),
+        ("1" * 65, "at most 64 characters"),
+    ],
+)
+def test_a_school_token_must_name_one_school(school: Any, message: str) -> None:
+    token = hs256(sub="demo-school-admin", scope="school", school=school)
+    with pytest.raises(TokenError, match=message):
+        TokenVerifier(DEV).verify(f"Bearer {token}")
+
+
+def test_a_school_token_without_school_cannot_be_minted() -> None:
+    with pytest.raises(TokenError, match="must name its school"):
+        mint_token(DEV, "demo-school-admin", ["school"])
+    token = mint_token(DEV, "demo-school-admin", ["school"], school="104A158")
+    assert TokenVerifier(DEV).verify(f"Bearer {token}").school == "104A158"
