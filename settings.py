@@ -184,7 +184,6 @@ class Settings(BaseSettings):
         if self.log_format not in {"text", "json"}:
             raise ValueError("KETENPOORT_LOG_FORMAT must be text or json")
 
-
     def _check_tokens(self) -> None:
         """Every listed algorithm must be one PyJWT knows (never "none"); with any
         HMAC algorithm the shared secret must be at least that hash's size (32, 48,

@@ -8,9 +8,9 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from datetime import timedelta
 from typing import Any
 
 import jwt
