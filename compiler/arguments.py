@@ -8,8 +8,9 @@ raises `Replay`: the request runs on the resolvers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import literal_column
@@ -113,6 +114,73 @@ def organisation_search(identifier: dict[str, Any]) -> dict[str, Any]:
         level = _PRIMARY_LEVEL[scheme]
         return {"rio": clean, "level": level, "sec": None, "sec_scheme": None, "upper": None}
     return {"rio": None, "level": None, "sec": clean, "sec_scheme": scheme, "upper": None}
+
+
+class _FindsNothing:
+    """A database and a loader that find nothing, for `lookup_answer`."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    async def run(self, work: Any) -> list[Any]:
+        self.asked = True
+        return []
+
+    async def load(self, key: Any) -> None:
+        self.asked = True
+        return None
+
+
+def _drive(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """The value of a coroutine that never waits (its I/O answered at once)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise Replay("the lookup waits for I/O")
+
+
+def lookup_answer(args: dict[str, Any]) -> dict[str, Any]:
+    """What `resolvers.queries.organisation` answers for these arguments when no
+    organisation matches, asked of the resolver itself with a database that finds
+    nothing: `kind` is "invalid" (an `InvalidIdentifier`, nothing looked up),
+    "missing" (not found without a lookup: an empty identifier) or "lookup" (the
+    `OrganisationNotFound` to give if the statement finds nothing), with the
+    answer's `value`, `scheme`, `problem` and `message` (the messages are the
+    resolver's, one source)."""
+    from domain.identifiers import OrgIdScheme
+    from resolvers import queries
+    from schema.lookups import InvalidIdentifier
+
+    if args.get("id") is not None:
+        gateway_id(args["id"])  # the resolvers answer a malformed id with an error
+    identifier = args.get("identifier")
+    if identifier is not None:
+        scheme = identifier.get("scheme")
+        identifier = SimpleNamespace(
+            value=identifier["value"], scheme=None if scheme is None else OrgIdScheme(scheme)
+        )
+    nothing = _FindsNothing()
+    info = SimpleNamespace(
+        context=SimpleNamespace(db=nothing, loaders=SimpleNamespace(organisation=nothing))
+    )
+    answer = _drive(queries.organisation(info, args.get("id"), identifier))  # type: ignore[arg-type]
+    if isinstance(answer, InvalidIdentifier):
+        return {
+            "kind": "invalid",
+            "scheme": answer.scheme,
+            "value": answer.value,
+            "problem": answer.problem,
+            "message": answer.message,
+        }
+    return {
+        "kind": "lookup" if nothing.asked else "missing",
+        "scheme": None if answer.scheme is None else OrgIdScheme(answer.scheme).value,
+        "value": answer.value,
+        "problem": None,
+        "message": answer.message,
+    }
 
 
 def organisation_ids(c: Compiler, root: str, prefix: str, level: str | None = None) -> str:

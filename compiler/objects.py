@@ -374,6 +374,19 @@ FIELDS: dict[str, dict[str, Field]] = {
         "scheme": enum("scheme", "OrgIdScheme"),
         "value": column("value"),
     },
+    # Answers of a lookup that found nothing, over a row of the answer's values
+    # (`compiler.roots.organisation`).
+    "OrganisationNotFound": {
+        "value": column("value"),
+        "scheme": enum("scheme", "OrgIdScheme"),
+        "message": column("message"),
+    },
+    "InvalidIdentifier": {
+        "scheme": column("scheme"),
+        "value": column("value"),
+        "problem": column("problem"),
+        "message": column("message"),
+    },
     "Supplier": {"id": gid, "code": column("code"), "name": column("name")},
     "Product": {
         "id": gid,

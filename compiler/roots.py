@@ -27,6 +27,7 @@ from compiler.arguments import (
     access_rank,
     after_key,
     gateway_id,
+    lookup_answer,
     organisation_ids,
     organisation_search,
     page_size,
@@ -281,12 +282,16 @@ def entitlement(
 def organisation(
     c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
 ) -> Root:
-    """`organisation(id | identifier)`: the one organisation found; anything else
-    (not found, ambiguous, malformed: typed answers with their messages) from the
-    resolvers."""
+    """`organisation(id | identifier)` (`resolvers.queries.organisation`): the one
+    organisation found, or the typed answers `OrganisationNotFound` and
+    `InvalidIdentifier` (their values and messages made per request by the resolver
+    itself, `lookup_answer`); an identifier that points at several organisations
+    (`OrganisationAmbiguous`) runs on the resolvers."""
     st = c.st
-    b = st.alias()
+    b, n, v = st.alias(), st.alias(), st.alias()
     obj = c.object("Organisation", b, details)
+    missing = c.object("OrganisationNotFound", n, details)
+    invalid = c.object("InvalidIdentifier", v, details)
     if args.get("id") is not None and args.get("identifier") is None:
         ids = f"ARRAY[{st.value(key, 'id', 'bigint')}]::bigint[]"
         ids = f"(SELECT array_agg(o.id) FROM organisation AS o WHERE o.id = ANY({ids}))"
@@ -294,18 +299,39 @@ def organisation(
         ids = organisation_ids(c, key, "org_")
     else:
         raise NotCompiled("organisation needs exactly one of id or identifier")
+
+    def answer(name: str) -> str:
+        return st.value(key, f"answer_{name}", "text")
+
+    kind = answer("kind")
     sql = (
-        f"(SELECT (SELECT {obj} FROM organisation AS {b} WHERE {b}.id = f.ids[1]) AS data, "
-        "CASE WHEN f.ids IS NULL THEN 'not found' WHEN cardinality(f.ids) > 1 THEN 'ambiguous' "
-        f"END AS problem, NULL::json AS reads FROM (SELECT {ids} AS ids) AS f)"
+        f"(SELECT CASE WHEN {kind} = 'invalid' THEN (SELECT {invalid} FROM (SELECT "
+        f"{answer('scheme')} AS scheme, {answer('value')} AS value, {answer('problem')} "
+        f"AS problem, {answer('message')} AS message) AS {v}) "
+        f"WHEN f.ids IS NULL THEN (SELECT {missing} FROM (SELECT {answer('value')} AS value, "
+        f"{answer('scheme')} AS scheme, {answer('message')} AS message) AS {n}) "
+        "WHEN cardinality(f.ids) = 1 THEN "
+        f"(SELECT {obj} FROM organisation AS {b} WHERE {b}.id = f.ids[1]) END AS data, "
+        "CASE WHEN cardinality(f.ids) > 1 THEN 'ambiguous' END AS problem, "
+        f"NULL::json AS reads FROM (SELECT CASE WHEN {kind} = 'lookup' THEN {ids} END AS ids) AS f)"
     )
 
     def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        values = {f"answer_{k}": v for k, v in lookup_answer(args).items()}
         if args.get("id") is not None:
-            return {"id": gateway_id(args["id"])}
-        return {f"org_{k}": v for k, v in organisation_search(args["identifier"]).items()}
+            values["id"] = gateway_id(args["id"])
+        elif values["answer_kind"] == "lookup":
+            values.update(
+                {f"org_{k}": v for k, v in organisation_search(args["identifier"]).items()}
+            )
+        else:
+            values.update({f"org_{k}": None for k in _SEARCH})
+        return values
 
     return Root(key, sql, prepare)
+
+
+_SEARCH = ("rio", "level", "sec", "sec_scheme", "upper")
 
 
 def organisations(
