@@ -47,6 +47,12 @@ async def _reset(connection: asyncpg.Connection) -> None:
         await connection.execute("ROLLBACK")
 
 
+#: asyncpg caches (prepares once per connection) only statements up to 15 KiB by
+#: default; a compiled read of a rich selection is larger (a 100-row page with
+#: nested lists: 18 KB) and was parsed and planned again on every request.
+MAX_CACHED_STATEMENT = 256 * 1024
+
+
 async def create_pool(url: str | URL, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         **connect_arguments(url),
@@ -54,4 +60,5 @@ async def create_pool(url: str | URL, *, min_size: int = 1, max_size: int = 10) 
         max_size=max_size,
         init=_init,
         reset=_reset,
+        max_cacheable_statement_size=MAX_CACHED_STATEMENT,
     )

@@ -169,3 +169,31 @@ async def test_a_named_school_without_consent_is_refused_by_the_compiled_read(
     assert "104A158" in error["message"]
     result = await gql.execute(query, as_=("demo-portal", "portal"))
     assert [e.formatted for e in result.errors] == answer.errors
+
+
+async def test_a_large_compiled_statement_is_prepared_once_per_connection(
+    postgres_only: None, backend: Any, session: Any
+) -> None:
+    """asyncpg prepares (and PostgreSQL plans) a statement once per connection only
+    when it caches it; `db.pg.create_pool` caches compiled statements larger than
+    asyncpg's default limit (15 KiB), which a rich page exceeds."""
+    from db.pg import create_pool
+
+    caller = await _principal(session, "demo-portal", "portal")
+    variables = {"first": 100, "school": {"value": "104A158"}}
+    plan = ReadCompiler(_SCHEMA, TEST_SETTINGS).plan(parse(PAGE), None, caller, variables)
+    assert not isinstance(plan, Fallback)
+    assert plan.sql is not None
+    assert len(plan.sql.encode()) > 15 * 1024  # over asyncpg's default: the case in point
+    pool = await create_pool(backend.engine.url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as connection:
+            for _ in range(3):
+                answer = await plan.execute(connection, variables, caller, today())
+                assert isinstance(answer, CompiledAnswer)
+            prepared = await connection.fetchval(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", plan.sql
+            )
+    finally:
+        await pool.close()
+    assert prepared == 1
