@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -55,7 +55,9 @@ async def record_reads(
         for school_id, action, object_type, object_id in reads
     ]
     if rows:
-        await session.execute(insert(AuditLog), rows)
+        # Core's executemany: one statement for every row (the ORM's bulk insert
+        # sent one statement per row whenever a row's NULLs differed from the last).
+        await session.execute(AuditLog.__table__.insert(), rows)
 
 
 async def erase_person(

