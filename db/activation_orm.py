@@ -291,9 +291,12 @@ class OrmActivationStore:
             )
         return {key for key, _ in refs}
 
-    async def lock(self, entitlement_ids: Sequence[int]) -> dict[int, SeatState]:
+    async def lock(
+        self, entitlement_ids: Sequence[int], holders: Sequence[tuple[int, int]] = ()
+    ) -> dict[int, SeatState]:
         # The transaction began IMMEDIATE (db/engine.py) before the facts were read:
-        # no other writer has changed them since, so they are the rows as they are now.
+        # no other writer has changed them since, so they are the rows as they are now
+        # (the holders' licences too: nothing else to lock).
         return {i: self._seats[i] for i in entitlement_ids if i in self._seats}
 
     async def current(

@@ -5,9 +5,12 @@ each written here once (the module is those statements, hence its size).
   statement (person, memberships today, licences on the product, candidate
   entitlements, the code's existence, and per school who watches its activations:
   that part is `db.consent.receivers_statement` compiled in, one source for the rule).
-* `LOCK`: the candidate entitlements, locked in id order (two batches never wait on
-  each other in a circle); `CURRENT` then reads the persons' licences on a snapshot
-  taken after the lock, so a licence committed meanwhile by another process is seen.
+* `LOCK`: the candidate entitlements, locked in id order, then one transaction-level
+  advisory lock per (person, product) of the clicks, in key order (every batch takes
+  them in that order, so two batches never wait on each other in a circle); `CURRENT`
+  then reads the persons' licences on a snapshot taken after the locks, so a licence
+  committed meanwhile by another process is seen, also one registered on another
+  entitlement (the same pupil logging in through two schools in two processes).
 * `REGISTER`: seats (one counter update per entitlement per batch), activation codes,
   licences, their events and audit rows, in one statement; the events' `tx_id` is
   `db.outbox.PG_EVENT_POSITION` (it also marks the transaction as an event writer for
@@ -22,6 +25,7 @@ text through `exec_driver_sql`). Arrays go in as parameters; JSON comes back as 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -148,10 +152,34 @@ LEFT JOIN w ON w.school_id = click.school_id
 ORDER BY click.n
 """
 
+# The seats first, then the holders' advisory locks (the holder CTE's InitPlan reads
+# `seat`, the outer query's InitPlan reads `holder`): one order for every batch.
 LOCK = """
-SELECT id, status, quantity, licences_used FROM entitlement
-WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+WITH seat AS MATERIALIZED (
+    SELECT id, status, quantity, licences_used FROM entitlement
+    WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+), holder AS MATERIALIZED (
+    SELECT count(*) AS n FROM (
+        SELECT pg_advisory_xact_lock(o.k)
+        FROM (SELECT DISTINCT k FROM unnest($2::bigint[]) AS k ORDER BY k) o
+        WHERE (SELECT count(*) FROM seat) >= 0
+    ) taken
+)
+SELECT id, status, quantity, licences_used FROM seat
+WHERE (SELECT n FROM holder) >= 0
+ORDER BY id
 """
+
+
+def holder_key(person_id: int, product_id: int) -> int:
+    """The advisory lock of a person's licences on a product: a signed 64-bit hash
+    (the one-key form, apart from the event-writer lock's two-key form); two pairs
+    that share a key only wait for each other."""
+    digest = hashlib.blake2b(
+        f"ketenpoort-licence/{person_id}/{product_id}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
 
 CURRENT = """
 SELECT l.id, l.entitlement_id, l.person_id, l.product_id, l.school_id, l.status,
@@ -323,8 +351,11 @@ class PgActivationStore:
         columns = _columns([(*key, digest) for key, digest in refs], 4)
         return {(r[0], r[1], r[2]) for r in await self.db.fetch(CLAIM, *columns)}
 
-    async def lock(self, entitlement_ids: Sequence[int]) -> dict[int, SeatState]:
-        rows = await self.db.fetch(LOCK, list(entitlement_ids))
+    async def lock(
+        self, entitlement_ids: Sequence[int], holders: Sequence[tuple[int, int]] = ()
+    ) -> dict[int, SeatState]:
+        keys = sorted({holder_key(person, product) for person, product in holders})
+        rows = await self.db.fetch(LOCK, list(entitlement_ids), keys)
         return {r[0]: SeatState(EntitlementStatus(r[1]), r[2], r[3]) for r in rows}
 
     async def current(

@@ -10,7 +10,8 @@ inside a caller's transaction, a few dozen at 08:30 on PostgreSQL) and:
 2. reads every click's facts (one statement on PostgreSQL) and decides; a click that
    creates no licence (a denial, an existing licence) is answered from these facts;
 3. in one transaction: claims the referenceIds, locks the candidate entitlements of
-   the clicks that would create a licence, reads their persons' licences again and
+   the clicks that would create a licence and their persons' licences on the
+   clicks' products, reads those licences again and
    decides each click again, in arrival order, on the rows as they are now, counting
    the seats and codes taken by the clicks before it; then registers every licence
    at once (one seat update per entitlement, licences, events, audit rows) and stores
@@ -193,7 +194,12 @@ async def _register(
     """Under the entitlements' locks: decide each wanting click again and register
     the licences. Returns whether any licence was written."""
     candidates = sorted({c.id for i in wanting for c, _ in gathered[i].candidates})
-    seats: dict[int, SeatState] = await store.lock(candidates)
+    # The persons' licences on the clicks' products too: the same pupil may click
+    # through two schools (two entitlements, no seat in common) in two processes.
+    holders = sorted(
+        {(gathered[i].person[0], p) for i in wanting for p in clicks[i].request.product.ids}  # type: ignore[index]
+    )
+    seats: dict[int, SeatState] = await store.lock(candidates, holders)
     persons = sorted({gathered[i].person[0] for i in wanting})  # type: ignore[index]
     products = sorted({p for i in wanting for p in clicks[i].request.product.ids})
     entitlees = sorted(

@@ -66,7 +66,12 @@ class ActivationStore(Protocol):
 
     async def claim(self, refs: Sequence[tuple[ReferenceKey, str]]) -> set[ReferenceKey]: ...
 
-    async def lock(self, entitlement_ids: Sequence[int]) -> dict[int, SeatState]: ...
+    async def lock(
+        self, entitlement_ids: Sequence[int], holders: Sequence[tuple[int, int]] = ()
+    ) -> dict[int, SeatState]:
+        """Lock the entitlements' seats and the (person, product) pairs' licences
+        until the transaction ends; the seats as they are now."""
+        ...
 
     async def current(
         self,

@@ -371,3 +371,77 @@ async def test_a_reference_id_or_code_the_store_cannot_hold_is_refused(engine: A
     refused = nul_code["licenceActivate"]
     assert [p["field"] for p in refused["problems"]] == ["activationCode"]
     assert await _counts(engine, entitlement.id) == (0, 0, 0)
+
+
+async def test_one_pupil_through_two_schools_in_two_processes_gets_one_licence(
+    engine: AsyncEngine,
+) -> None:
+    """Pupils enrolled at two schools, each school with an open entitlement on the same
+    product: a click through each school, in two gateway processes, at once. The two
+    batches lock no seat in common; the lock on each pupil's licences on the product
+    makes the second batch see the first one's licences."""
+    from db.models import Enrolment, Entitlement
+    from tests.factories import current_period
+
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        college, other = await school_id(session, "104A158"), await school_id(session, "104A159")
+        product = await make_product(session)
+        pupils = [await make_person(session, school=college) for _ in range(12)]
+        period = await current_period(session, other)
+        session.add_all(
+            Enrolment(person_id=p.id, school_id=other, period_id=period) for p in pupils
+        )
+        first, second = [
+            await make_entitlement(session, product=product, school=s, variant=Variant.SCHOOL)
+            for s in (college, other)
+        ]
+        await session.commit()
+    batch = {"activation_batch_window_ms": 60_000, "activation_batch_max": len(pupils)}
+    async with gateway(engine, **batch) as one, gateway(engine, **batch) as two:
+
+        async def through(gw: Gateway, school: str, pupil: MadePerson) -> dict[str, Any]:
+            input = click(product, pupil)
+            input["school"] = {"value": school}
+            return (await gw.execute(ACTIVATE, {"input": input}, LICENSOR))["licenceActivate"]  # type: ignore[no-any-return]
+
+        async with engine.connect() as blocker, engine.connect() as watcher:
+            # Both seats held here: each process reads its batch's facts (no licence
+            # yet anywhere) and then waits at the lock, so the two batches run at once.
+            await blocker.execute(
+                select(Entitlement.id)
+                .where(Entitlement.id.in_([first.id, second.id]))
+                .with_for_update()
+            )
+            clicks = asyncio.ensure_future(
+                asyncio.gather(
+                    *[through(one, "104A158", p) for p in pupils],
+                    *[through(two, "104A159", p) for p in pupils],
+                )
+            )
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'"
+            )
+            for _ in range(2400):
+                if (await watcher.scalar(waiting)) >= 2 or clicks.done():
+                    break
+                await watcher.rollback()
+                await asyncio.sleep(0.025)
+            assert not clicks.done(), clicks.result()
+            await blocker.rollback()
+            answers = await asyncio.wait_for(clicks, 120)
+    assert Counter((a["__typename"], a["rule"], a["created"]) for a in answers) == {
+        ("LicenceGranted", "SCHOOL", True): len(pupils),
+        ("LicenceGranted", "EXISTING_LICENCE", False): len(pupils),
+    }
+    async with engine.connect() as conn:
+        held = await conn.execute(
+            text(
+                "SELECT person_id, count(*) FROM licence WHERE product_id = :p GROUP BY person_id"
+            ),
+            {"p": product.id},
+        )
+        assert sorted(n for _, n in held) == [1] * len(pupils)
+    licences = [(await _counts(engine, e.id))[0] for e in (first, second)]
+    assert sum(licences) == len(pupils)
+
