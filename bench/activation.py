@@ -410,21 +410,23 @@ async def use_case(
     products: list[list[str]],
     pupils: Pupils,
 ) -> Run:
-    """The clicks handed to the group commit in this process (one pool, the gateway's
-    settings): the use case and the database without the HTTP front. Its Python is
-    counted as `gateway` CPU (this process)."""
+    """The clicks handed to the group commit in this process (on an engine's
+    connections, with the gateway's settings, as a gateway process runs them): the
+    use case and the database without the HTTP front. Its Python is counted as
+    `gateway` CPU (this process)."""
     from db.activation import ActivationRequest, ProductRef
+    from db.engine import create_engine
     from db.outbox import Actor
-    from db.pg import create_pool
     from domain.identifiers import PersonIdScheme
+    from gateway.resources import EnginePool
     from resolvers.clock import today
     from services.group_commit import GroupCommit
     from services.unit_of_work import Click
     from settings import Settings
 
     settings = Settings()
-    pool = await create_pool(raw_url(url), max_size=settings.activation_batch_workers + 2)
-    group = GroupCommit.configured(pool, today, settings)
+    engine = create_engine(url, pool_size=settings.db_pool_size)
+    group = GroupCommit.configured(EnginePool(engine), today, settings)
     await group.start()
     refs = {
         code: ProductRef(product_id, code, data.publisher_id)
@@ -461,7 +463,7 @@ async def use_case(
     born = [pid for pid in await _postgres(url) if pid not in postgres]
     after = (time.process_time(), _cpu_seconds(postgres) + _cpu_seconds(born))
     await group.stop()
-    await pool.close()
+    await engine.dispose()
     latencies = [lat for found in results for lat in found]
     return Run(
         name,

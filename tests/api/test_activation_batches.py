@@ -445,3 +445,55 @@ async def test_one_pupil_through_two_schools_in_two_processes_gets_one_licence(
     licences = [(await _counts(engine, e.id))[0] for e in (first, second)]
     assert sum(licences) == len(pupils)
 
+
+async def test_batches_use_the_engines_connections_and_hand_them_back_outside_a_transaction(
+    engine: AsyncEngine,
+) -> None:
+    """One pool per process: the group commit's asyncpg connections are the engine's.
+    One handed back inside a transaction (a batch that failed or was cancelled there)
+    is rolled back or discarded, never given to the next user as it is."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from gateway.resources import EnginePool
+
+    product, entitlement, pupils = await _setup(engine, 16)
+    async with gateway(engine, activation_batch_window_ms=60_000, activation_batch_max=8) as gw:
+        pool = gw.app.state.graphql.activation.pool
+        assert isinstance(pool, EnginePool)
+        assert pool.engine is engine
+        await asyncio.gather(*[gw.click(product, p) for p in pupils])
+    assert await _counts(engine, entitlement.id) == (16, 16, 16)
+
+    single = create_async_engine(engine.url, pool_size=1, max_overflow=0)
+    try:
+        pool = EnginePool(single)
+
+        async def failing() -> None:
+            async with pool.acquire() as connection:
+                await connection.execute("BEGIN")
+                raise RuntimeError("the batch failed")
+
+        with pytest.raises(RuntimeError, match="the batch failed"):
+            await failing()
+        async with pool.acquire() as connection:
+            assert not connection.is_in_transaction()
+
+        started = asyncio.Event()
+
+        async def stuck() -> None:
+            async with pool.acquire() as connection:
+                await connection.execute("BEGIN")
+                started.set()
+                await connection.execute("SELECT pg_sleep(60)")
+
+        task = asyncio.ensure_future(stuck())
+        await asyncio.wait_for(started.wait(), 60)
+        await asyncio.sleep(0)  # into the sleeping statement
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with pool.acquire() as connection:
+            assert not connection.is_in_transaction()
+            assert await connection.fetchval("SELECT 1") == 1
+    finally:
+        await single.dispose()
