@@ -752,19 +752,26 @@ Where the time goes:
   Python and {case_hot.per("postgres"):.2f} ms of PostgreSQL per activation on the hot
   entitlement, {case_spread.per("gateway"):.2f} + {case_spread.per("postgres"):.2f} ms
   spread, with about {len(case_hot.latencies) / max(1, case_hot.transactions):.0f} clicks
-  per transaction: one facts statement, one lock, one re-read, one registration statement
-  and one commit per batch. Before the group commit (this section's earlier runs) the same
+  per transaction: one facts statement, BEGIN, one lock statement (the seats, then an
+  advisory lock per pupil and product), one re-read, one registration statement and the
+  commit per batch. Before the group commit (this section's earlier runs) the same
   click cost PostgreSQL 3.3-3.8 ms: one commit, one WAL flush, the row-level summary
   triggers and the hot row's lock per click.
 * **Through the gateway** the batches are smaller (the gateway's own CPU per request
   limits how many clicks arrive per window), so PostgreSQL's share per click is
   {hot.per("postgres"):.2f} ms, and the gateway's {hot.per("gateway"):.2f} ms are mostly
-  the HTTP front, GraphQL and the token check (the profile below: the resolver and the
-  batches are a small share) plus the live broker, which reads the event table after
-  every batch's commit in both processes (this one's commit and the other's NOTIFY),
-  whether or not anyone subscribes.
+  the HTTP front and GraphQL (the profile below). The live broker no longer reads the
+  event table after each commit when its process has no subscriber (at 11:40 that was
+  22 % of a worker's CPU), and a token is verified once and then answered from the
+  verified-token cache until its `exp` (5 % before).
+* py-spy counts a worker that is runnable but waiting for a core as busy in the frame
+  it stopped in; on this loaded machine a worker is often preempted right after it
+  writes a statement to PostgreSQL's socket (the backend it wakes takes the core), so
+  the asyncpg share below probably includes waiting for a core, not only CPU.
+* PostgreSQL's CPU includes the server's background processes (WAL writer,
+  checkpointer), which also work for the other databases on this shared server.
 * So the targets through the gateway depend on the HTTP front (being rebuilt in
-  `gateway/`) and on the broker's reads per commit: the activation path itself is
+  `gateway/http.py`): the activation path itself is
   {case_hot.per("gateway") + case_hot.per("postgres"):.2f} ms of the 2 ms budget.
 """
 
