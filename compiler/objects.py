@@ -359,6 +359,50 @@ def _visible_entitlement(c: Compiler, a: str, details: Details) -> str:
     )
 
 
+# --- deliveries -----------------------------------------------------------------------------------
+
+
+def _delivery_totals(c: Compiler, a: str, details: Details) -> str:
+    """`resolvers.delivery.delivery_totals`: `db.delivery.totals_statements` embedded
+    for the one delivery (zeros when it has no entitlements)."""
+    from sqlalchemy import ARRAY, BigInteger
+
+    from compiler.dashboard import _fields
+    from db.delivery import totals_statements
+
+    # Placeholders with values (the statement's IN lists render only when every
+    # parameter has one); both are replaced by this statement's SQL when embedded.
+    counts, expired = totals_statements(
+        bindparam("delivery_ids", value=[], type_=ARRAY(BigInteger())),
+        bindparam(TODAY, value=None, type_=Date()),
+    )
+    ids = {"delivery_ids": f"ARRAY[{a}.id]::bigint[]"}
+    names = (
+        "entitlements entitled provisioned linkReady cancelled blocked ended failed "
+        "licensed quantity"
+    ).split()
+    columns = {name: f"coalesce(x.c{n}, 0)::bigint" for n, name in enumerate(names, 1)}
+    columns["expired"] = "coalesce(y.n, 0)::bigint"
+    obj = _fields(c, "DeliveryTotals", details, columns)
+    counted = ", ".join(f"c{n}" for n in range(1, len(names) + 1))
+    return (
+        f"(SELECT {obj} FROM (SELECT 1) AS one_ "
+        f"LEFT JOIN {c.st.embed(counts, ids, typed=True)} AS x(delivery_id, {counted}) ON TRUE "
+        f"LEFT JOIN {c.st.embed(expired, ids, typed=True)} AS y(delivery_id, n) ON TRUE)"
+    )
+
+
+def _delivery_entitlements(c: Compiler, a: str, details: Details) -> str:
+    """`resolvers.delivery.delivery_entitlements`: the ones the caller may see, by id."""
+    b = c.st.alias()
+    visible = c.st.condition(Entitlement.__table__, entitlement_scope(c.scope))
+    source = (
+        f"(SELECT entitlement.* FROM entitlement WHERE entitlement.delivery_id = {a}.id "
+        f"AND {visible}) AS {b}"
+    )
+    return c.many("Entitlement", source, b, f"{b}.id", details)
+
+
 FIELDS: dict[str, dict[str, Field]] = {
     "Organisation": {
         "id": gid,
@@ -457,6 +501,16 @@ FIELDS: dict[str, dict[str, Field]] = {
         "validUntil": column("valid_until"),
         "school": organisation("school_id"),
         "supplier": supplier("supplier_id"),
+    },
+    "Delivery": {
+        "id": gid,
+        "referenceId": free_text("reference_id"),
+        "orderNumber": free_text("order_number"),
+        "createdAt": when("created_at"),
+        "seller": supplier("seller_id"),
+        "school": organisation("buyer_school_id"),
+        "totals": _delivery_totals,
+        "entitlements": _delivery_entitlements,
     },
     "Licence": {
         "id": gid,

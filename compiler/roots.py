@@ -438,6 +438,47 @@ def products(
     return Root(key, sql, prepare)
 
 
+# --- deliveries ----------------------------------------------------------------------------------
+
+
+def delivery(
+    c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+) -> Root:
+    """`delivery(id | referenceId)` (`resolvers.delivery.delivery`): the caller's own
+    delivery by id (any delivery for the operator) or by the caller's referenceId;
+    null for anything else."""
+    from domain.roles import Role
+
+    st = c.st
+    b = st.alias()
+    obj = c.object("Delivery", b, details)
+    supplier = st.lazy(lambda run: run.caller.supplier_id, "int")  # not the operator's
+    if args.get("referenceId") is not None and args.get("id") is None:
+        reference = st.value(key, "reference", "text")
+        where = f"{b}.seller_id = {supplier} AND {b}.reference_id = {reference}"
+    elif args.get("id") is not None and args.get("referenceId") is None:
+        own = "TRUE" if Role.OPERATOR in c.scope.roles else f"{b}.seller_id = {supplier}"
+        where = f"{b}.id = {st.value(key, 'id', 'bigint')} AND {own}"
+    else:
+        raise NotCompiled("delivery needs exactly one of id or referenceId")
+    sql = (
+        f"(SELECT (SELECT {obj} FROM delivery AS {b} WHERE {where}) AS data, "
+        "NULL::text AS problem, NULL::json AS reads)"
+    )
+
+    def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        from resolvers.delivery import _id
+
+        if args.get("id") is not None:
+            pk = _id(args["id"])
+            if pk is not None and not -MAX_BIGINT <= pk <= MAX_BIGINT:
+                raise Replay("id out of range")
+            return {"id": pk or -1}  # as the resolver looks it up
+        return {"reference": args["referenceId"]}
+
+    return Root(key, sql, prepare)
+
+
 # --- the school in control ----------------------------------------------------------------------
 
 
@@ -486,6 +527,7 @@ ROOTS: dict[str, RootCompiler] = {
     "entitlements": entitlements,
     "licences": licences,
     "entitlement": entitlement,
+    "delivery": delivery,
     "dataExchanges": _school_list(
         "data_exchange", "DataExchange", "{b}.supplier_id, {b}.data_type, {b}.id"
     ),

@@ -123,14 +123,19 @@ class Statement:
         a parameter the statement never mentions)."""
         return Lazy(self, getter, cast)
 
-    def embed(self, statement: Any, values: dict[str, Any]) -> str:
+    def embed(self, statement: Any, values: dict[str, Any], *, typed: bool = False) -> str:
         """A whole SQLAlchemy statement as a subquery, its named parameters replaced
-        by the SQL in `values` (the others are constants)."""
+        by the SQL in `values` (the others are constants; `typed`: each cast to its
+        Python type's, for constants PostgreSQL cannot type, as in `sum(CASE … 1)`)."""
         compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
-        return self._substitute(compiled.string, compiled.params, values)
+        return self._substitute(compiled.string, compiled.params, values, typed)
 
     def _substitute(
-        self, where: str, constants: dict[str, Any], values: dict[str, Any] | None = None
+        self,
+        where: str,
+        constants: dict[str, Any],
+        values: dict[str, Any] | None = None,
+        typed: bool = False,
     ) -> str:
 
         def substitute(match: re.Match[str]) -> str:
@@ -139,7 +144,8 @@ class Statement:
                 return str(values[name])
             if name in _SCOPE_GETTERS:
                 return self.param(_SCOPE_GETTERS[name], None)
-            return self.param(lambda run, v=constants[name]: v, None)
+            value = constants[name]
+            return self.param(lambda run, v=value: v, _cast_of(value) if typed else None)
 
         return "(" + _PARAM.sub(substitute, where).replace("%%", "%") + ")"
 

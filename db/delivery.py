@@ -847,11 +847,11 @@ class DeliveryTotals:
     quantity: int
 
 
-async def totals(
-    session: AsyncSession, delivery_ids: list[int], today: date
-) -> dict[int, DeliveryTotals]:
-    """Per delivery, entitlements per status and licences, grouped by the database
-    (two statements for any number of deliveries)."""
+def totals_statements(delivery_ids: Any, today: Any) -> tuple[Any, Any]:
+    """The two statements of `totals`: per delivery (`delivery_ids` a list or a SQL
+    array), its entitlement count, counts per status, failed, licences used and
+    quantity; and its expired licences. `today` is a date or a SQL expression (the
+    compiled reads embed both statements, compiler/)."""
     ended = (Entitlement.activation_until_date < today) & Entitlement.status.not_in(
         [EntitlementStatus.CANCELLED.value, EntitlementStatus.BLOCKED.value]
     )
@@ -862,7 +862,12 @@ async def totals(
     failed = select(EntitlementRecipient.entitlement_id).where(
         EntitlementRecipient.state == RecipientState.FAILED.value
     )
-    rows = await session.execute(
+    in_deliveries = (
+        Entitlement.delivery_id.in_(delivery_ids)
+        if isinstance(delivery_ids, list)
+        else Entitlement.delivery_id == func.any(delivery_ids)
+    )
+    counts = (
         select(
             Entitlement.delivery_id,
             func.count(),
@@ -876,15 +881,26 @@ async def totals(
             func.sum(Entitlement.licences_used),
             func.sum(func.coalesce(Entitlement.quantity, 0)),
         )
-        .where(Entitlement.delivery_id.in_(delivery_ids))
+        .where(in_deliveries)
         .group_by(Entitlement.delivery_id)
     )
-    expired_rows = await session.execute(
+    expired = (
         select(Entitlement.delivery_id, func.count())
         .join(Licence, Licence.entitlement_id == Entitlement.id)
-        .where(Entitlement.delivery_id.in_(delivery_ids), Licence.expiration_date < today)
+        .where(in_deliveries, Licence.expiration_date < today)
         .group_by(Entitlement.delivery_id)
     )
+    return counts, expired
+
+
+async def totals(
+    session: AsyncSession, delivery_ids: list[int], today: date
+) -> dict[int, DeliveryTotals]:
+    """Per delivery, entitlements per status and licences, grouped by the database
+    (two statements for any number of deliveries)."""
+    counts, expired_statement = totals_statements(delivery_ids, today)
+    rows = await session.execute(counts)
+    expired_rows = await session.execute(expired_statement)
     expired = dict(expired_rows.all())
     found = {}
     for (
