@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -504,10 +505,138 @@ async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
     return report(lines, statements, profile_summary(spy_path), "python -m bench.compiled", idles)
 
 
+# --- statements: PostgreSQL's CPU per request, compiled against hand-written -----------------
+
+
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds of one PostgreSQL backend (utime + stime from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _sequential(
+    connection: asyncpg.Connection, pid: int, request: Request, repeat: int
+) -> tuple[float, float]:
+    """PostgreSQL's and this process's CPU milliseconds per request, the request's
+    statements sent `repeat` times one after the other on one connection (prepared
+    once, as asyncpg does; after a warm-up past PostgreSQL's five custom plans)."""
+
+    async def once() -> None:
+        for transaction in request:
+            if len(request) > 1 or len(transaction) > 1:
+                async with connection.transaction():
+                    for sql, args in transaction:
+                        await connection.fetch(sql, *args)
+            else:
+                for sql, args in transaction:
+                    await connection.fetch(sql, *args)
+
+    for _ in range(20):
+        await once()
+    before, own = _backend_cpu(pid), time.process_time()
+    for _ in range(repeat):
+        await once()
+    return (
+        (_backend_cpu(pid) - before) / repeat * 1000,
+        (time.process_time() - own) / repeat * 1000,
+    )
+
+
+async def audit_flush_cpu(url: str, requests: int = 250, rounds: int = 5) -> float:
+    """The gateway's CPU milliseconds per request to write one page's read-audit row
+    through the audit buffer (gateway/caches.py), flushed `requests` at a time."""
+    from db.engine import create_engine, create_sessionmaker
+    from db.outbox import Actor
+    from gateway.caches import AuditBuffer
+
+    engine = create_engine(url)
+    buffer = AuditBuffer(create_sessionmaker(engine), 3600)
+    spent = 0.0
+    try:
+        for round_ in range(rounds + 1):
+            for n in range(requests):
+                object_id = None if n % 3 else str(n)  # pages and lookups by id, mixed
+                buffer.add(
+                    Actor(None, "dashboard"), [(None, "read.bench", "entitlement", object_id)]
+                )
+            started = time.process_time()
+            await buffer.flush()
+            if round_:  # the first round warms SQLAlchemy's caches
+                spent += time.process_time() - started
+        connection = await asyncpg.connect(raw_url(url))
+        await connection.execute("DELETE FROM audit_log WHERE action = 'read.bench'")
+        await connection.close()
+    finally:
+        await engine.dispose()
+    return spent / (requests * rounds) * 1000
+
+
+async def statements_main(repeat: int = 300) -> str:
+    """PostgreSQL's CPU per request for each scenario's compiled statement and for the
+    resolvers' statements, sequential on one connection, and the audit write."""
+    rows = [
+        "| scenario | statements | bytes | PostgreSQL CPU ms/req | client (asyncpg) CPU ms/req |",
+        "|---|---|---|---|---|",
+    ]
+    async with throwaway_database() as url:
+        from db.migrate import upgrade
+
+        await asyncio.to_thread(upgrade, url)
+        data = await generate(url, QUICK, log=lambda text: None)
+        found = await scenarios(url, data)
+        load = os.getloadavg()
+        connection = await asyncpg.connect(raw_url(url))
+        try:
+            pid = await connection.fetchval("SELECT pg_backend_pid()")
+            for scenario in found:
+                if scenario.key == "typename":
+                    continue
+                compiled = await compiled_statements(url, scenario)
+                hand = await hand_statements(url, scenario)
+                for label, request in (
+                    ("compiled", [[compiled[0]]]),
+                    ("resolvers' (hand-written)", hand[0]),
+                ):
+                    server, client = await _sequential(connection, pid, request, repeat)
+                    count = sum(len(t) for t in request)
+                    size = sum(len(sql.encode()) for t in request for sql, _ in t)
+                    rows.append(
+                        f"| {scenario.name}, {label} | {count} | {size:,} | {server:.2f} | "
+                        f"{client:.2f} |"
+                    )
+        finally:
+            await connection.close()
+        audit = await audit_flush_cpu(url)
+    return f"""### PostgreSQL's work per request, compiled and hand-written
+
+Command: `.venv/bin/python -m bench.compiled --statements` (load average {load[0]:.1f},
+{load[1]:.1f}, {load[2]:.1f} at the start: a shared machine). Each request's statements
+sent {repeat} times one after the other on one asyncpg connection (prepared once, after
+a warm-up), on the quick data set as the dashboard provider; CPU from /proc of that
+PostgreSQL backend and of this process. "resolvers'" are the statements the resolver
+path sends for the same request (transactions of several statements with BEGIN/COMMIT).
+
+{chr(10).join(rows)}
+
+Read audit, as the gateway writes it (gateway/caches.py `AuditBuffer`, 250 requests a
+flush, pages and lookups by id mixed): {audit:.3f} ms of the gateway's CPU per request.
+"""
+
+
 def cli(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.compiled", description=__doc__)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="only PostgreSQL's CPU per request, compiled against hand-written SQL",
+    )
     arguments = parser.parse_args(argv)
+    if arguments.statements:
+        text = asyncio.run(statements_main())
+        write_section("compiled-statements", text)
+        print(text)
+        return
     try:
         import uvloop
 
