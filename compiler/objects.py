@@ -363,12 +363,12 @@ def _visible_entitlement(c: Compiler, a: str, details: Details) -> str:
 
 
 def _delivery_totals(c: Compiler, a: str, details: Details) -> str:
-    """`resolvers.delivery.delivery_totals`: `db.delivery.totals_statements` embedded
+    """`resolvers.delivery.delivery_totals`: `db.delivery_reads.totals_statements` embedded
     for the one delivery (zeros when it has no entitlements)."""
     from sqlalchemy import ARRAY, BigInteger
 
     from compiler.dashboard import _fields
-    from db.delivery import totals_statements
+    from db.delivery_reads import totals_statements
 
     # Placeholders with values (the statement's IN lists render only when every
     # parameter has one); both are replaced by this statement's SQL when embedded.

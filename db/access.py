@@ -10,7 +10,6 @@ explicit decision (`domain.consent.decide`) when a caller names a school.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -40,16 +39,7 @@ from domain.consent import (
     person_access,
 )
 from domain.entitlements import RecipientRole
-from domain.roles import DataType, Role
-
-
-@dataclass(frozen=True)
-class Scope:
-    supplier_id: int
-    roles: frozenset[Role]
-    school_id: int | None
-    today: date
-
+from domain.roles import DataType, Role, Scope
 
 RECIPIENT_ROLE = {
     Role.LICENSOR: RecipientRole.LICENSOR,

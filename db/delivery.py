@@ -1,6 +1,8 @@
 """Delivery (Leveren, seed 004): resolve a delivery specification's identifiers to
-facts for `domain.delivery`, persist the entitlements it becomes, and apply the
-status transitions of the entitlement lifecycle.
+facts for `domain.delivery` (`gather`), and persist the entitlements it becomes
+(`create`). Resolution and creation share the resolved rows, so they stay in one
+module (about 470 lines). Status changes: `db/entitlement_changes.py`; reads:
+`db/delivery_reads.py`.
 
 Everything here runs inside the caller's transaction and works in bulk: a
 specification with 5,000 named pupils or 500 products costs a handful of
@@ -12,13 +14,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
-from sqlalchemy import case, func, insert, literal, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import consent
-from db.access import Scope, consented
 from db.bulk import force_custom_plans, insert_rows, one_of
 from db.models import (
     Contract,
@@ -26,8 +26,6 @@ from db.models import (
     Entitlee,
     Entitlement,
     EntitlementRecipient,
-    Event,
-    Licence,
     Person,
     PersonIdentifier,
     Product,
@@ -36,7 +34,6 @@ from db.models import (
     TeachingGroup,
 )
 from db.outbox import Actor, EventRow, audit, record_events
-from domain.consent import ConsentMissing
 from domain.delivery import (
     BuyerFacts,
     DeliverySpec,
@@ -46,21 +43,15 @@ from domain.delivery import (
     PersonRef,
     ProductFacts,
 )
+from domain.delivery_request import DeliveryRequest, EntiteeRequest
 from domain.entitlements import (
     ActivationCodeState,
-    EntitlementAction,
-    EntitlementState,
-    EntitlementStatus,
     RecipientRole,
     RecipientState,
-    Variant,
-    confirmation_action,
-    failure_allowed,
     initial_status,
     recipients_for,
 )
-from domain.errors import DomainError, FieldError, StatusCode
-from domain.events import ENTITLEMENT_EVENT, EventKind
+from domain.events import EventKind
 from domain.identifiers import (
     IdentifierError,
     OrgLevel,
@@ -76,94 +67,6 @@ from domain.roles import DataType, Role
 
 # Above this many identifiers a lookup is planned for its actual values (db/bulk.py).
 BULK = 100
-
-# --- the request as decoded from GraphQL --------------------------------------------
-
-
-@dataclass(frozen=True)
-class EntiteeRequest:
-    eck_id: str | None = None
-    user_scheme: str | None = None
-    user_value: str | None = None
-    activation_code: str | None = None
-
-
-@dataclass(frozen=True)
-class LineRequest:
-    product_id: str | None = None
-    variant: Variant | None = None
-    quantity: int | None = None
-    school_subject_id: str | None = None
-    group_id: str | None = None
-    entitlees: tuple[EntiteeRequest, ...] = ()
-    start_date: date | None = None
-    activation_until_date: date | None = None
-    min_expiration_date: date | None = None
-    duration_months: int | None = None
-    licence_term_given: bool = False
-    # Entitlees beyond this index came in the bulk `eckIds` list.
-    explicit_entitlees: int = 0
-
-
-@dataclass(frozen=True)
-class DeliveryRequest:
-    reference_id: str | None
-    school_id: str | None
-    private_person: bool
-    buyer_given: bool
-    order_number: str | None
-    contract_number: str | None
-    lines: tuple[LineRequest, ...]
-
-
-def bulk_paths(
-    request: DeliveryRequest, problems: tuple[FieldError, ...] | list[FieldError]
-) -> tuple[FieldError, ...]:
-    """Report problems of entitlees sent in the bulk `eckIds` list under that list's
-    own path (`orderLines.i.eckIds.k`), as the sender wrote them."""
-    fixed = []
-    for problem in problems:
-        parts = (problem.field or "").split(".")
-        if len(parts) >= 4 and parts[0] == "orderLines" and parts[2] == "entitlees":
-            explicit = request.lines[int(parts[1])].explicit_entitlees
-            index = int(parts[3]) if parts[3].isdigit() else -1
-            if index >= explicit:
-                field = ".".join(["orderLines", parts[1], "eckIds", str(index - explicit)])
-                problem = FieldError(problem.code, field, problem.message)
-        fixed.append(problem)
-    return tuple(fixed)
-
-
-def message_of(request: DeliveryRequest) -> list[Any]:
-    """The request as plain JSON-able data, for the idempotency fingerprint (built
-    directly: a generic recursive conversion costs seconds for 5,000 entitlees)."""
-    return [
-        request.reference_id,
-        request.school_id,
-        request.private_person,
-        request.buyer_given,
-        request.order_number,
-        request.contract_number,
-        [
-            [
-                line.product_id,
-                line.variant,
-                line.quantity,
-                line.school_subject_id,
-                line.group_id,
-                line.start_date,
-                line.activation_until_date,
-                line.min_expiration_date,
-                line.duration_months,
-                line.licence_term_given,
-                [
-                    [e.eck_id, e.user_scheme, e.user_value, e.activation_code]
-                    for e in line.entitlees
-                ],
-            ]
-            for line in request.lines
-        ],
-    ]
 
 
 @dataclass
@@ -558,414 +461,3 @@ async def create(
         },
     )
     return delivery_id, ids
-
-
-# --- transitions -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Locked:
-    """An entitlement locked for update, with what the transition needs to know.
-
-    `state` is read once, when the row is locked: the ORM updates `row` in place
-    when a statement changes it, and an event or audit row must record what the
-    entitlement was before the change, not after."""
-
-    row: Entitlement
-    seller_id: int
-    state: EntitlementState
-
-    @classmethod
-    def of(cls, row: Entitlement, seller_id: int) -> Locked:
-        return cls(
-            row,
-            seller_id,
-            EntitlementState(
-                status=EntitlementStatus(row.status),
-                status_before_block=EntitlementStatus(row.status_before_block)
-                if row.status_before_block
-                else None,
-                variant=Variant(row.variant),
-                quantity=row.quantity,
-                licences_used=row.licences_used,
-                activation_until_date=row.activation_until_date,
-            ),
-        )
-
-
-def unknown_entitlement(entitlement_id: Any) -> DomainError:
-    return DomainError(
-        StatusCode.ENTITLEMENT_UNKNOWN,
-        f"entitlement {entitlement_id} is unknown",
-        field="entitlementId",
-    )
-
-
-async def lock(
-    session: AsyncSession,
-    entitlement_id: int,
-    supplier_id: int,
-    role: Role,
-    today: date | None = None,
-) -> Locked:
-    """Lock the entitlement row (SELECT … FOR UPDATE on PostgreSQL; SQLite's writer
-    lock already serialises) and check the caller is involved in it in `role`:
-    its seller, or one of its recipients. Anyone else gets code 40 as if it did not
-    exist, so a supplier learns nothing about other suppliers' deliveries."""
-    found = (
-        await session.execute(
-            select(Entitlement, Delivery.seller_id)
-            .join(Delivery, Delivery.id == Entitlement.delivery_id)
-            .where(Entitlement.id == entitlement_id)
-            .with_for_update(of=Entitlement)
-        )
-    ).first()
-    if found is None:
-        raise unknown_entitlement(entitlement_id)
-    row, seller_id = found
-    if role == Role.SELLER:
-        involved = seller_id == supplier_id
-    elif role == Role.OPERATOR:
-        involved = True
-    else:
-        recipient_role = {
-            Role.LICENSOR: RecipientRole.LICENSOR,
-            Role.PORTAL: RecipientRole.PORTAL,
-            Role.DASHBOARD: RecipientRole.DASHBOARD,
-        }[role]
-        involved = (
-            await session.scalar(
-                select(literal(1)).where(
-                    EntitlementRecipient.entitlement_id == entitlement_id,
-                    EntitlementRecipient.supplier_id == supplier_id,
-                    EntitlementRecipient.role == recipient_role.value,
-                )
-            )
-        ) is not None
-    if not involved:
-        raise unknown_entitlement(entitlement_id)
-    if role in (Role.PORTAL, Role.DASHBOARD) and today is not None and row.school_id is not None:
-        # A portal or dashboard acts on a school's entitlement only while the school
-        # lets it receive entitlements (a revocation stops it at once).
-        scope = Scope(supplier_id, frozenset({role}), None, today)
-        if not await session.scalar(
-            select(consented(row.school_id, scope, role, DataType.ENTITLEMENTS))
-        ):
-            raise ConsentMissing(
-                "consent required: the school has revoked or never activated the data "
-                "exchange ENTITLEMENTS for this supplier, or has no valid processing agreement"
-            )
-    return Locked.of(row, seller_id)
-
-
-async def _save_status(
-    session: AsyncSession, locked: Locked, new: EntitlementState, **extra: Any
-) -> None:
-    await session.execute(
-        update(Entitlement)
-        .where(Entitlement.id == locked.row.id)
-        .values(
-            status=new.status.value,
-            status_before_block=new.status_before_block.value if new.status_before_block else None,
-            version=Entitlement.version + 1,
-            updated_at=func.now(),
-            **extra,
-        )
-    )
-
-
-async def _set_recipient(
-    session: AsyncSession,
-    entitlement_id: int,
-    supplier_id: int,
-    role: RecipientRole,
-    state: RecipientState,
-    code: int | None = None,
-    message: str | None = None,
-) -> None:
-    await session.execute(
-        update(EntitlementRecipient)
-        .where(
-            EntitlementRecipient.entitlement_id == entitlement_id,
-            EntitlementRecipient.supplier_id == supplier_id,
-            EntitlementRecipient.role == role.value,
-        )
-        .values(
-            state=state.value, failure_code=code, failure_message=message, updated_at=func.now()
-        )
-    )
-
-
-def _event(locked: Locked, kind: EventKind, status: str, **payload: Any) -> EventRow:
-    return EventRow(
-        kind=kind,
-        school_id=locked.row.school_id,
-        status=status,
-        delivery_id=locked.row.delivery_id,
-        entitlement_id=locked.row.id,
-        payload=payload or None,
-    )
-
-
-async def apply_action(
-    session: AsyncSession, locked: Locked, action: EntitlementAction, actor: Actor
-) -> EntitlementStatus:
-    """Apply one lifecycle step through the pure state machine and record it."""
-    new = locked.state.apply(action)
-    await _save_status(session, locked, new)
-    role = {
-        EntitlementAction.PROVISION: RecipientRole.LICENSOR,
-        EntitlementAction.LINK_READY: RecipientRole.PORTAL,
-    }.get(action)
-    if role is not None and actor.supplier_id is not None:
-        await _set_recipient(
-            session, locked.row.id, actor.supplier_id, role, RecipientState.CONFIRMED
-        )
-    await record_events(session, actor, [_event(locked, ENTITLEMENT_EVENT[action], new.status)])
-    await audit(
-        session,
-        actor,
-        f"entitlement.{action.value.lower()}",
-        "entitlement",
-        locked.row.id,
-        school_id=locked.row.school_id,
-        detail={"from": locked.state.status.value, "to": new.status.value},
-    )
-    return new.status
-
-
-async def confirm(
-    session: AsyncSession, locked: Locked, role: RecipientRole, actor: Actor
-) -> EntitlementStatus:
-    """A recipient confirms its step: the licence office PROVISIONED, a portal
-    LINK_READY (a second portal only changes its own recipient state)."""
-    action = confirmation_action(role)
-    assert action is not None
-    return await apply_action(session, locked, action, actor)
-
-
-async def report_failure(
-    session: AsyncSession,
-    locked: Locked,
-    role: RecipientRole,
-    code: StatusCode,
-    message: str,
-    actor: Actor,
-) -> None:
-    """A recipient cannot do its step: the entitlement stays where it is and shows
-    the failure for this recipient until a corrected message or retry succeeds."""
-    if not failure_allowed(role, code):
-        raise DomainError(
-            StatusCode.OTHER, f"a {role.value} cannot report code {int(code)}", field="code"
-        )
-    assert actor.supplier_id is not None
-    await _set_recipient(
-        session, locked.row.id, actor.supplier_id, role, RecipientState.FAILED, int(code), message
-    )
-    await record_events(
-        session,
-        actor,
-        [
-            _event(
-                locked,
-                EventKind.ENTITLEMENT_FAILED,
-                locked.state.status.value,
-                code=int(code),
-                recipientRole=role.value,
-                recipientSupplierId=actor.supplier_id,
-                message=message,
-            )
-        ],
-    )
-    await audit(
-        session,
-        actor,
-        "entitlement.failure",
-        "entitlement",
-        locked.row.id,
-        school_id=locked.row.school_id,
-        detail={"code": int(code), "role": role.value},
-    )
-
-
-async def lower_quantity(
-    session: AsyncSession, locked: Locked, quantity: int, actor: Actor
-) -> None:
-    new = locked.state.lower_quantity(quantity)
-    # Guarded: an activation racing this statement cannot push licences_used past
-    # the new quantity (the activation's own UPDATE is guarded the same way).
-    result = await session.execute(
-        update(Entitlement)
-        .where(Entitlement.id == locked.row.id, Entitlement.licences_used <= quantity)
-        .values(quantity=quantity, version=Entitlement.version + 1, updated_at=func.now())
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise DomainError(
-            StatusCode.QUANTITY_NOT_ALLOWED,
-            "more licences were activated meanwhile",
-            field="quantity",
-        )
-    await record_events(
-        session,
-        actor,
-        [
-            _event(
-                locked,
-                EventKind.ENTITLEMENT_QUANTITY_LOWERED,
-                new.status.value,
-                quantity=quantity,
-                previousQuantity=locked.state.quantity,
-            )
-        ],
-    )
-    await audit(
-        session,
-        actor,
-        "entitlement.lowerQuantity",
-        "entitlement",
-        locked.row.id,
-        school_id=locked.row.school_id,
-        detail={"from": locked.state.quantity, "to": quantity},
-    )
-
-
-# --- reads -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeliveryTotals:
-    entitlements: int
-    entitled: int
-    provisioned: int
-    link_ready: int
-    cancelled: int
-    blocked: int
-    ended: int
-    failed: int
-    licensed: int
-    expired: int
-    quantity: int
-
-
-def totals_statements(delivery_ids: Any, today: Any) -> tuple[Any, Any]:
-    """The two statements of `totals`: per delivery (`delivery_ids` a list or a SQL
-    array), its entitlement count, counts per status, failed, licences used and
-    quantity; and its expired licences. `today` is a date or a SQL expression (the
-    compiled reads embed both statements, compiler/)."""
-    ended = (Entitlement.activation_until_date < today) & Entitlement.status.not_in(
-        [EntitlementStatus.CANCELLED.value, EntitlementStatus.BLOCKED.value]
-    )
-
-    def count_status(status: EntitlementStatus) -> Any:
-        return func.sum(case(((Entitlement.status == status.value) & ~ended, 1), else_=0))
-
-    failed = select(EntitlementRecipient.entitlement_id).where(
-        EntitlementRecipient.state == RecipientState.FAILED.value
-    )
-    in_deliveries = (
-        Entitlement.delivery_id.in_(delivery_ids)
-        if isinstance(delivery_ids, list)
-        else Entitlement.delivery_id == func.any(delivery_ids)
-    )
-    counts = (
-        select(
-            Entitlement.delivery_id,
-            func.count(),
-            count_status(EntitlementStatus.ENTITLED),
-            count_status(EntitlementStatus.PROVISIONED),
-            count_status(EntitlementStatus.LINK_READY),
-            count_status(EntitlementStatus.CANCELLED),
-            count_status(EntitlementStatus.BLOCKED),
-            func.sum(case((ended, 1), else_=0)),
-            func.sum(case((Entitlement.id.in_(failed), 1), else_=0)),
-            func.sum(Entitlement.licences_used),
-            func.sum(func.coalesce(Entitlement.quantity, 0)),
-        )
-        .where(in_deliveries)
-        .group_by(Entitlement.delivery_id)
-    )
-    expired = (
-        select(Entitlement.delivery_id, func.count())
-        .join(Licence, Licence.entitlement_id == Entitlement.id)
-        .where(in_deliveries, Licence.expiration_date < today)
-        .group_by(Entitlement.delivery_id)
-    )
-    return counts, expired
-
-
-async def totals(
-    session: AsyncSession, delivery_ids: list[int], today: date
-) -> dict[int, DeliveryTotals]:
-    """Per delivery, entitlements per status and licences, grouped by the database
-    (two statements for any number of deliveries)."""
-    counts, expired_statement = totals_statements(delivery_ids, today)
-    rows = await session.execute(counts)
-    expired_rows = await session.execute(expired_statement)
-    expired = dict(expired_rows.all())
-    found = {}
-    for (
-        delivery_id,
-        n,
-        entitled,
-        provisioned,
-        link_ready,
-        cancelled,
-        blocked,
-        n_ended,
-        n_failed,
-        licensed,
-        quantity,
-    ) in rows:
-        found[delivery_id] = DeliveryTotals(
-            entitlements=n,
-            entitled=entitled or 0,
-            provisioned=provisioned or 0,
-            link_ready=link_ready or 0,
-            cancelled=cancelled or 0,
-            blocked=blocked or 0,
-            ended=n_ended or 0,
-            failed=n_failed or 0,
-            licensed=licensed or 0,
-            expired=expired.get(delivery_id, 0),
-            quantity=quantity or 0,
-        )
-    return found
-
-
-async def deliveries_by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Delivery]:
-    rows = await session.scalars(select(Delivery).where(Delivery.id.in_(ids)))
-    return {row.id: row for row in rows}
-
-
-async def delivery_by_reference(
-    session: AsyncSession, seller_id: int, reference_id: str
-) -> Delivery | None:
-    return await session.scalar(
-        select(Delivery).where(
-            Delivery.seller_id == seller_id, Delivery.reference_id == reference_id
-        )
-    )
-
-
-async def history(session: AsyncSession, entitlement_ids: list[int]) -> dict[int, list[Event]]:
-    rows = await session.scalars(
-        select(Event)
-        .where(Event.entitlement_id.in_(entitlement_ids), Event.licence_id.is_(None))
-        .order_by(Event.id)
-    )
-    found: dict[int, list[Event]] = defaultdict(list)
-    for row in rows:
-        if row.entitlement_id is not None:
-            found[row.entitlement_id].append(row)
-    return found
-
-
-async def entitlements_of_delivery(
-    session: AsyncSession, delivery_id: int, visible: Any = None
-) -> list[Entitlement]:
-    """The delivery's entitlements that `visible` (SQL on Entitlement) lets through."""
-    statement = select(Entitlement).where(Entitlement.delivery_id == delivery_id)
-    if visible is not None:
-        statement = statement.where(visible)
-    rows = await session.scalars(statement.order_by(Entitlement.id))
-    return list(rows)

@@ -12,3 +12,8 @@ CHAIN_ZONE = ZoneInfo("Europe/Amsterdam")
 def chain_day(moment: datetime) -> date:
     """The chain's calendar day of a timezone-aware moment."""
     return moment.astimezone(CHAIN_ZONE).date()
+
+
+def today() -> date:
+    """Today in the chain's calendar."""
+    return datetime.now(CHAIN_ZONE).date()

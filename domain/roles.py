@@ -7,7 +7,11 @@ confidential ones also need a processing agreement (mandate).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
+
+from domain.calendar import today
 
 
 class Role(StrEnum):
@@ -31,3 +35,38 @@ class DataType(StrEnum):
     def confidential(self) -> bool:
         """Confidential data types need a valid mandate besides the activation."""
         return self is not DataType.SCHOOL_INFO
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who is asking on which day, for the consent rules in SQL (`db/access.py`)."""
+
+    supplier_id: int
+    roles: frozenset[Role]
+    school_id: int | None
+    today: date
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated supplier, as every layer sees the caller: the roles its
+    token grants and it is registered for. A school administrator's token names its
+    school (`school`, any RIO id); `school_id` is that school's organisation id."""
+
+    supplier_id: int
+    supplier_code: str
+    roles: frozenset[Role]
+    school: str | None
+    school_id: int | None = None
+
+    def has(self, *roles: Role) -> bool:
+        return Role.OPERATOR in self.roles or any(role in self.roles for role in roles)
+
+    @property
+    def is_operator(self) -> bool:
+        return Role.OPERATOR in self.roles
+
+    @property
+    def scope(self) -> Scope:
+        """The caller today, for the consent rules in SQL."""
+        return Scope(self.supplier_id, self.roles, self.school_id, today())

@@ -36,11 +36,12 @@ from resolvers.auth import Principal, principal
 from resolvers.clock import today
 from resolvers.context import Database
 from resolvers.queries import _audited, _page, product_pk, school_ids
-from resolvers.writes import actor, run_write
-from schema.payloads import conflict_payload, error_payload
+from resolvers.writes import REFUSED, refusal
+from schema.payloads import error_payload
 from schema.types import Connection, Licence
 from services import activation
 from services.unit_of_work import Answered, Click, Reference
+from services.writes import actor, run_write
 
 if TYPE_CHECKING:
     from schema.activation import LicenceActivateInput, LicenceStepInput
@@ -241,7 +242,7 @@ async def activate(info: Info, input: LicenceActivateInput) -> Any:
         else:
             result = await _in_transaction(context, click)
     except ReferenceConflict as conflict:
-        return conflict_payload(input.reference_id or "", str(conflict))
+        return refusal(conflict, input.reference_id)
     answer = result.answer
     if answer["granted"]:
         return LicenceGranted.build(answer, result.replayed, licence_from_answer(answer["licence"]))
@@ -301,17 +302,16 @@ async def change(info: Info, input: LicenceStepInput, action: LicenceAction) -> 
 
     try:
         answer, replayed = await run_write(
-            context,
+            context.db,
             caller,
             f"licence{action.value.title()}",
             input.reference_id,
             lambda: strawberry.asdict(input),
             work,
+            context.fresh_loaders,
         )
-    except ReferenceConflict as conflict:
-        return conflict_payload(input.reference_id or "", str(conflict))
-    except DomainError as error:
-        return error_payload(error)
+    except REFUSED as error:
+        return refusal(error, input.reference_id)
     row = await context.loaders.licence.load(answer["licenceId"])
     return LicenceChanged(licence=Licence.from_row(row), replayed=replayed)
 

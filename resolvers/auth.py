@@ -9,43 +9,16 @@ school come on top of this in the resolvers that read school data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
 from db import suppliers as supplier_queries
-from db.access import Scope
 from domain.identifiers import OrgLevel
-from domain.roles import Role
-from resolvers.clock import today
+from domain.roles import Principal, Role
 from resolvers.context import Context
 from schema.errors import Forbidden, RateLimited, Unauthenticated
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated supplier as the gateway knows it. A school administrator's
-    token names its school; `school_id` is that school's organisation id."""
-
-    supplier_id: int
-    supplier_code: str
-    roles: frozenset[Role]
-    school: str | None
-    school_id: int | None = None
-
-    def has(self, *roles: Role) -> bool:
-        return Role.OPERATOR in self.roles or any(role in self.roles for role in roles)
-
-    @property
-    def is_operator(self) -> bool:
-        return Role.OPERATOR in self.roles
-
-    @property
-    def scope(self) -> Scope:
-        """Who is asking, for the consent rules in SQL (`db/access.py`)."""
-        return Scope(self.supplier_id, self.roles, self.school_id, today())
 
 
 async def principal(context: Context) -> Principal:

@@ -3,14 +3,14 @@ Europe/Amsterdam, not in UTC (an activation at 00:30 belongs to the new day)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from domain.calendar import CHAIN_ZONE as AMSTERDAM
+from domain.calendar import today
 
 
 def now() -> datetime:
     return datetime.now(AMSTERDAM)
 
 
-def today() -> date:
-    return now().date()
+__all__ = ["AMSTERDAM", "now", "today"]

@@ -27,7 +27,7 @@ from strawberry.types import Info
 from db import dashboard as figures
 from db import suppliers
 from db.dashboard import Slice
-from db.delivery import deliveries_by_ids
+from db.delivery_reads import deliveries_by_ids
 from db.models import Organisation
 from domain.consent import Access
 from domain.errors import StatusCode

@@ -1,6 +1,5 @@
-"""Delivery resolvers: decode the input, resolve identifiers through `db/`,
-validate with `domain.delivery`, persist in one idempotent transaction, and
-answer with the schema's payload types."""
+"""Delivery resolvers: decode the input, call the use case (`services/delivery.py`),
+answer with the schema's payload types; and the delivery reads."""
 
 from __future__ import annotations
 
@@ -10,19 +9,19 @@ import strawberry
 from strawberry.types import Info
 
 from db import access
-from db import delivery as store
-from db.idempotency import ReferenceConflict, request_hash
+from db import delivery_reads as store
 from domain.consent import ConsentMissing, Disclosure, disclose
-from domain.delivery import validate_delivery
+from domain.delivery_request import DeliveryRequest, EntiteeRequest, LineRequest
 from domain.entitlements import EntitlementAction, RecipientRole
-from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
 from domain.roles import Role
-from resolvers.auth import Principal, principal
+from resolvers.auth import principal
 from resolvers.clock import today
-from resolvers.writes import actor, run_once
+from resolvers.writes import REFUSED, refusal
 from schema.errors import entitlement_consent_required
-from schema.payloads import conflict_payload, error_payload
+from schema.payloads import error_payload
 from schema.types import Entitlement
+from services import delivery as service
+from services.delivery import Change
 
 if TYPE_CHECKING:
     from schema.delivery import (
@@ -35,19 +34,19 @@ if TYPE_CHECKING:
     )
 
 
-def decode(input: DeliveryInput) -> store.DeliveryRequest:
+def decode(input: DeliveryInput) -> DeliveryRequest:
     lines = []
     for line in input.order_lines or []:
         term = line.licence_term
         lines.append(
-            store.LineRequest(
+            LineRequest(
                 product_id=line.product_id,
                 variant=line.variant,
                 quantity=line.quantity,
                 school_subject_id=line.school_subject_id,
                 group_id=line.group_id,
                 entitlees=tuple(
-                    store.EntiteeRequest(
+                    EntiteeRequest(
                         eck_id=e.eck_id,
                         user_scheme=e.user_id.scheme.value if e.user_id else None,
                         user_value=e.user_id.value if e.user_id else None,
@@ -55,7 +54,7 @@ def decode(input: DeliveryInput) -> store.DeliveryRequest:
                     )
                     for e in line.entitlees or []
                 )
-                + tuple(store.EntiteeRequest(eck_id=eck_id) for eck_id in line.eck_ids or []),
+                + tuple(EntiteeRequest(eck_id=eck_id) for eck_id in line.eck_ids or []),
                 explicit_entitlees=len(line.entitlees or []),
                 start_date=line.start_date,
                 activation_until_date=line.activation_until_date,
@@ -64,7 +63,7 @@ def decode(input: DeliveryInput) -> store.DeliveryRequest:
                 licence_term_given=term is not None,
             )
         )
-    return store.DeliveryRequest(
+    return DeliveryRequest(
         reference_id=input.reference_id,
         school_id=input.buyer.school_id if input.buyer else None,
         private_person=input.buyer.private_person if input.buyer else False,
@@ -88,51 +87,13 @@ async def submit(info: Info, input: DeliveryInput) -> Any:
     context = info.context
     caller = await principal(context)
     request = decode(input)
-    message = store.message_of(request)
-    day = today()
-
-    async def work(session: Any) -> dict[str, Any]:
-        spec, resolved = await store.gather(session, request, caller.supplier_id, day)
-        problems = validate_delivery(spec, day)
-        if problems:
-            raise ValidationFailed(store.bulk_paths(request, problems))
-        delivery_id, ids = await store.create(
-            session,
-            request,
-            resolved,
-            seller_id=caller.supplier_id,
-            actor=actor(caller, Role.SELLER.value),
-            digest=request_hash(message),
-            today=day,
-        )
-        return {"deliveryId": delivery_id, "entitlementIds": ids}
-
-    if not request.reference_id or not request.reference_id.strip():
-        # Without a reference id nothing can be deduplicated: report it together with
-        # every other problem, without writing.
-        problems = await context.db.run(
-            lambda s: _problems_only(s, request, caller.supplier_id, day)
-        )
-        return error_payload(ValidationFailed(problems))
     try:
-        answer, replayed = await run_once(
-            context, caller, "deliverySubmit", request.reference_id, message, work
+        row, replayed = await service.submit(
+            context.db, caller, request, today(), context.fresh_loaders
         )
-    except ReferenceConflict as conflict:
-        return conflict_payload(request.reference_id, str(conflict))
-    except DomainError as error:
-        return error_payload(error)
-    row = (await context.db.run(lambda s: store.deliveries_by_ids(s, [answer["deliveryId"]])))[
-        answer["deliveryId"]
-    ]
+    except REFUSED as error:
+        return refusal(error, request.reference_id)
     return DeliverySubmitted(delivery=Delivery.from_row(row), replayed=replayed)
-
-
-async def _problems_only(
-    session: Any, request: store.DeliveryRequest, seller_id: int, day: Any
-) -> tuple[FieldError, ...]:
-    spec, _resolved = await store.gather(session, request, seller_id, day)
-    return store.bulk_paths(request, validate_delivery(spec, day))
 
 
 async def _step(
@@ -142,45 +103,42 @@ async def _step(
     operation: str,
     message: Any,
     role: Role,
-    change: Any,
+    change: Change,
 ) -> Any:
     """Run one entitlement step as the caller in `role`, idempotently."""
     from schema.delivery import EntitlementChanged
 
     context = info.context
-    caller: Principal = await principal(context)
-    pk = _id(entitlement_id)
-
-    async def work(session: Any) -> dict[str, Any]:
-        if pk is None:
-            raise store.unknown_entitlement(entitlement_id)
-        locked = await store.lock(session, pk, caller.supplier_id, role, today())
-        await change(session, locked, actor(caller, role.value))
-        return {"entitlementId": pk}
-
+    caller = await principal(context)
     try:
-        answer, replayed = await run_once(context, caller, operation, reference_id, message, work)
+        pk, replayed = await service.step(
+            context.db,
+            caller,
+            _id(entitlement_id),
+            entitlement_id,
+            reference_id,
+            operation,
+            message,
+            role,
+            change,
+            today(),
+            context.fresh_loaders,
+        )
     except ConsentMissing as missing:
         raise entitlement_consent_required() from missing
-    except ReferenceConflict as conflict:
-        return conflict_payload(reference_id, str(conflict))
-    except DomainError as error:
-        return error_payload(error)
+    except REFUSED as error:
+        return refusal(error, reference_id)
     # The entitlement in the answer is read like any read, with the caller's rights
     # of now: a repeated message after the school revoked its consent gets
     # CONSENT_REQUIRED, not the stored or current entitlement.
-    changed = await _read_entitlement(info, answer["entitlementId"], audit=replayed)
+    changed = await _read_entitlement(info, pk, audit=replayed)
     if changed is None:
-        return error_payload(store.unknown_entitlement(answer["entitlementId"]))
+        return error_payload(service.unknown_entitlement(pk))
     return EntitlementChanged(entitlement=changed, replayed=replayed)
 
 
 async def confirm(info: Info, input: EntitlementStepInput, role: RecipientRole) -> Any:
     acting = Role.LICENSOR if role == RecipientRole.LICENSOR else Role.PORTAL
-
-    async def change(session: Any, locked: store.Locked, who: Any) -> None:
-        await store.confirm(session, locked, role, who)
-
     return await _step(
         info,
         input.entitlement_id,
@@ -188,27 +146,18 @@ async def confirm(info: Info, input: EntitlementStepInput, role: RecipientRole) 
         f"entitlement.confirm.{role.value}",
         strawberry.asdict(input),
         acting,
-        change,
+        service.confirmation(role),
     )
 
 
 async def report_failure(info: Info, input: EntitlementFailureInput) -> Any:
     caller = await principal(info.context)
     try:
-        code = StatusCode(input.code)
-    except ValueError:
-        return error_payload(
-            DomainError(
-                StatusCode.OTHER, f"{input.code} is not an agreed status code", field="code"
-            )
-        )
-    # A supplier that is both licence office and portal reports as licence office.
-    acting = Role.LICENSOR if Role.LICENSOR in caller.roles else Role.PORTAL
+        code = service.failure_code(input.code)
+    except REFUSED as error:
+        return refusal(error, input.reference_id)
+    acting = service.reporting_role(caller)
     role = RecipientRole.LICENSOR if acting == Role.LICENSOR else RecipientRole.PORTAL
-
-    async def change(session: Any, locked: store.Locked, who: Any) -> None:
-        await store.report_failure(session, locked, role, code, input.message, who)
-
     return await _step(
         info,
         input.entitlement_id,
@@ -216,16 +165,12 @@ async def report_failure(info: Info, input: EntitlementFailureInput) -> Any:
         "entitlement.failure",
         strawberry.asdict(input),
         acting,
-        change,
+        service.failure(role, code, input.message),
     )
 
 
 async def seller_step(info: Info, input: EntitlementStepInput, action: str) -> Any:
     step = EntitlementAction(action)
-
-    async def change(session: Any, locked: store.Locked, who: Any) -> None:
-        await store.apply_action(session, locked, step, who)
-
     return await _step(
         info,
         input.entitlement_id,
@@ -233,14 +178,11 @@ async def seller_step(info: Info, input: EntitlementStepInput, action: str) -> A
         f"entitlement.{step.value.lower()}",
         strawberry.asdict(input),
         Role.SELLER,
-        change,
+        service.action_change(step),
     )
 
 
 async def lower_quantity(info: Info, input: EntitlementQuantityInput) -> Any:
-    async def change(session: Any, locked: store.Locked, who: Any) -> None:
-        await store.lower_quantity(session, locked, input.quantity, who)
-
     return await _step(
         info,
         input.entitlement_id,
@@ -248,7 +190,7 @@ async def lower_quantity(info: Info, input: EntitlementQuantityInput) -> Any:
         "entitlement.lowerQuantity",
         strawberry.asdict(input),
         Role.SELLER,
-        change,
+        service.lowered(input.quantity),
     )
 
 

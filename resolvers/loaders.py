@@ -10,7 +10,7 @@ from sqlalchemy import false, literal, select
 from strawberry.dataloader import DataLoader
 
 from db import access, catalogue, entitlements, organisations, persons, suppliers
-from db import delivery as deliveries
+from db import delivery_reads as deliveries
 from db.access import Scope
 from domain.consent import Access
 from domain.identifiers import OrgLevel

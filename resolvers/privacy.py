@@ -194,15 +194,13 @@ async def audit_trail(
 
 
 async def erase(info: Any, input: Any) -> Any:
-    """Operator: erase a person. Identifiers and school data go; licences stay
-    anonymised; the erasure itself is audited (without the identifiers)."""
-    from db.privacy import erase_person
+    """Operator: erase a person (`services/privacy.py`)."""
     from domain.errors import DomainError, StatusCode
     from resolvers import lookup
     from resolvers.auth import principal
-    from resolvers.writes import actor
     from schema.payloads import error_payload
     from schema.privacy import PersonErased
+    from services import privacy as service
 
     caller = await principal(info.context)
     identifier = input.identifier
@@ -213,13 +211,10 @@ async def erase(info: Any, input: Any) -> Any:
             DomainError(StatusCode.PERSON_UNKNOWN, "no such person", field="identifier")
         )
     person_id = found.row.id
-    async with info.context.db.transaction() as session:
-        counts = await erase_person(session, person_id, actor(caller, "operator"), input.reason)
+    erased = await service.erase(info.context.db, caller, person_id, input.reason)
     return PersonErased(
         person_id=str(person_id),
-        **{
-            "identifiers_removed": counts["identifiers"],
-            "enrolments_removed": counts["enrolments"],
-            "licences_anonymised": counts["licencesAnonymised"],
-        },
+        identifiers_removed=erased.identifiers_removed,
+        enrolments_removed=erased.enrolments_removed,
+        licences_anonymised=erased.licences_anonymised,
     )

@@ -1,6 +1,6 @@
 """School organisation data (role ``sis``): decode the roster, resolve the school,
-let ``domain.roster`` validate and match it, write it in one transaction through
-``db.roster``, answer with the schema's payload."""
+check the caller may write its organisation data, call the use case
+(`services/roster.py`), answer with the schema's payload."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from strawberry.types import Info
 
-from db import roster as store
-from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
+from domain.errors import FieldError, StatusCode, ValidationFailed
 from domain.identifiers import OrgLevel
-from domain.roles import DataType, Role
+from domain.roles import DataType
 from domain.roster import (
     GroupInput,
     IdentifierInput,
@@ -20,14 +19,12 @@ from domain.roster import (
     RosterInput,
     SubjectInput,
     TeacherInput,
-    match_persons,
-    validate_roster,
 )
 from resolvers import lookup
 from resolvers.auth import principal
 from resolvers.queries import require_school
-from resolvers.writes import ReferenceConflict, actor, run_write
-from schema.payloads import conflict_payload, error_payload
+from resolvers.writes import REFUSED, refusal
+from services import roster as service
 
 if TYPE_CHECKING:
     from schema.roster import SchoolRosterInput
@@ -82,36 +79,21 @@ async def upsert(info: Info, input: SchoolRosterInput) -> Any:
     spec = decode(input)
     try:
         school = await school_id(info, input.school)
-    except DomainError as error:
-        return error_payload(error)
+    except REFUSED as error:
+        return refusal(error, input.reference_id)
     # The administration system processes the school's pupil data under its mandate.
     await require_school(info, [school], DataType.SCHOOL_ORGANISATION, input.school.value)
 
-    async def work(session: Any) -> dict[str, Any]:
-        facts = await store.school_facts(session, school, spec.period_code.strip())
-        roster = validate_roster(
-            spec,
-            stored_group_codes=facts.groups.keys(),
-            stored_subject_codes=facts.subjects.keys(),
-        )
-        stored = await store.stored_persons(session, school, roster.keys)
-        matches = match_persons(roster, stored)
-        counts = await store.upsert(
-            session, school, roster, facts, matches, actor=actor(caller, Role.SIS.value)
-        )
-        return counts.as_dict()
-
     try:
-        answer, replayed = await run_write(
-            context,
+        answer, replayed = await service.upsert(
+            context.db,
             caller,
-            "schoolRosterUpsert",
+            school,
+            spec,
             input.reference_id,
             lambda: strawberry.asdict(input),
-            work,
+            context.fresh_loaders,
         )
-    except ReferenceConflict as conflict:
-        return conflict_payload(input.reference_id or "", str(conflict))
-    except DomainError as error:
-        return error_payload(error)
+    except REFUSED as error:
+        return refusal(error, input.reference_id)
     return SchoolRosterUpserted.build(school, input.period, answer, replayed)
