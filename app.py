@@ -14,32 +14,27 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.types.unset import UNSET
+from strawberry.http.ides import get_graphql_ide_html
 
 from db.engine import create_engine, create_sessionmaker
 from db.pg import connect_arguments
 from gateway import graphiql as graphiql_page
 from gateway import logging as request_logging
 from gateway import metrics, shared, tracing
-from gateway.caches import AuditBuffer, SupplierCache
+from gateway.caches import AuditBuffer
+from gateway.http import GraphQLHTTP
 from gateway.limits import gateway_schema
 from gateway.middleware import BodySizeLimit
 from gateway.observe import RequestObserver
 from gateway.probes import Probes
 from gateway.resources import Activation
 from gateway.shutdown import GracefulShutdown
-from gateway.token_cache import CachedVerifier
-from gateway.tokens import TokenError, TokenVerifier
+from gateway.tokens import TokenError
 from live.broker import Broker, engine_of
 from live.transport import LiveEndpoint, WebSocketsAt
 from push import routes as push_routes
 from push import start_push
-from resolvers.context import Context
 from settings import Settings, get_settings
 
 log = logging.getLogger("ketenpoort")
@@ -59,57 +54,6 @@ query FirstQuery {
   }
 }
 """
-
-
-class GatewayGraphQL(GraphQL):  # type: ignore[type-arg]
-    """Strawberry's ASGI view for HTTP with the gateway's context, token check and
-    session lifetime (websockets: live/transport.py)."""
-
-    def __init__(self, settings: Settings, sessionmaker: Callable[[], AsyncSession], **kw: Any):
-        super().__init__(
-            gateway_schema(settings),
-            graphql_ide="graphiql" if settings.graphiql else None,
-            keep_alive=True,
-            keep_alive_interval=settings.ws_keep_alive_seconds,
-            **kw,
-        )
-        self.settings = settings
-        self.sessionmaker = sessionmaker
-        self.verifier = CachedVerifier(TokenVerifier(settings))  # gateway/token_cache.py
-        self.limiter = shared.rate_limiter(settings)
-        self.supplier_cache = SupplierCache(settings.supplier_cache_seconds)
-        self.audit_buffer: AuditBuffer | None = None
-        self.broker: Broker | None = None
-        self.activation: Activation | None = None
-
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        context = Context(self.settings, self.sessionmaker, request, response)
-        context.limiter = self.limiter
-        context.supplier_cache = self.supplier_cache
-        context.audit_buffer = self.audit_buffer
-        if self.activation is not None:
-            context.activations = self.activation.group_commit
-            context.reference_cache = self.activation.cache
-        if isinstance(request, Request):
-            try:
-                context.caller = self.verifier.verify(request.headers.get("authorization"))
-            except TokenError as error:
-                context.auth_error = str(error)
-        request.state.gateway_context = context
-        return context
-
-    async def run(  # type: ignore[override]
-        self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
-    ) -> Any:
-        try:
-            return await super().run(request, context, root_value)
-        finally:
-            context = getattr(request.state, "gateway_context", None)
-            if context is not None:
-                await context.finish()
-
-    async def render_graphql_ide(self, request: Request) -> Response:
-        return HTMLResponse(graphiql_page.render(self.graphql_ide_html, self.settings, FIRST_QUERY))
 
 
 _gc_tuned = False
@@ -146,7 +90,15 @@ def create_app(
     def current_sessionmaker() -> AsyncSession:
         return holder["sessionmaker"]()  # type: ignore[no-any-return]
 
-    graphql = GatewayGraphQL(settings, current_sessionmaker)
+    graphiql_html = None
+    if settings.graphiql:
+        graphiql_html = graphiql_page.render(
+            get_graphql_ide_html(graphql_ide="graphiql"), settings, FIRST_QUERY
+        )
+    # HTTP: our own GraphQL-over-HTTP handler (gateway/http.py).
+    graphql = GraphQLHTTP(
+        settings, current_sessionmaker, gateway_schema(settings), graphiql_html=graphiql_html
+    )
     # Websockets: our own graphql-transport-ws and graphql-ws (live/transport.py).
     websockets = LiveEndpoint(
         settings,
@@ -218,7 +170,7 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", graphql),
             *push_routes.routes(),
             *probes.routes(),
             *metrics.metrics_route(settings),

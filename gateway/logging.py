@@ -5,7 +5,8 @@ Every record made while a request is handled carries its request id (a context
 variable set by gateway/observe.py), so an error's traceback can be found from the
 request line. The request line itself is written by `request_line`: request id,
 supplier, role, operation name, duration, outcome, status code; never the query
-text, its variables or a token.
+text, its variables or a token. uvicorn's access log, where it is on, gets the
+path without the query string (`PathOnly`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,27 @@ def configure(log_format: str, level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    # uvicorn's own access log (on unless `ketenpoort serve`, which uses the request
+    # line instead) keeps its handler, but never a query string.
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, PathOnly) for f in access.filters):
+        access.addFilter(PathOnly())
+
+
+class PathOnly(logging.Filter):
+    """Cuts the query string from uvicorn's access-log lines: a GraphiQL URL carries a
+    bearer token there (`?headers=`), a GET request its query and variables."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(
+                arg.split("?", 1)[0] if isinstance(arg, str) and "?" in arg else arg
+                for arg in args
+            )
+        elif isinstance(record.msg, str) and "?" in record.msg and not args:
+            record.msg = record.msg.split("?", 1)[0]
+        return True
 
 
 def request_line(

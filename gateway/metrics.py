@@ -60,6 +60,12 @@ REQUEST_SECONDS = Histogram(
     ["operation"],
     buckets=LATENCY_BUCKETS,
 )
+COMPILED_READS = Counter(
+    "ketenpoort_compiled_reads",
+    "Query operations answered from one compiled statement, or by the resolvers after all "
+    "(compiler/: fallback).",
+    ["outcome"],
+)
 RATE_LIMITED = Counter(
     "ketenpoort_rate_limit_refusals", "Requests refused by the rate limit (429).", ["role"]
 )

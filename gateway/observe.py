@@ -25,6 +25,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
+from domain.privacy import contains_pgn, redact_pgns
 from gateway import logging as request_logging
 from gateway import metrics, tracing
 from gateway.logging import REQUEST_ID
@@ -207,6 +208,8 @@ class ObserveOperation(SchemaExtension):
         finally:
             execution = self.execution_context
             name = execution.operation_name
+            if name and contains_pgn(name):  # a client's name is logged and counted
+                name = redact_pgns(name)
             outcome, code = "ok", None
             result = execution.result
             for error in (getattr(result, "errors", None) or ()):
