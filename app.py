@@ -23,7 +23,7 @@ from gateway import graphiql as graphiql_page
 from gateway import logging as request_logging
 from gateway import metrics, shared, tracing
 from gateway.caches import AuditBuffer
-from gateway.http import GraphQLHTTP
+from gateway.http import GraphQLHTTP, open_compiled_reads
 from gateway.limits import gateway_schema
 from gateway.middleware import BodySizeLimit
 from gateway.observe import RequestObserver
@@ -130,6 +130,10 @@ def create_app(
         activation = await Activation.open(settings, engine or engine_of(sessions))
         graphql.activation = websockets.activation = activation  # HTTP and websockets
         app.state.push = await start_push(settings, sessions)  # push/: suppliers' endpoints
+        # Queries compiled to one SQL statement each on PostgreSQL (compiler/, issue 14).
+        graphql.compiled = await open_compiled_reads(
+            settings, graphql.schema, engine or engine_of(sessions)
+        )
         tune_gc(settings)
         # Supplier cache emptied at once on a registry change anywhere (gateway/shared.py).
         invalidation = None
@@ -160,6 +164,9 @@ def create_app(
                 graphql.activation = websockets.activation = None
             if app.state.push is not None:
                 await app.state.push.stop()
+            if graphql.compiled is not None:
+                await graphql.compiled.close()
+                graphql.compiled = None
             await broker.stop()
             await audit_buffer.stop()
             graphql.audit_buffer = websockets.audit_buffer = None

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = 10
     db_echo: bool = False
+    # Queries answered from one compiled SQL statement on PostgreSQL (compiler/); off:
+    # every query runs on the resolvers.
+    compiled_reads: bool = True
 
     # Tokens (SEM recommendation: iss, aud, exp, iat, jti, supplier, scopes).
     jwt_secret: str = DEV_SECRET

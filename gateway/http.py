@@ -181,6 +181,9 @@ class CompiledFront:
         self.compiler = compiler
         self.pool = pool
 
+    async def close(self) -> None:
+        await self.pool.close()
+
     async def answer(self, execution: Any) -> GraphQLExecutionResult | None:
         from compiler import Fallback
         from resolvers.auth import principal
@@ -221,6 +224,18 @@ class CompiledFront:
         context.compiled = True
         errors = [_Formatted(error) for error in answer.errors]
         return GraphQLExecutionResult(data=RawJSON(answer.data), errors=errors or None)
+
+
+async def open_compiled_reads(settings: Settings, schema: Any, engine: Any) -> CompiledFront | None:
+    """The compiler and a plain asyncpg pool of `Settings.db_pool_size` connections,
+    on PostgreSQL with `Settings.compiled_reads`; None otherwise."""
+    if not settings.compiled_reads or engine is None or engine.dialect.name != "postgresql":
+        return None
+    from compiler import ReadCompiler
+    from db.pg import create_pool
+
+    pool = await create_pool(engine.url, min_size=1, max_size=settings.db_pool_size)
+    return CompiledFront(ReadCompiler(schema, settings), pool)
 
 
 # --- the handler ----------------------------------------------------------------------
