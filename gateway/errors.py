@@ -95,6 +95,37 @@ def process_errors(errors: Iterable[GraphQLError], execution_context: Any = None
             )
 
 
+def no_operation(operation_name: str | None) -> str:
+    """The request error for a document without the operation asked for (its name
+    redacted of any BSN)."""
+    if operation_name:
+        return f"the document has no operation named {redact_pgns(operation_name)!r}"
+    return "the document holds no operation"
+
+
+def explain_refused_choice(query: str, operation_name: str | None) -> str | None:
+    """Why strawberry's stream refused to choose an operation (it answers that with a
+    masked error): no query, or no operation of that name. None when that is not it.
+    Only asked on that error path: it parses the document again."""
+    from graphql import GraphQLError as ParseError
+    from graphql import OperationDefinitionNode, parse
+
+    if not query:
+        return "no query"
+    try:
+        document = parse(query)
+    except ParseError:
+        return None
+    names = [
+        d.name.value if d.name else None
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
+    if not names or (operation_name is not None and operation_name not in names):
+        return no_operation(operation_name)
+    return None
+
+
 def install(schema: Any) -> None:
     """Make `process_errors` the schema's (one schema object serves HTTP and websockets)."""
     schema.process_errors = process_errors

@@ -49,7 +49,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from domain.privacy import contains_pgn, redact_pgns
+from domain.privacy import contains_pgn
 from gateway import errors as error_log
 from gateway import metrics, shared
 from gateway.caches import SupplierCache
@@ -362,13 +362,8 @@ class GraphQLHTTP:
                     {"Allow": "POST"},
                 ) from None
             except CannotGetOperationTypeError:
-                name = redact_pgns(operation_name or "")
                 raise _Refusal(
-                    400,
-                    f"the document has no operation named {name!r}"
-                    if operation_name
-                    else "the document holds no operation",
-                    error_log.REQUEST_ERROR,
+                    400, error_log.no_operation(operation_name), error_log.REQUEST_ERROR
                 ) from None
             except MissingQueryError:
                 raise _Refusal(400, "no query", error_log.REQUEST_ERROR) from None

@@ -47,6 +47,7 @@ from graphql import GraphQLError
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from gateway import errors as error_log
 from live.context import LiveContext
 from live.eager import Pending, run_eagerly
 from live.streams import CLOSE_TOKEN_EXPIRED, observed, resume_hint
@@ -182,6 +183,10 @@ class Operation:
                         errors: list[dict[str, Any]] = [
                             dict(error.formatted) for error in result.errors or []
                         ]
+                        if _masked(errors):  # strawberry masks "no such operation"
+                            why = error_log.explain_refused_choice(self.query, self.operation_name)
+                            if why is not None:
+                                errors = [_error(why, error_log.REQUEST_ERROR)]
                         await self.end(errors or [{"message": "the operation was refused"}])
                         return
                     if not isinstance(result, ExecutionResult):  # @defer / @stream frames
@@ -202,8 +207,8 @@ class Operation:
             if self.live is not None:
                 self.live.close()  # never started: nothing to clean up but the coroutine
             raise
-        except Exception:
-            log.exception("websocket operation %s failed", self.id)
+        except Exception as error:
+            error_log.unexpected("websocket operation %s failed", self.id, error=error)
             with contextlib.suppress(Gone):
                 await self.end([{"message": "Unexpected error; it has been logged."}])
         finally:
@@ -631,6 +636,10 @@ class Connection:
             with contextlib.suppress(BaseException):
                 await self._keep_alive
             self._keep_alive = None
+
+
+def _masked(errors: list[dict[str, Any]]) -> bool:
+    return len(errors) == 1 and str(errors[0].get("message", "")).startswith("Unexpected error")
 
 
 def _error(message: str, code: str = "BAD_REQUEST") -> dict[str, Any]:
