@@ -34,8 +34,10 @@ is spliced into the answer without being decoded (`RawJSON`). The answer carries
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -49,12 +51,15 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from compiler import Fallback
 from domain.privacy import contains_pgn
 from gateway import errors as error_log
 from gateway import metrics, shared
 from gateway.caches import SupplierCache
 from gateway.tokens import TokenError, TokenVerifier
-from resolvers.context import Context
+from resolvers.auth import principal
+from resolvers.clock import today
+from resolvers.context import Caller, Context
 from resolvers.privacy import pgn_refusal
 from schema.errors import GatewayError
 from settings import Settings
@@ -67,6 +72,8 @@ AMBIGUOUS = "Must provide operation name if query contains multiple operations."
 MASKED = "Unexpected error"
 QUERY_ONLY = frozenset({OperationType.QUERY})
 QUERY_OR_MUTATION = frozenset({OperationType.QUERY, OperationType.MUTATION})
+COMPILED = metrics.COMPILED_READS.labels("compiled")
+FALLBACK = metrics.COMPILED_READS.labels("fallback")
 
 
 class RawJSON(str):
@@ -185,18 +192,19 @@ class CompiledFront:
         await self.pool.close()
 
     async def answer(self, execution: Any) -> GraphQLExecutionResult | None:
-        from compiler import Fallback
-        from resolvers.auth import principal
-        from resolvers.clock import today
-
         context = execution.context
         if context.caller is None:  # the resolvers answer UNAUTHENTICATED
-            metrics.COMPILED_READS.labels("fallback").inc()
+            FALLBACK.inc()
             return None
+        response = context.response
+        status, headers = response.status_code, dict(response.headers)
         try:
             caller = await principal(context)
-        except GatewayError:  # refused: the resolvers refuse it at the field's path
-            metrics.COMPILED_READS.labels("fallback").inc()
+        except GatewayError:
+            # Refused: the resolvers refuse it at the field that needs the caller (a
+            # `{ __typename }` needs none), and set the answer's status then.
+            response.status_code, response.headers = status, headers
+            FALLBACK.inc()
             return None
         try:
             variables = execution.variables or {}
@@ -204,7 +212,7 @@ class CompiledFront:
                 execution.graphql_document, execution.operation_name, caller, variables
             )
             if isinstance(plan, Fallback):
-                metrics.COMPILED_READS.labels("fallback").inc()
+                FALLBACK.inc()
                 return None
             if plan.needs_connection:
                 async with self.pool.acquire() as connection:
@@ -213,12 +221,12 @@ class CompiledFront:
                 answer = await plan.execute(None, variables, caller, today())
         except Exception as error:  # a compiler bug must not cost the caller its answer
             error_log.unexpected("compiled read failed; the resolvers answer", error=error)
-            metrics.COMPILED_READS.labels("fallback").inc()
+            FALLBACK.inc()
             return None
         if isinstance(answer, Fallback):
-            metrics.COMPILED_READS.labels("fallback").inc()
+            FALLBACK.inc()
             return None
-        metrics.COMPILED_READS.labels("compiled").inc()
+        COMPILED.inc()
         for read in answer.reads:
             context.record_read(*read)
         context.compiled = True
@@ -236,6 +244,46 @@ async def open_compiled_reads(settings: Settings, schema: Any, engine: Any) -> C
 
     pool = await create_pool(engine.url, min_size=1, max_size=settings.db_pool_size)
     return CompiledFront(ReadCompiler(schema, settings), pool)
+
+
+class VerifiedTokens:
+    """Verified bearer tokens, kept until their `exp` (issue 14: the fixed cost): the
+    same Authorization header is verified once, not on every request. Bounded (the
+    oldest go first); only accepted tokens are kept, so a refusal is decided anew each
+    time. A key withdrawn from the JWKS stops new tokens at once and tokens already
+    seen at their `exp` (at most the token lifetime ceiling)."""
+
+    def __init__(self, verifier: TokenVerifier, size: int = 10_000) -> None:
+        self.verifier = verifier
+        self.size = size
+        self._found: dict[str, tuple[Caller, float]] = {}
+
+    def verify(self, authorization: str | None) -> Caller:
+        if authorization is not None:
+            found = self._found.get(authorization)
+            if found is not None:
+                if time.time() < found[1]:
+                    return found[0]
+                del self._found[authorization]
+        caller = self.verifier.verify(authorization)
+        expires = _expiry(authorization)
+        if expires is not None and authorization is not None:
+            if len(self._found) >= self.size:
+                del self._found[next(iter(self._found))]
+            self._found[authorization] = (caller, expires)
+        return caller
+
+
+def _expiry(authorization: str | None) -> float | None:
+    """The `exp` of a token the verifier has just accepted (read without checking
+    the signature again)."""
+    try:
+        payload = (authorization or "").partition(" ")[2].strip().split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        expires = claims.get("exp")
+    except (IndexError, ValueError, AttributeError):
+        return None
+    return float(expires) if isinstance(expires, int | float) else None
 
 
 # --- the handler ----------------------------------------------------------------------
@@ -265,6 +313,7 @@ class GraphQLHTTP:
         schema.extensions = extensions
         self.graphiql_html = graphiql_html
         self.verifier = TokenVerifier(settings)
+        self.tokens = VerifiedTokens(self.verifier)
         self.limiter = shared.rate_limiter(settings)
         self.supplier_cache = SupplierCache(settings.supplier_cache_seconds)
         self.audit_buffer: Any = None
@@ -334,7 +383,7 @@ class GraphQLHTTP:
         scope.setdefault("state", {})["gateway_context"] = context
         authorization = headers.get(b"authorization")
         try:
-            context.caller = self.verifier.verify(
+            context.caller = self.tokens.verify(
                 authorization.decode("latin-1") if authorization is not None else None
             )
         except TokenError as error:

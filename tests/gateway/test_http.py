@@ -366,3 +366,45 @@ def test_the_access_log_never_holds_a_query_string() -> None:
     )
     assert all(f.filter(record) for f in access.filters)
     assert record.getMessage() == '127.0.0.1:1 - "GET /graphql HTTP/1.1" 200'
+
+
+# --- the verified-token cache ----------------------------------------------------------------
+
+
+def test_a_token_is_verified_once_and_kept_only_until_its_exp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    from gateway import http
+    from gateway.tokens import TokenError, TokenVerifier
+
+    verifier = TokenVerifier(TEST_SETTINGS)
+    calls = []
+    original = verifier.verify
+
+    def counted(authorization: str | None) -> Any:
+        calls.append(authorization)
+        return original(authorization)
+
+    monkeypatch.setattr(verifier, "verify", counted)
+    tokens = http.VerifiedTokens(verifier, size=2)
+    bearer = f"Bearer {token_for('operator', 'operator', lifetime=timedelta(minutes=5))}"
+    assert tokens.verify(bearer) == tokens.verify(bearer)
+    assert len(calls) == 1
+    # Past its exp it is verified again (the verifier decides, with its leeway).
+    now = http.time.time()
+    monkeypatch.setattr(http.time, "time", lambda: now + 301)
+    tokens.verify(bearer)
+    assert len(calls) == 2
+    monkeypatch.setattr(http.time, "time", lambda: now)
+    # Refusals are never kept; the cache is bounded.
+    for _ in range(2):
+        with pytest.raises(TokenError):
+            tokens.verify("Bearer nonsense")
+    assert "Bearer nonsense" not in tokens._found
+    for minutes in (6, 7, 8):
+        tokens.verify(
+            f"Bearer {token_for('operator', 'operator', lifetime=timedelta(minutes=minutes))}"
+        )
+    assert len(tokens._found) <= 2

@@ -1,0 +1,262 @@
+"""The HTTP front's fixed cost (issue 14: `{ __typename }` ≤ 0.2 ms gateway CPU): one
+uvicorn process serving the gateway, N keep-alive clients posting `{ __typename }`
+with an operator's bearer token, the server's CPU read from /proc (its process tree)
+before and after; the gateway's own handler (gateway/http.py) and strawberry's ASGI
+view over the same app and schema (what the front was before), alternated in the
+same run so that the machine's noise falls on both.
+
+    .venv/bin/python -m bench.front [--clients 1,8] [--seconds 5] [--rounds 3]
+
+Writes its section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from bench.load import http_request, http_run, process_tree
+from bench.support import ROOT, free_port, machine, throwaway_database, token, write_section
+
+TYPENAME = {"query": "{ __typename }"}
+VARIANTS = {"own": "app:create_app", "strawberry": "bench.front:strawberry_app"}
+
+
+def strawberry_app() -> Any:
+    """The gateway with strawberry's ASGI view at /graphql in place of our handler:
+    the same schema, context, token check and session lifetime as the view the
+    gateway had before gateway/http.py."""
+    from starlette.requests import Request
+    from strawberry.asgi import GraphQL
+
+    from app import create_app
+    from resolvers.context import Context
+
+    app = create_app()
+    front = app.state.graphql
+
+    class View(GraphQL):  # type: ignore[type-arg]
+        async def get_context(self, request: Any, response: Any) -> Context:
+            context = Context(front.settings, front.sessionmaker, request, response)
+            context.limiter = front.limiter
+            context.supplier_cache = front.supplier_cache
+            context.audit_buffer = front.audit_buffer
+            if isinstance(request, Request):
+                try:
+                    context.caller = front.verifier.verify(request.headers.get("authorization"))
+                except Exception as error:  # TokenError
+                    context.auth_error = str(error)
+            request.state.gateway_context = context
+            return context
+
+        async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+            from strawberry.types.unset import UNSET
+
+            try:
+                return await super().run(
+                    request,
+                    UNSET if context is None else context,
+                    UNSET if root_value is None else root_value,
+                )
+            finally:
+                found = getattr(request.state, "gateway_context", None)
+                if found is not None:
+                    await found.finish()
+
+    view = View(front.schema, graphql_ide=None)
+    for route in app.router.routes:
+        if getattr(route, "path", None) == "/graphql":
+            route.app = view  # type: ignore[attr-defined]
+    return app
+
+
+@contextmanager
+def serve(database_url: str, target: str) -> Iterator[tuple[str, int]]:
+    """One uvicorn process (as `ketenpoort serve` runs a worker) serving `target`."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            target,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "KETENPOORT_ENVIRONMENT": "test",
+            "KETENPOORT_RATE_LIMIT_PER_SECOND": "0",
+            "KETENPOORT_LOG_LEVEL": "WARNING",  # no request line: the cost of the front only
+        },
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{target} did not start")
+            time.sleep(0.2)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def measure(
+    base: str, pid: int, bearer: str, clients: int, seconds: float
+) -> dict[str, float]:
+    host, port = base.removeprefix("http://").split(":")
+    requests = [http_request(host, int(port), bearer, TYPENAME)]
+    run = await http_run(
+        "typename",
+        base,
+        requests,
+        clients,
+        seconds,
+        server_pids=lambda: {"gateway": process_tree(pid)},
+    )
+    if run.errors:
+        raise RuntimeError(f"errors: {run.first_error}")
+    return {
+        "cpu_us": run.server_cpu["gateway"] / run.count * 1e6,
+        "rate": run.rate,
+        "p50": run.p(50),
+        "p99": run.p(99),
+        "client": run.client_share,
+    }
+
+
+async def main(clients_list: list[int], seconds: float, rounds: int) -> str:
+    from db.migrate import upgrade
+
+    bearer = token("operator", "operator")
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    loads: list[float] = []
+    async with throwaway_database("ketenpoort_front") as url:
+        await asyncio.to_thread(upgrade, url)
+        # The registry (the operator supplier): the caller is resolved as in production.
+        subprocess.run(
+            [sys.executable, "-m", "cli", "demo", "--pupils", "10"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": url},
+            check=True,
+            capture_output=True,
+        )
+        for round_ in range(rounds):
+            order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
+            for variant in order:
+                with serve(url, VARIANTS[variant]) as (base, pid):
+                    for clients in clients_list:
+                        loads.append(os.getloadavg()[0])
+                        print(f"  round {round_ + 1}, {variant}, {clients} clients …", flush=True)
+                        found = await measure(base, pid, bearer, clients, seconds)
+                        results.setdefault((variant, clients), []).append(found)
+    return report(results, clients_list, seconds, rounds, loads)
+
+
+def report(
+    results: dict[tuple[str, int], list[dict[str, float]]],
+    clients_list: list[int],
+    seconds: float,
+    rounds: int,
+    loads: list[float],
+) -> str:
+    def med(variant: str, clients: int, key: str) -> float:
+        return statistics.median(r[key] for r in results[(variant, clients)])
+
+    lines = [
+        "## The HTTP front's fixed cost (issue 14: `{ __typename }`)",
+        "",
+        f"Command: `.venv/bin/python -m bench.front --clients "
+        f"{','.join(map(str, clients_list))} --seconds {seconds:g} --rounds {rounds}` "
+        "(one uvicorn worker, uvloop + httptools, PostgreSQL throwaway database, rate limit "
+        "off, request log off; `{ __typename }` posted with an operator's bearer token over "
+        "keep-alive connections; CPU of the server's process tree from /proc). `own` is "
+        "gateway/http.py, `strawberry` strawberry's ASGI view on the same app, schema and "
+        "context (the front before); alternated in one run, medians of the rounds.",
+        "",
+        "| front | clients | gateway CPU per request | req/s | p50 | p99 | rounds (CPU µs) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for clients in clients_list:
+        for variant in VARIANTS:
+            rows = results[(variant, clients)]
+            lines.append(
+                f"| {variant} | {clients} | **{med(variant, clients, 'cpu_us'):.0f} µs** | "
+                f"{med(variant, clients, 'rate'):,.0f} | {med(variant, clients, 'p50'):.2f} ms | "
+                f"{med(variant, clients, 'p99'):.2f} ms | "
+                + ", ".join(f"{r['cpu_us']:.0f}" for r in rows)
+                + " |"
+            )
+    lines.append("")
+    for clients in clients_list:
+        own, old = med("own", clients, "cpu_us"), med("strawberry", clients, "cpu_us")
+        verdict = "met" if own <= 200 else "missed"
+        lines.append(
+            f"- {clients} clients: own / strawberry CPU = **{own / old:.2f}** "
+            f"({own:.0f} vs {old:.0f} µs); target ≤ 200 µs: **{verdict}**."
+        )
+    lines += [
+        "",
+        f"Load average (1 min) during the runs: {min(loads):.1f}–{max(loads):.1f} "
+        "(a shared machine: other test runs and benchmarks were running; the ratio, "
+        "measured alternately in one run, is the figure to trust).",
+        "",
+        f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}._",
+    ]
+    return "\n".join(lines)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.front", description=__doc__)
+    parser.add_argument("--clients", default="1,8")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    arguments = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    clients = [int(c) for c in arguments.clients.split(",")]
+    text = asyncio.run(main(clients, arguments.seconds, arguments.rounds))
+    write_section("front", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    cli()
