@@ -168,7 +168,8 @@ async def main(clients_list: list[int], seconds: float, rounds: int) -> str:
     async with throwaway_database("ketenpoort_front") as url:
         await asyncio.to_thread(upgrade, url)
         # The registry (the operator supplier): the caller is resolved as in production.
-        subprocess.run(
+        await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, "-m", "cli", "demo", "--pupils", "10"],
             cwd=ROOT,
             env={**os.environ, "DATABASE_URL": url},

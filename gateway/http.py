@@ -34,10 +34,8 @@ is spliced into the answer without being decoded (`RawJSON`). The answer carries
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -56,10 +54,11 @@ from domain.privacy import contains_pgn
 from gateway import errors as error_log
 from gateway import metrics, shared
 from gateway.caches import SupplierCache
+from gateway.token_cache import CachedVerifier
 from gateway.tokens import TokenError, TokenVerifier
 from resolvers.auth import principal
 from resolvers.clock import today
-from resolvers.context import Caller, Context
+from resolvers.context import Context
 from resolvers.privacy import pgn_refusal
 from schema.errors import GatewayError
 from settings import Settings
@@ -246,46 +245,6 @@ async def open_compiled_reads(settings: Settings, schema: Any, engine: Any) -> C
     return CompiledFront(ReadCompiler(schema, settings), pool)
 
 
-class VerifiedTokens:
-    """Verified bearer tokens, kept until their `exp` (issue 14: the fixed cost): the
-    same Authorization header is verified once, not on every request. Bounded (the
-    oldest go first); only accepted tokens are kept, so a refusal is decided anew each
-    time. A key withdrawn from the JWKS stops new tokens at once and tokens already
-    seen at their `exp` (at most the token lifetime ceiling)."""
-
-    def __init__(self, verifier: TokenVerifier, size: int = 10_000) -> None:
-        self.verifier = verifier
-        self.size = size
-        self._found: dict[str, tuple[Caller, float]] = {}
-
-    def verify(self, authorization: str | None) -> Caller:
-        if authorization is not None:
-            found = self._found.get(authorization)
-            if found is not None:
-                if time.time() < found[1]:
-                    return found[0]
-                del self._found[authorization]
-        caller = self.verifier.verify(authorization)
-        expires = _expiry(authorization)
-        if expires is not None and authorization is not None:
-            if len(self._found) >= self.size:
-                del self._found[next(iter(self._found))]
-            self._found[authorization] = (caller, expires)
-        return caller
-
-
-def _expiry(authorization: str | None) -> float | None:
-    """The `exp` of a token the verifier has just accepted (read without checking
-    the signature again)."""
-    try:
-        payload = (authorization or "").partition(" ")[2].strip().split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        expires = claims.get("exp")
-    except (IndexError, ValueError, AttributeError):
-        return None
-    return float(expires) if isinstance(expires, int | float) else None
-
-
 # --- the handler ----------------------------------------------------------------------
 
 
@@ -312,8 +271,9 @@ class GraphQLHTTP:
                 extensions.append(extension)
         schema.extensions = extensions
         self.graphiql_html = graphiql_html
-        self.verifier = TokenVerifier(settings)
-        self.tokens = VerifiedTokens(self.verifier)
+        # Verified tokens kept until their exp (gateway/token_cache.py); the websockets'
+        # endpoint is given the same one.
+        self.verifier = CachedVerifier(TokenVerifier(settings))
         self.limiter = shared.rate_limiter(settings)
         self.supplier_cache = SupplierCache(settings.supplier_cache_seconds)
         self.audit_buffer: Any = None
@@ -383,7 +343,7 @@ class GraphQLHTTP:
         scope.setdefault("state", {})["gateway_context"] = context
         authorization = headers.get(b"authorization")
         try:
-            context.caller = self.tokens.verify(
+            context.caller = self.verifier.verify(
                 authorization.decode("latin-1") if authorization is not None else None
             )
         except TokenError as error:
