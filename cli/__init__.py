@@ -82,24 +82,92 @@ def token(
     scope: list[str] = typer.Option(
         ["operator"], "--scope", "-s", help="Role(s) to grant; repeat for several."
     ),
-    school: str | None = typer.Option(None, help="For the school role: the school's RIO id."),
-    hours: int = typer.Option(12, help="Lifetime in hours."),
+    school: str | None = typer.Option(
+        None, help="For the school role (required there): a school the account is registered for."
+    ),
+    hours: int = typer.Option(12, help="Lifetime in hours (at most the token lifetime ceiling)."),
     url: bool = typer.Option(False, help="Print a GraphiQL URL with the token filled in."),
     base: str = typer.Option("http://127.0.0.1:8000/graphql", help="Gateway URL for --url."),
 ) -> None:
     """Mint a development token (HS256, refused in production)."""
     from datetime import timedelta
 
-    from gateway.tokens import mint_token
+    from gateway.tokens import TokenError, mint_token
 
-    value = mint_token(
-        get_settings(), supplier, scope, school=school, lifetime=timedelta(hours=hours)
-    )
+    try:
+        value = mint_token(
+            get_settings(), supplier, scope, school=school, lifetime=timedelta(hours=hours)
+        )
+    except (TokenError, ValueError) as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
     if url:
         headers = json.dumps({"Authorization": f"Bearer {value}"})
         typer.echo(f"{base}?headers={quote(headers)}")
     else:
         typer.echo(value)
+
+
+class _CliError(Exception):
+    """A refusal the command reports on stderr (exit code 2)."""
+
+
+@app.command("school-account")
+def school_account(
+    supplier: str = typer.Argument(..., help="The school account's supplier code."),
+    school: str = typer.Argument(..., help="The school: its OA_ID or any RIO identifier."),
+    remove: bool = typer.Option(False, help="Withdraw the school instead of adding it."),
+) -> None:
+    """Register (or withdraw) a school a school account may speak for: its tokens
+    with the school scope may name only registered schools in their `school` claim."""
+    from db import suppliers
+    from db.engine import create_engine, create_sessionmaker
+    from db.models import SupplierSchool
+    from domain.identifiers import OrgLevel
+    from domain.roles import Role
+    from resolvers.context import Database
+    from resolvers.lookup import OrgFound, find_organisation
+
+    settings = get_settings()
+
+    async def run() -> str:
+        from sqlalchemy import delete
+
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                # The lookup on the same session: on SQLite a second one would wait
+                # for this one's write lock.
+                found = await find_organisation(
+                    Database(lambda: session), None, school, OrgLevel.PROVIDER
+                )
+                if not isinstance(found, OrgFound):
+                    message = getattr(found, "message", None) or str(getattr(found, "error", ""))
+                    raise _CliError(f"school {school!r}: {message}")
+                account = await suppliers.registration(session, supplier)
+                if account is None:
+                    raise _CliError(f"no supplier has code {supplier!r}")
+                if Role.SCHOOL not in account.roles:
+                    raise _CliError(f"supplier {supplier!r} does not hold the school role")
+                school_id, rio = found.row.id, found.row.rio_id
+                if remove:
+                    await session.execute(
+                        delete(SupplierSchool).where(
+                            SupplierSchool.supplier_id == account.supplier_id,
+                            SupplierSchool.organisation_id == school_id,
+                        )
+                    )
+                    return f"{supplier} no longer speaks for {rio}"
+                added = await suppliers.register_school(session, account.supplier_id, school_id)
+                return f"{supplier} speaks for {rio}" + ("" if added else " (already registered)")
+        finally:
+            await engine.dispose()
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except _CliError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -42,6 +42,7 @@ from db.models import (
     SubjectEnrolment,
     Supplier,
     SupplierRole,
+    SupplierSchool,
     TeachingGroup,
 )
 from domain.entitlements import EntitlementStatus, RecipientRole, RecipientState, Variant
@@ -60,9 +61,16 @@ SUPPLIERS: list[tuple[str, str, list[Role]]] = [
     ("demo-lms", "Demo ELO", [Role.PORTAL]),
     ("demo-dashboard", "Demo Dashboard", [Role.DASHBOARD]),
     ("demo-sis", "Demo Leerlingadministratie", [Role.SIS]),
-    ("demo-school-admin", "Schoolbeheerder", [Role.SCHOOL]),
+    ("demo-school-admin", "Schoolbeheerder (Stichting Voorbeeldonderwijs)", [Role.SCHOOL]),
+    ("demo-college-admin", "Schoolbeheerder Het Voorbeeld College", [Role.SCHOOL]),
     ("operator", "ketenpoort operator", [Role.OPERATOR]),
 ]
+
+#: The schools (OA_ID) each demo school account may name in its token's `school`.
+SCHOOL_ACCOUNTS: dict[str, list[str]] = {
+    "demo-school-admin": ["104A158", "104A159", "104A160"],
+    "demo-college-admin": ["104A158"],
+}
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,14 @@ async def load_demo(
         (basisschool, po_location),
     ]:
         session.add(OrganisationRelation(parent_id=parent.id, child_id=child.id))
+    # The schools each school account speaks for (supplier_school): the board's
+    # administrator for its three schools, the college's for the college only.
+    by_rio = {"104A158": college, "104A159": basisschool, "104A160": lyceum}
+    for code, schools_of in SCHOOL_ACCOUNTS.items():
+        session.add_all(
+            SupplierSchool(supplier_id=suppliers[code].id, organisation_id=by_rio[rio].id)
+            for rio in schools_of
+        )
 
     year_start = date(today.year if today.month >= 8 else today.year - 1, 8, 1)
     year_code = f"{year_start.year}-{year_start.year + 1}"

@@ -132,6 +132,22 @@ class SupplierRole(Base):
     role: Mapped[str] = enum_column(Role, primary_key=True)
 
 
+class SupplierSchool(Base):
+    """A school (provider) a school account may speak for: a token of that supplier
+    with the school scope must name one of these schools (gateway/tokens.py,
+    resolvers/auth.py). Registered by the operator (`ketenpoort school-account`)."""
+
+    __tablename__ = "supplier_school"
+    __table_args__ = (Index("ix_supplier_school_organisation_id", "organisation_id"),)
+
+    supplier_id: Mapped[int] = mapped_column(
+        ForeignKey("supplier.id", ondelete="CASCADE"), primary_key=True
+    )
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class Product(Base):
     """A learning material: EAN/ISBN for products for sale, otherwise a UUID."""
 

@@ -1,5 +1,7 @@
 """Per-process helpers that take work off every request: a short-lived cache of
-the supplier registry, and a buffer that writes read-audit rows in batches.
+the supplier registry (a supplier's id, roles and, for a school account, the
+schools it speaks for: `db.suppliers.registration`), and a buffer that writes
+read-audit rows in batches.
 
 Both trade a little freshness for a lot of throughput, within limits a school
 can accept: a supplier whose roles change is seen with its new roles within

@@ -8,10 +8,11 @@
   unreachable the process falls back to its own bucket and says so in the log:
   the gateway keeps answering, each process limiting on its own.
 * The supplier registry cache: every process caches a supplier's roles for
-  `supplier_cache_seconds`. On PostgreSQL a trigger (migration 0005) sends NOTIFY
-  on `SUPPLIER_CHANNEL` at the commit of any change to `supplier` or
-  `supplier_role`; `SupplierInvalidation` listens and empties the cache at once,
-  so a role change takes effect in every process. It empties it also whenever it
+  `supplier_cache_seconds`. On PostgreSQL a trigger (migrations 0010, 0011) sends
+  NOTIFY on `SUPPLIER_CHANNEL` at the commit of any change to `supplier`,
+  `supplier_role` or `supplier_school` (the schools a school account speaks for);
+  `SupplierInvalidation` listens and empties the cache at once, so a role or
+  school change takes effect in every process. It empties it also whenever it
   (re)connects, since notifications may have been missed meanwhile.
 """
 

@@ -44,14 +44,14 @@ async def principal(context: Context) -> Principal:
     row = cache.get(caller.supplier_code) if cache is not None else None
     if row is None:
         generation = cache.generation if cache is not None else None
-        row = await context.db.run(lambda s: supplier_queries.by_code(s, caller.supplier_code))
+        row = await context.db.run(lambda s: supplier_queries.registration(s, caller.supplier_code))
         if cache is not None:
             cache.put(caller.supplier_code, row, generation)
     if row is None:
         if context.response is not None and hasattr(context.response, "status_code"):
             context.response.status_code = 401
         raise Unauthenticated(f"unknown supplier {caller.supplier_code!r}")
-    supplier_id, registered = row
+    supplier_id, registered = row.supplier_id, row.roles
     granted = frozenset(role for role in caller.roles if role in registered)
     if not granted:
         raise Forbidden(
@@ -61,6 +61,13 @@ async def principal(context: Context) -> Principal:
     school_id = None
     if Role.SCHOOL in granted:
         school_id = await _token_school(context, caller.school)
+        if school_id not in row.schools:
+            # The registry says which schools a school account speaks for
+            # (supplier_school); a token naming another school is refused.
+            raise Forbidden(
+                f"supplier {caller.supplier_code!r} is not registered as an administrator "
+                f"of the school {caller.school!r} named in its token"
+            )
     found = Principal(supplier_id, caller.supplier_code, granted, caller.school, school_id)
     context._supplier = found
     return found
@@ -70,12 +77,19 @@ async def _token_school(context: Context, claim: str | None) -> int:
     """A school administrator's token must name one school (any RIO identifier)."""
     from resolvers.lookup import OrgFound, find_organisation
 
-    if not claim:
+    if not claim:  # gateway/tokens.py refuses such a token already
+        _status(context, 401)
         raise Unauthenticated("a token with the school scope must carry a `school` claim")
     found = await find_organisation(context.db, None, claim, OrgLevel.PROVIDER)
     if not isinstance(found, OrgFound):
+        _status(context, 401)
         raise Unauthenticated(f"the token's school {claim!r} is not one known school")
     return found.row.id
+
+
+def _status(context: Context, code: int) -> None:
+    if context.response is not None and hasattr(context.response, "status_code"):
+        context.response.status_code = code
 
 
 def requires(*roles: Role) -> type[BasePermission]:

@@ -36,6 +36,7 @@ from db.models import (
     SchoolSummary,
     Supplier,
     SupplierRole,
+    SupplierSchool,
 )
 from resolvers.clock import AMSTERDAM, today
 from tests.conftest import GraphQLClient
@@ -435,8 +436,12 @@ async def test_a_school_without_activations_shows_entitlements_but_no_licences(
 
 
 async def test_school_administrator_sees_its_own_school_only(
-    gql: GraphQLClient, board: Board
+    gql: GraphQLClient, board: Board, session: AsyncSession
 ) -> None:
+    admin = await _id(session, Supplier, code="demo-school-admin")
+    own_school = await _id(session, Organisation, rio_id=board.b)
+    session.add(SupplierSchool(supplier_id=admin, organisation_id=own_school))
+    await session.commit()
     own = await gql.execute(
         SUMMARY, {"school": board.ref(board.b)}, as_=("demo-school-admin", "school"), school=board.b
     )
