@@ -196,13 +196,14 @@ class CompiledFront:
             FALLBACK.inc()
             return None
         response = context.response
-        status, headers = response.status_code, dict(response.headers)
+        saved = (response.status_code, dict(response.headers)) if response is not None else None
         try:
             caller = await principal(context)
         except GatewayError:
             # Refused: the resolvers refuse it at the field that needs the caller (a
             # `{ __typename }` needs none), and set the answer's status then.
-            response.status_code, response.headers = status, headers
+            if saved is not None:
+                response.status_code, response.headers = saved
             FALLBACK.inc()
             return None
         try:
