@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     max_aliases: int = 15
     max_body_bytes: int = 5 * 1024 * 1024
     max_query_cost: int = 50_000
+    # Input values (gateway/inputs.py): the longest input string unless its argument
+    # has a natural size of its own. Requests (gateway/limits.py): the longest a
+    # query or mutation may execute before it is cut off (0: no deadline); whether
+    # introspection needs a valid bearer token (where introspection is on at all).
+    max_input_string_length: int = 4096
+    request_timeout_seconds: float = 30.0
+    introspection_needs_token: bool = True
 
     # Live subscriptions (live/broker.py): how often the broker reads the event
     # table without a wake-up (covers a missed NOTIFY or a lost LISTEN connection),

@@ -1,6 +1,8 @@
 """Limits against hostile or careless queries: depth, aliases, tokens, a cost
-limit on list fields, introspection off where configured, and a per-client rate
-limit. `gateway_schema(settings)` is the schema with these limits applied.
+limit on list fields, input values (gateway/inputs.py), introspection off where
+configured and behind a token where on, an execution deadline, and a per-client
+rate limit. `gateway_schema(settings)` is the schema with these limits applied, so
+every transport that runs it (HTTP, websockets) applies them.
 
 Depth, aliases, cost and width are measured in one pass linear in the document,
 whatever its fragments (`gateway/shape.py`, which also says how cost is counted).
@@ -8,17 +10,23 @@ whatever its fragments (`gateway/shape.py`, which also says how cost is counted)
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import strawberry
-from graphql import ValidationRule
-from strawberry.extensions import MaxTokensLimiter
+from graphql import FieldNode, OperationType, ValidationRule, Visitor, visit
+from graphql.language.visitor import BREAK
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.extensions.disable_introspection import DisableIntrospection
 
+from gateway.inputs import input_checks, validated
 from gateway.observe import ObserveOperation
 from gateway.shape import Limits, shape_rule
 from schema import build_schema
+from schema.errors import GatewayError, Unauthenticated
 from settings import Settings
 
 
@@ -68,12 +76,86 @@ def validation_rules(settings: Settings) -> list[type[ValidationRule]]:
     return rules
 
 
+class RequestTimedOut(GatewayError):
+    code = "REQUEST_TIMEOUT"
+
+
+def request_deadline(seconds: float) -> type[SchemaExtension]:
+    """Queries and mutations are cut off after `seconds` of execution (awaiting
+    resolvers are cancelled; other requests of the process never waited for them)
+    and answered REQUEST_TIMEOUT. Subscriptions run as long as they are wanted."""
+
+    class RequestDeadline(SchemaExtension):
+        async def on_execute(self) -> AsyncIterator[None]:
+            context = self.execution_context
+            if seconds <= 0 or context.operation_type is OperationType.SUBSCRIPTION:
+                yield
+                return
+            try:
+                async with asyncio.timeout(seconds):
+                    yield
+            except TimeoutError:
+                raise RequestTimedOut(
+                    f"the request took longer than {seconds:g} s and was stopped; ask for "
+                    "less at once",
+                    limit=seconds,
+                ) from None
+
+    return RequestDeadline
+
+
+def asks_for_introspection(document: Any) -> bool:
+    """Whether the document reads the schema (`__schema`, `__type`; `__typename` is
+    an ordinary field): one pass over its nodes."""
+    found = False
+
+    class Find(Visitor):
+        def enter_field(self, node: FieldNode, *_: Any) -> Any:
+            nonlocal found
+            if node.name.value in ("__schema", "__type"):
+                found = True
+                return BREAK
+            return None
+
+    visit(document, Find())
+    return found
+
+
+class IntrospectionNeedsToken(SchemaExtension):
+    """Introspection, where it is switched on, answers callers with a valid bearer
+    token only (GraphiQL sends the one in its Headers tab): the schema is no map
+    for anonymous visitors. UNAUTHENTICATED (HTTP 401) otherwise."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        request = context.context
+        if (
+            validated(context)
+            and getattr(request, "caller", None) is None
+            and asks_for_introspection(context.graphql_document)
+        ):
+            self._refuse(request)
+        yield
+
+    def _refuse(self, request: Any) -> None:
+        context = self.execution_context
+        response = getattr(request, "response", None)
+        if response is not None and hasattr(response, "status_code"):
+            response.status_code = 401
+        reason = getattr(request, "auth_error", None) or "missing bearer token"
+        context.pre_execution_errors = [
+            Unauthenticated(f"introspection needs a valid bearer token: {reason}")
+        ]
+
+
 def gateway_schema(settings: Settings) -> strawberry.Schema:
     """The schema as the gateway serves it: every limit of `settings` applied."""
-    return build_schema(
-        validation_rules=validation_rules(settings),
-        extensions=[
-            lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-            ObserveOperation,  # operation name and outcome for logs, metrics, spans
-        ],
-    )
+    extensions: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        ObserveOperation,  # operation name and outcome for logs, metrics, spans
+        input_checks(settings.max_input_string_length),
+        request_deadline(settings.request_timeout_seconds),
+    ]
+    if settings.introspection and settings.introspection_needs_token:
+        extensions.append(IntrospectionNeedsToken)
+    return build_schema(validation_rules=validation_rules(settings), extensions=extensions)

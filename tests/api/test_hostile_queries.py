@@ -163,3 +163,242 @@ async def test_a_bsn_is_refused_anywhere_without_being_repeated(gql: GraphQLClie
     ordinary = await gql.execute(
         'query { organisation(identifier: {value: "123456789"}) { __typename } }')
     assert ordinary.errors is None  # fails the 11-test: not a BSN
+
+
+# --- issue 12.1: linear validation, an execution deadline --------------------------------------
+
+
+def fragment_attack(levels: int = 30) -> str:
+    """Two fragments per level, each spreading both of the level below (< 3 KB)."""
+    parts = ["fragment A0 on Product { id }", "fragment B0 on Product { name }"]
+    for level in range(1, levels + 1):
+        below = f"...A{level - 1} ...B{level - 1}"
+        parts += [f"fragment A{level} on Product {{ {below} }}",
+                  f"fragment B{level} on Product {{ {below} }}"]
+    top = f"...A{levels} ...B{levels}"
+    return "\n".join(parts) + f"\n{{ products(first: 1) {{ nodes {{ {top} }} }} }}"
+
+
+async def test_the_fragment_attack_is_refused(gql: GraphQLClient) -> None:
+    query = fragment_attack(30)
+    assert len(query.encode()) < 3 * 1024
+    # The work is counted in tests/gateway/test_shape.py; here: refused, not run.
+    result = await gql.execute(query)
+    assert codes(result) == ["QUERY_TOO_COSTLY"]
+    assert result.data is None
+
+
+@pytest.fixture
+def blocked_products(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`products` waits until released (a slow request, without a fixed sleep)."""
+    import asyncio
+
+    from resolvers import queries
+
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(*_args: Any, **_kw: Any) -> Any:
+        entered.set()
+        await release.wait()
+        raise RuntimeError("released")
+
+    monkeypatch.setattr(queries, "products_list", slow)
+    return entered, release
+
+
+async def test_other_requests_are_answered_while_a_slow_one_runs(
+    client_for: Any, blocked_products: Any
+) -> None:
+    """The event loop is free while a request waits (/healthz with a real server
+    and a slow statement: tests/gateway/test_shape_transports.py)."""
+    import asyncio
+
+    entered, release = blocked_products
+    client = await client_for(request_timeout_seconds=0)
+    slow = asyncio.create_task(client.post(
+        "/graphql", json={"query": "{ products(first: 1) { nodes { id } } }"}, headers=OPERATOR))
+    await asyncio.wait_for(entered.wait(), 60)
+    other = await asyncio.wait_for(client.post(
+        "/graphql", json={"query": "{ __typename }"}, headers=OPERATOR), 60)
+    assert other.json()["data"] == {"__typename": "Query"}
+    assert (await client.get("/livez")).status_code == 200
+    assert not slow.done()
+    release.set()
+    await asyncio.wait_for(slow, 60)
+
+
+async def test_a_request_past_its_deadline_is_cut_off(
+    client_for: Any, blocked_products: Any
+) -> None:
+    client = await client_for(request_timeout_seconds=0.2)
+    response = await client.post(
+        "/graphql", json={"query": "{ products(first: 1) { nodes { id } } }"}, headers=OPERATOR)
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "REQUEST_TIMEOUT"
+    assert "0.2 s" in error["message"]
+    assert not blocked_products[1].is_set()  # cut off, never released
+
+
+# --- issue 12.16 and 12.11: input strings, NUL, ids and cursors, variable coercion -----------
+
+
+def refusal(result: Any) -> dict[str, Any]:
+    assert result.data is None, result.data  # refused before any resolver (or SQL) ran
+    (error,) = result.errors
+    assert error.extensions["code"] == "BAD_USER_INPUT", error.formatted
+    return {"message": error.message, **error.extensions}
+
+
+async def test_a_name_filter_has_a_natural_cap_in_literals_and_variables(
+    gql: GraphQLClient,
+) -> None:
+    long = "x" * 201
+    literal = await gql.execute(
+        f'{{ organisations(filter: {{nameContains: "{long}"}}) {{ nodes {{ id }} }} }}')
+    found = refusal(literal)
+    assert found["field"] == "filter.nameContains"
+    assert found["reason"] == "too_long"
+    assert long not in found["message"]
+    variable = await gql.execute(
+        "query ($n: String) { products(filter: {nameContains: $n}) { nodes { id } } }",
+        {"n": long})
+    assert refusal(variable)["field"] == "$n (filter.nameContains)"
+    whole = await gql.execute(
+        "query ($f: ProductFilter) { products(filter: $f) { nodes { id } } }",
+        {"f": {"nameContains": "x" * (4 * 1024 * 1024)}})
+    assert refusal(whole)["field"] == "$f.nameContains (filter.nameContains)"
+    fits = await gql.execute(
+        "query ($n: String) { products(filter: {nameContains: $n}) { nodes { id } } }",
+        {"n": "x" * 200})
+    assert fits.errors is None
+
+
+async def test_every_other_string_has_the_default_cap(client_for: Any) -> None:
+    client = await client_for(max_input_string_length=100)
+    query = ('mutation ($m: String!) { entitlementReportFailure(input: {entitlementId: "1", '
+             'referenceId: "r-1", code: 10, message: $m}) { __typename } }')
+    response = await client.post("/graphql", json={"query": query, "variables": {"m": "m" * 101}},
+                                 headers=OPERATOR)
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert error["extensions"]["field"] == "$m (input.message)"
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "field"),
+    [
+        ('{ organisations(filter: {nameContains: "a\\u0000b"}) { nodes { id } } }', None,
+         "filter.nameContains"),
+        ("query ($v: String!) { organisation(identifier: {value: $v}) { __typename } }",
+         {"v": "09QQ\x00"}, "$v (identifier.value)"),
+        ("mutation ($i: DeliveryInput!) { deliverySubmit(input: $i) { __typename } }",
+         {"i": {"referenceId": "r", "orderLines": [{"eckIds": ["ok", "bad\x00"]}]}},
+         "$i.orderLines.0.eckIds.1 (input.orderLines.0.eckIds.1)"),
+    ],
+)
+async def test_a_nul_character_is_refused_anywhere(
+    gql: GraphQLClient, query: str, variables: Any, field: str
+) -> None:
+    found = refusal(await gql.execute(query, variables))
+    assert (found["field"], found["reason"]) == (field, "nul")
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "field"),
+    [
+        ('{ entitlement(id: "99999999999999999999") { id } }', None, "id"),
+        ("{ entitlement(id: 9223372036854775808) { id } }", None, "id"),
+        ("query ($id: ID!) { entitlement(id: $id) { id } }", {"id": "9" * 40}, "$id (id)"),
+        ("query ($f: LicenceFilter) { licences(filter: $f) { nodes { id } } }",
+         {"f": {"entitlementId": "123456789012345678901234"}},
+         "$f.entitlementId (filter.entitlementId)"),
+    ],
+)
+async def test_an_id_beyond_64_bits_is_refused(
+    gql: GraphQLClient, query: str, variables: Any, field: str
+) -> None:
+    found = refusal(await gql.execute(query, variables))
+    assert (found["field"], found["reason"]) == (field, "out_of_range")
+
+
+async def test_the_largest_id_is_an_ordinary_unknown_one(gql: GraphQLClient) -> None:
+    result = await gql.execute(f'{{ entitlement(id: "{2**63 - 1}") {{ id }} }}')
+    assert "Unexpected error" not in str(result.errors)
+
+
+async def test_a_cursor_beyond_64_bits_is_refused(gql: GraphQLClient) -> None:
+    import base64
+
+    cursor = base64.urlsafe_b64encode(b"product:" + b"9" * 30).decode().rstrip("=")
+    for after in (cursor, base64.urlsafe_b64encode(b"ev:1:" + b"9" * 25).decode()):
+        result = await gql.execute(
+            "query ($a: String) { products(first: 1, after: $a) { nodes { id } } }", {"a": after})
+        found = refusal(result)
+        assert (found["field"], found["reason"]) == ("$a (after)", "out_of_range")
+    literal = await gql.execute(f'{{ entitlements(after: "{cursor}") {{ nodes {{ id }} }} }}')
+    assert refusal(literal)["field"] == "after"
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "said"),
+    [
+        ("query ($n: Int) { products(first: $n) { nodes { id } } }", {"n": "ten"},
+         "Int cannot represent non-integer value"),
+        ("query ($n: Int!) { products(first: $n) { nodes { id } } }", {},
+         "Expected a value of non-null type 'Int!'"),
+        ("query ($s: [EntitlementStatus!]) { entitlements(filter: {status: $s}) "
+         "{ nodes { id } } }", {"s": ["NOPE"]}, "does not exist in 'EntitlementStatus'"),
+        ("query ($f: ProductFilter) { products(filter: $f) { nodes { id } } }",
+         {"f": {"nope": 1}}, "'nope'"),
+    ],
+)
+async def test_variable_coercion_failures_say_what_is_wrong(
+    client_for: Any, query: str, variables: Any, said: str
+) -> None:
+    client = await client_for()
+    response = await client.post("/graphql", json={"query": query, "variables": variables},
+                                 headers=OPERATOR)
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert said in error["message"]
+
+
+async def test_a_bsn_in_a_badly_typed_variable_is_still_not_repeated(gql: GraphQLClient) -> None:
+    result = await gql.execute("query ($n: Int) { products(first: $n) { nodes { id } } }",
+                               {"n": "111222333"})
+    assert result.errors[0].extensions["reason"] == "pgn"
+    assert "111222333" not in str(result.errors[0].formatted)
+
+
+# --- issue 12.17: introspection counts, and needs a token -------------------------------------
+
+FIFTEEN_SCHEMAS = "{ " + " ".join(
+    f"s{i}: __schema {{ types {{ name fields {{ name }} }} }}" for i in range(15)) + " }"
+
+
+async def test_aliased_schema_introspection_is_refused(gql: GraphQLClient) -> None:
+    assert codes(await gql.execute(FIFTEEN_SCHEMAS)) == ["QUERY_TOO_COSTLY"]
+
+
+async def test_introspection_needs_a_token_by_default(client_for: Any) -> None:
+    from graphql import get_introspection_query
+
+    client = await client_for()
+    query = {"query": get_introspection_query()}
+    anonymous = await client.post("/graphql", json=query)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert anonymous.json().get("data") is None
+    with_token = await client.post("/graphql", json=query, headers=OPERATOR)
+    assert with_token.status_code == 200
+    assert with_token.json()["data"]["__schema"]["types"]
+    # __typename is no introspection.
+    typename = await client.post("/graphql", json={"query": "{ __typename }"})
+    assert typename.json()["data"] == {"__typename": "Query"}
+
+
+async def test_introspection_without_a_token_when_so_configured(client_for: Any) -> None:
+    client = await client_for(introspection_needs_token=False)
+    response = await client.post("/graphql", json={"query": "{ __schema { types { name } } }"})
+    assert response.status_code == 200
+    assert response.json()["data"]["__schema"]["types"]

@@ -1,0 +1,321 @@
+"""Input values checked at the door, in one place, before any resolver or SQL runs.
+
+Every input string of a request, in the document and in the variables, nested
+input objects and lists included, is checked for:
+
+- length: at most `KETENPOORT_MAX_INPUT_STRING_LENGTH` characters (default 4,096),
+  or the natural size of the argument or input field it is given for
+  (`STRING_CAPS`: a name filter 200, an ECK iD 256, a cursor 16,384...). A 4 MiB
+  `nameContains` would otherwise be scanned by the database row by row;
+- NUL characters: PostgreSQL refuses `\\x00` in text, so one would end as an
+  unexpected database error;
+- range: an id (the ID type) or a cursor (`after`) holding a number beyond 64 bits
+  cannot be a row of ours, and would overflow the database's integer.
+
+Then the variables are coerced to their declared types (as graphql-core will), so
+a wrong type, a missing required variable or an unknown enum value is answered
+with its message as BAD_USER_INPUT instead of a masked unexpected error.
+
+A refusal is BAD_USER_INPUT naming the argument (`filter.nameContains`,
+`$input.orderLines.0.eckIds.3`) and what is wrong, never the value. Every check
+is linear in the size of the request (each node and value once, with stacks).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLSchema,
+    IntValueNode,
+    ObjectFieldNode,
+    OperationDefinitionNode,
+    StringValueNode,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    get_named_type,
+    get_operation_ast,
+    is_input_object_type,
+    is_list_type,
+    is_non_null_type,
+    type_from_ast,
+    visit,
+)
+from graphql.execution.values import get_variable_values
+from strawberry.extensions import SchemaExtension
+
+from schema.errors import BadInput
+
+#: The natural size of arguments and input fields by name (anywhere in the schema);
+#: every other string has the default cap (a setting).
+STRING_CAPS = {
+    "nameContains": 200,
+    "publisherCode": 64,
+    "supplierCode": 64,
+    "productId": 256,
+    "eckId": 256,
+    "eckIds": 256,
+    "value": 256,
+    "referenceId": 256,
+    "orderNumber": 256,
+    "contractNumber": 256,
+    "activationCode": 256,
+    "url": 2048,
+    "tokenUrl": 2048,
+    # An event cursor may name up to 1,000 reflected events (db/events.py).
+    "after": 16_384,
+}
+
+#: Arguments and input fields holding one of our cursors (base64 of `kind:number`).
+CURSORS = {"after"}
+
+_MAX_KEY = (1 << 63) - 1
+
+
+def _beyond_64_bits(digits: str) -> bool:
+    """Whether a decimal number as written is beyond a signed 64-bit integer (never
+    converting a long one)."""
+    if digits[:1] in "+-":
+        digits = digits[1:]
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    digits = digits.lstrip("0")
+    return len(digits) > 19 or (len(digits) == 19 and int(digits) > _MAX_KEY)
+
+
+def cursor_beyond_64_bits(cursor: str) -> bool:
+    """Whether one of our cursors carries a number beyond 64 bits (a cursor that
+    does not decode is the resolver's to refuse as malformed)."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return False
+    return any(_beyond_64_bits(part) for chunk in text.split(":") for part in chunk.split("."))
+
+
+class InputRefused(Exception):
+    def __init__(self, where: str, problem: str, reason: str) -> None:
+        super().__init__(problem)
+        self.where = where
+        self.problem = problem
+        self.reason = reason
+
+    def error(self) -> GraphQLError:
+        return BadInput(
+            f"the input at {self.where} {self.problem}", field=self.where, reason=self.reason
+        )
+
+
+class Checker:
+    """The string, NUL and range checks for one request."""
+
+    def __init__(self, default_cap: int) -> None:
+        self.default_cap = default_cap
+
+    def cap(self, name: str | None) -> int:
+        return STRING_CAPS.get(name or "", self.default_cap)
+
+    def string(self, value: str, where: str, name: str | None, is_id: bool) -> None:
+        cap = self.cap(name)
+        if len(value) > cap:
+            raise InputRefused(where, f"is longer than {cap} characters", "too_long")
+        if "\x00" in value:
+            raise InputRefused(where, "holds a NUL character (\\u0000)", "nul")
+        if is_id and _beyond_64_bits(value):
+            raise InputRefused(where, "is not an id of ours: beyond 64 bits", "out_of_range")
+        if name in CURSORS and cursor_beyond_64_bits(value):
+            raise InputRefused(where, "is not a cursor of ours: beyond 64 bits", "out_of_range")
+
+    def key(self, key: Any, where: str) -> None:
+        if isinstance(key, str) and (len(key) > self.default_cap or "\x00" in key):
+            raise InputRefused(where, "holds an over-long or NUL field name", "bad_name")
+
+    # --- the document's literals ------------------------------------------------------------
+
+    def document(self, schema: GraphQLSchema, document: DocumentNode) -> dict[str, str]:
+        """Check every string and id literal of the document (each node once); answer
+        where each variable is used (the argument or input field name it stands for,
+        which gives its cap)."""
+        names: list[str] = []
+        usages: dict[str, str] = {}  # variable: the dotted position it stands at
+        checker = self
+        type_info = TypeInfo(schema)
+
+        class Literals(Visitor):
+            def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+                names.append(node.name.value)
+
+            def leave_argument(self, *_: Any) -> None:
+                names.pop()
+
+            def enter_object_field(self, node: ObjectFieldNode, *_: Any) -> None:
+                names.append(node.name.value)
+
+            def leave_object_field(self, *_: Any) -> None:
+                names.pop()
+
+            def enter_variable(self, node: Any, *_: Any) -> None:
+                if names:
+                    used = usages.get(node.name.value)
+                    last = used.rsplit(".", 1)[-1] if used else None
+                    if used is None or checker.cap(names[-1]) < checker.cap(last):
+                        usages[node.name.value] = ".".join(names)
+
+            def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+                named = get_named_type(type_info.get_input_type())
+                checker.string(
+                    node.value,
+                    ".".join(names) or "the query",
+                    names[-1] if names else None,
+                    getattr(named, "name", None) == "ID",
+                )
+
+            def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
+                named = get_named_type(type_info.get_input_type())
+                if getattr(named, "name", None) == "ID" and _beyond_64_bits(node.value):
+                    raise InputRefused(
+                        ".".join(names), "is not an id of ours: beyond 64 bits", "out_of_range"
+                    )
+
+        visit(document, TypeInfoVisitor(type_info, Literals()))
+        return usages
+
+    # --- the variables ------------------------------------------------------------------------
+
+    def variables(
+        self,
+        schema: GraphQLSchema,
+        operation: OperationDefinitionNode,
+        values: dict[str, Any],
+        usages: dict[str, str],
+    ) -> None:
+        """Check every string of the variables along their declared types (values of
+        a custom scalar such as JSON: every string inside); each value once."""
+        # (value, its type, where in the variables, where in the arguments, the name
+        # of the argument or input field it is given for)
+        stack: list[tuple[Any, Any, str, str, str | None]] = []
+        for definition in operation.variable_definitions or ():
+            name = definition.variable.name.value
+            if name in values:
+                declared = type_from_ast(schema, definition.type)
+                used = usages.get(name, "")
+                last = used.rsplit(".", 1)[-1] if used else None
+                stack.append((values[name], declared, f"${name}", used, last))
+        while stack:
+            value, of, at, used, name = stack.pop()
+            where = f"{at} ({used})" if used else at
+            if of is not None and is_non_null_type(of):
+                of = of.of_type
+            if of is not None and is_list_type(of) and not isinstance(value, list | tuple):
+                of = of.of_type  # one value given for a list: coerced as a list of one
+                if is_non_null_type(of):
+                    of = of.of_type
+            if isinstance(value, str):
+                self.string(value, where, name, getattr(of, "name", None) == "ID")
+            elif isinstance(value, int) and not isinstance(value, bool):
+                if getattr(of, "name", None) == "ID" and value.bit_length() > 63:
+                    raise InputRefused(where, "is not an id of ours: beyond 64 bits",
+                                       "out_of_range")
+            elif isinstance(value, list | tuple):
+                item = of.of_type if of is not None and is_list_type(of) else of
+                stack.extend(
+                    (entry, item, f"{at}.{index}", used and f"{used}.{index}", name)
+                    for index, entry in enumerate(value)
+                )
+            elif isinstance(value, dict):
+                fields = of.fields if isinstance(of, GraphQLInputObjectType) else {}
+                for key, entry in value.items():
+                    self.key(key, where)
+                    found = fields.get(key)
+                    if of is not None and is_input_object_type(of) and found is None:
+                        continue  # graphql-core refuses an unknown field
+                    stack.append((entry, found.type if found else None, f"{at}.{key}",
+                                  used and f"{used}.{key}", key))
+
+
+def coercion_refusals(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, values: dict[str, Any]
+) -> list[GraphQLError]:
+    """graphql-core's own coercion of the variables (as execution will do it): its
+    errors, made BAD_USER_INPUT with their message (no variable value is repeated
+    beyond graphql-core's short excerpt)."""
+    coerced = get_variable_values(schema, operation.variable_definitions or (), values)
+    if not isinstance(coerced, list):
+        return []
+    refusals: list[GraphQLError] = []
+    for error in coerced:
+        refusal = BadInput(error.message, reason="variables")
+        refusal.nodes = error.nodes
+        refusal.source = error.source
+        refusal.positions = error.positions
+        refusal.locations = error.locations
+        refusals.append(refusal)
+    return refusals
+
+
+def check_request(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    default_cap: int,
+) -> list[GraphQLError]:
+    """Every input check on a valid document and its variables: the refusals, or []."""
+    checker = Checker(default_cap)
+    try:
+        usages = checker.document(schema, document)
+        operation = get_operation_ast(document, operation_name)
+        if operation is None:
+            return []  # no single operation: execution answers that
+        if variables is not None and not isinstance(variables, dict):
+            return [BadInput("variables must be a JSON object", reason="variables")]
+        checker.variables(schema, operation, variables or {}, usages)
+    except InputRefused as refused:
+        return [refused.error()]
+    return coercion_refusals(schema, operation, variables or {})
+
+
+def validated(context: Any) -> bool:
+    """Validate the document now unless that happened (strawberry's ValidationCache
+    validates when validation begins; strawberry itself only after every
+    extension's `on_validate` has begun, and decides on the errors before any has
+    ended): True when it is valid, so a check may still refuse it."""
+    if context.graphql_document is None:
+        return False
+    if context.pre_execution_errors is None:
+        from strawberry.schema.schema import validate_document
+
+        context.pre_execution_errors = validate_document(
+            context.schema._schema, context.graphql_document, context.validation_rules
+        )
+    return not context.pre_execution_errors
+
+
+def input_checks(default_cap: int) -> type[SchemaExtension]:
+    """The schema extension for these checks: after validation, before execution,
+    on every transport that runs the schema (HTTP, websockets)."""
+
+    class CheckInputs(SchemaExtension):
+        def on_validate(self) -> Iterator[None]:
+            context = self.execution_context
+            if validated(context):
+                refusals = check_request(
+                    context.schema._schema,
+                    context.graphql_document,
+                    context.operation_name,
+                    context.variables,
+                    default_cap,
+                )
+                if refusals:
+                    context.pre_execution_errors = refusals
+            yield
+
+    return CheckInputs
