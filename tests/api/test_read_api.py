@@ -366,7 +366,10 @@ async def test_missing_scope_is_forbidden_with_status_code_3(gql: GraphQLClient)
     assert "scope required" in result.errors[0].message
 
 
-async def test_introspection_needs_no_token(gql: GraphQLClient) -> None:
-    result = await gql.execute("{ __schema { queryType { name } } }", as_=None)
+async def test_introspection_needs_a_token(gql: GraphQLClient) -> None:
+    # Both settings: tests/api/test_hostile_queries.py (KETENPOORT_INTROSPECTION_NEEDS_TOKEN).
+    refused = await gql.execute("{ __schema { queryType { name } } }", as_=None)
+    assert refused.errors[0].extensions["code"] == "UNAUTHENTICATED"
+    result = await gql.execute("{ __schema { queryType { name } } }")
     assert result.errors is None
     assert result.data == {"__schema": {"queryType": {"name": "Query"}}}

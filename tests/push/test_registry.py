@@ -197,7 +197,9 @@ async def test_bad_registrations_get_typed_errors_with_every_problem(
     assert [p["field"] for p in payload["problems"]] == ["url", "tokenUrl", "clientId", "batchSize"]
     huge = {"url": "http://127.0.0.1/" + "x" * 100_000, "auth": "SIGNED", "secret": SIGNING_SECRET}
     answer = await gql(live, REGISTER, {"input": huge}, PUBLISHER)
-    assert answer["data"]["pushEndpointRegister"]["field"] == "url"
+    # Refused at the door: an input url is at most 2,048 characters (gateway/inputs.py).
+    assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert answer["errors"][0]["extensions"]["field"] == "$input.url (input.url)"
 
 
 async def test_production_refuses_loopback_and_private_endpoints(live: LiveGateway) -> None:
