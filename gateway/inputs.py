@@ -5,7 +5,7 @@ input objects and lists included, is checked for:
 
 - length: at most `KETENPOORT_MAX_INPUT_STRING_LENGTH` characters (default 4,096),
   or the natural size of the argument or input field it is given for
-  (`STRING_CAPS`: a name filter 200, a referenceId 128, a cursor 16,384...). A 4 MiB
+  (`STRING_CAPS`: a name filter 200, a url 2,048, a cursor 16,384). A 4 MiB
   `nameContains` would otherwise be scanned by the database row by row;
 - NUL characters: PostgreSQL refuses `\\x00` in text, so one would end as an
   unexpected database error;
@@ -59,24 +59,16 @@ from schema.errors import BadInput
 STRING_CAPS = {
     # Free-text filters: a name is at most 200 characters (organisation.name).
     "nameContains": 200,
-    # The columns these are stored in (db/models.py): longer is never one of ours,
-    # and PostgreSQL would refuse it as an unexpected error.
     "publisherCode": 64,
-    "supplierCode": 64,
-    "productId": 64,
-    "referenceId": 128,
-    "orderNumber": 64,
-    "contractNumber": 64,
-    "activationCode": 64,
-    "reference": 128,
-    "eckId": 255,
-    "eckIds": 255,
-    "value": 255,
+    # Push endpoints (push/rules.py refuses a longer one with a typed problem).
     "url": 2048,
     "tokenUrl": 2048,
     # An event cursor may name up to 1,000 reflected events (db/events.py).
     "after": 16_384,
 }
+# Values the store holds in shorter columns (referenceId, codes, identifiers) are
+# refused by the domain with a typed problem naming the field; the default cap keeps
+# what reaches it small.
 
 #: Arguments and input fields holding one of our cursors (base64 of `kind:number`).
 CURSORS = {"after"}

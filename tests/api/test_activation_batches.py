@@ -361,15 +361,15 @@ async def test_a_reference_id_or_code_the_store_cannot_hold_is_refused(engine: A
     product, entitlement, pupils = await _setup(engine, 1)
     async with gateway(engine, activation_batch_window_ms=5) as gw:
         long_reference = await gw.click(product, pupils[0], "r" * 129)
-        nul_code = await gw.execute(
-            ACTIVATE,
-            {"input": {**click(product, pupils[0]), "activationCode": "A\x00B"}},
-            LICENSOR,
-        )
+        # A NUL in any input string is refused at the door (gateway/inputs.py).
+        nul_code = (await gw.client.post("/graphql", json={
+            "query": ACTIVATE,
+            "variables": {"input": {**click(product, pupils[0]), "activationCode": "A\x00B"}},
+        }, headers={"Authorization": f"Bearer {token_for(*LICENSOR)}"})).json()
     assert long_reference["__typename"] == "ValidationError"
     assert [p["field"] for p in long_reference["problems"]] == ["referenceId"]
-    refused = nul_code["licenceActivate"]
-    assert [p["field"] for p in refused["problems"]] == ["activationCode"]
+    assert nul_code["errors"][0]["extensions"]["reason"] == "nul"
+    assert nul_code["errors"][0]["extensions"]["field"].startswith("$input.activationCode")
     assert await _counts(engine, entitlement.id) == (0, 0, 0)
 
 

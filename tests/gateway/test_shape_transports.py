@@ -7,6 +7,7 @@ Timeouts only keep a broken test from hanging; nothing here asserts speed."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +44,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway,
 
 
 NUL_QUERY = "query ($v: String!) { organisation(identifier: {value: $v}) { __typename } }"
+RESUME = """subscription ($d: ID!, $a: String) {
+  deliveryProgress(deliveryId: $d, after: $a) { __typename } }"""
 COERCION_QUERY = "query ($n: Int) { products(first: $n) { nodes { id } } }"
 
 
@@ -81,6 +84,11 @@ async def test_websockets_refuse_the_attack_and_bad_input(
         coercion = errors_in([await first_of(ws, "coercion")])
         assert coercion[0]["extensions"]["code"] == "BAD_USER_INPUT", coercion
         assert "Int cannot represent" in coercion[0]["message"]
+        # A subscription's cursor too.
+        cursor = base64.urlsafe_b64encode(b"ev:1:" + b"9" * 25).decode()
+        await operation(ws, "resume", RESUME, protocol, d="1", a=cursor)
+        resume = errors_in([await first_of(ws, "resume")])
+        assert resume[0].get("extensions", {}).get("reason") == "out_of_range", resume
     finally:
         await ws.close()
 
