@@ -366,3 +366,36 @@ def test_the_access_log_never_holds_a_query_string() -> None:
     )
     assert all(f.filter(record) for f in access.filters)
     assert record.getMessage() == '127.0.0.1:1 - "GET /graphql HTTP/1.1" 200'
+
+
+@pytest.mark.parametrize("accept", [SPEC, "application/json"])
+async def test_a_school_token_without_its_school_is_401(
+    client: httpx.AsyncClient, accept: str
+) -> None:
+    """Issue 12 item 10: the verifier refuses it (TokenError), so it is a 401 like
+    every other authentication failure, whatever the query."""
+    import time
+    import uuid
+
+    import jwt
+
+    now = int(time.time())
+    claims = {
+        "iss": TEST_SETTINGS.jwt_issuer,
+        "aud": TEST_SETTINGS.jwt_audience,
+        "sub": "demo-school-admin",
+        "scope": "school",
+        "iat": now,
+        "exp": now + 600,
+        "jti": str(uuid.uuid4()),
+    }
+    bearer = jwt.encode(claims, TEST_SETTINGS.jwt_secret, algorithm="HS256")
+    for query in ("{ __typename }", "{ products(first: 1) { totalCount } }"):
+        answer = await client.post(
+            "/graphql",
+            json={"query": query},
+            headers={"Authorization": f"Bearer {bearer}", "Accept": accept},
+        )
+        assert answer.status_code == 401
+        assert answer.headers["www-authenticate"] == "Bearer"
+        assert "school" in only_error(answer)["message"]
