@@ -19,10 +19,7 @@ from tests.conftest import TEST_SETTINGS, Backend, token_for
 SPEC = "application/graphql-response+json"
 #: Passes the BSN 11-test (the number the tests of the guard use).
 PGN = "123456782"
-#: Coercion errors are masked by the schema until issue 12 item 11 (another change) unmasks
-#: them; the handler's status codes for them are right once they are not.
 FORBIDDEN_FOR_SHOP = '{ auditTrail(school: {value: "104A158"}) { totalCount } }'
-COERCION_MASKED = pytest.mark.xfail(reason="coercion errors masked until item 11", strict=False)
 
 
 def operator() -> dict[str, str]:
@@ -67,15 +64,13 @@ async def test_a_query_answers_in_the_media_type_asked_for(client: httpx.AsyncCl
     [
         ("{ products(first: 1) { nodes { productId } ", None),  # does not parse
         ("{ products(first: 1) { nodes { noSuchField } } }", None),  # does not validate
-        pytest.param(  # variables that do not coerce
+        (  # variables that do not coerce
             "query Q($n: Int!) { products(first: $n) { nodes { productId } } }",
             {"n": "many"},
-            marks=COERCION_MASKED,
         ),
-        pytest.param(  # a required variable missing
+        (  # a required variable missing
             "query Q($n: Int!) { products(first: $n) { nodes { productId } } }",
             {},
-            marks=COERCION_MASKED,
         ),
     ],
     ids=["syntax", "validation", "coercion", "missing-variable"],
