@@ -470,6 +470,103 @@ async def bench(seconds: float, rate: int, receivers: int, per_tx: int) -> str:
         return "\n".join(lines)
 
 
+# --- the HTTP client alone ---------------------------------------------------------------------
+
+
+async def _client_cost(receivers: int, requests: int, rounds: int) -> str:
+    """CPU of this process per request for the push's client (push/transport.py via
+    push/client.PushClient), httpx as the push used it before (a pool per origin),
+    and aiohttp when it is importable, in alternating rounds against the receivers
+    process; each request carries 3 events, as the push does at 10 events/s per
+    endpoint."""
+    from push.client import PushClient, Target
+    from settings import Settings
+
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-push-client-{os.getpid()}.txt"
+    receiver = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.push", "--receivers-process", str(receivers), str(tmp),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    )
+    assert receiver.stdout is not None
+    ports = json.loads((await receiver.stdout.readline()).decode().split(" ", 1)[1])
+    urls = [f"http://127.0.0.1:{port}/events" for port in ports]
+    batch = [
+        {"id": str(uuid), "type": "mp.Entitlement", "data": {"quantity": 30}}
+        for uuid in range(3)
+    ]
+    settings = Settings(push_allow_private_addresses=True)
+    ours = PushClient(settings)
+    pools = {
+        url: httpx.AsyncClient(
+            follow_redirects=False, timeout=10, trust_env=False,
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+        )
+        for url in urls
+    }
+    secret = "bench-signing-secret-0123456789-abcdef"
+
+    async def with_ours(url: str) -> None:
+        outcome = await ours.send(Target(0, url, "SIGNED", secret), batch)  # type: ignore[arg-type]
+        assert outcome.answered, outcome
+
+    async def with_httpx(url: str) -> None:
+        body = json.dumps(batch, separators=(",", ":")).encode()
+        response = await pools[url].post(
+            url, content=body, headers={"Content-Type": "application/json"}
+        )
+        json.loads(response.content)
+
+    variants: dict[str, Any] = {"push/transport.py": with_ours, "httpx": with_httpx}
+    session = None
+    try:
+        import aiohttp  # not a dependency: measured when it happens to be importable
+    except ImportError:
+        aiohttp = None
+    if aiohttp is not None:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit_per_host=4), auto_decompress=False
+        )
+
+        async def with_aiohttp(url: str) -> None:
+            body = json.dumps(batch, separators=(",", ":")).encode()
+            async with session.post(  # type: ignore[union-attr]
+                url, data=body, headers={"Content-Type": "application/json"},
+                allow_redirects=False,
+            ) as response:
+                json.loads(await response.read())
+
+        variants["aiohttp"] = with_aiohttp
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, call in variants.items():
+            for url in urls:  # warm: connections open
+                await call(url)
+            started = time.process_time()
+            for index in range(requests):
+                await asyncio.gather(*(call(urls[(index * 10 + k) % len(urls)]) for k in range(10)))
+            results[name].append((time.process_time() - started) / (requests * 10) * 1e6)
+    await ours.close()
+    for pool in pools.values():
+        await pool.aclose()
+    if session is not None:
+        await session.close()
+    receiver.send_signal(signal.SIGTERM)
+    await receiver.wait()
+    tmp.unlink(missing_ok=True)
+    lines = [
+        f"Client alone: `{COMMAND} --client-only` ({receivers} receivers, {rounds} rounds of "
+        f"{requests * 10:,} requests of 3 events, 10 at a time, variants alternating; CPU of "
+        "the sending process per request, median (all rounds)):",
+        "",
+        "| client | CPU per request |",
+        "|---|---|",
+    ]
+    for name, figures in results.items():
+        shown = ", ".join(f"{f:.0f}" for f in figures)
+        lines.append(f"| {name} | {percentile(figures, 50):.0f} µs ({shown}) |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--receivers-process":
@@ -490,7 +587,13 @@ def main(argv: list[str] | None = None) -> None:
         help="run on a PostgreSQL cluster of its own (initdb), not the machine's shared one",
     )
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
+    parser.add_argument(
+        "--client-only", action="store_true", help="only the HTTP client's CPU per request"
+    )
     args = parser.parse_args(argv)
+    if args.client_only:
+        print(asyncio.run(_client_cost(args.receivers, 200, 5)))
+        return
     with contextlib.ExitStack() as stack:
         if args.own_server:
             from bench import support

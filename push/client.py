@@ -2,8 +2,9 @@
 
 Safety (issue 18.7): in production an endpoint (and its token server) must be an
 https URL whose host resolves only to public addresses; the address checked is
-the address connected to (the request goes to that IP, with the host name in
-`Host` and in TLS SNI), so a name that later resolves elsewhere cannot turn the
+the address connected to (checked each time a connection opens; the request goes
+to that IP, with the host name in `Host` and in TLS SNI, and a kept-alive
+connection stays on it), so a name that later resolves elsewhere cannot turn the
 gateway against its own network. `KETENPOORT_PUSH_ALLOW_PRIVATE_ADDRESSES`
 lifts this (it is lifted outside production). Redirects are never followed; a
 whole exchange is bounded by `push_timeout_seconds`; at most
@@ -28,22 +29,23 @@ What an answer means (SEM Events API; see push/schedule.py for the waits):
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import certifi
-import httpx
 
 from db.push import AuthKind
 from domain.endpoints import AddressRefused, check_url, is_public
+from push.transport import Answer, Origin, TooLarge, Transport, as_given
 from settings import Settings
 
 #: Statuses of the chain for a whole request refused without answers per event.
@@ -105,20 +107,7 @@ async def resolve_public(host: str, port: int) -> str:
     return str(addresses[0])
 
 
-def pinned(url: str, address: str) -> tuple[str, str]:
-    """The URL to connect to the checked `address` itself, and the Host header that
-    keeps the name (TLS SNI gets the name too)."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    shown = f"[{address}]" if ":" in address else address
-    return parts._replace(netloc=f"{shown}:{port}").geturl(), parts.netloc
-
-
 # --- the client ----------------------------------------------------------------------------
-
-
-class _TooLarge(Exception):
-    pass
 
 
 @dataclass
@@ -127,83 +116,67 @@ class _Token:
     expires: float
 
 
-#: Origins with a connection pool of their own kept open at once (least recently
-#: used closed first).
-MAX_ORIGINS = 1000
+#: Parsed endpoint URLs kept (an endpoint's URL is parsed once, not per request).
+MAX_PARSED = 4096
+
+
+@dataclass(frozen=True)
+class _Url:
+    origin: Origin
+    target: str  # path and query
 
 
 class PushClient:
-    """The HTTP side of one gateway process: a small connection pool per origin
-    (httpcore looks through every connection of a pool on each request, so one
-    pool for hundreds of endpoints costs time linear in their number), and the
-    OAuth tokens of the endpoints."""
+    """The HTTP side of one gateway process: kept-alive connections per origin
+    (push/transport.py) and the OAuth tokens of the endpoints."""
 
     def __init__(self, settings: Settings, *, clock: Any = time.monotonic) -> None:
         self.settings = settings
         self._clock = clock
-        self._pools: dict[str, httpx.AsyncClient] = {}
-        # One TLS context for every pool: loading the CA bundle is the costly part.
+        # One TLS context for every connection: loading the CA bundle is the costly part.
         self._tls = ssl.create_default_context(cafile=certifi.where())
+        self._transport = Transport(
+            self._tls, as_given if settings.push_private_allowed else resolve_public
+        )
         self._tokens: dict[tuple[str, str, str | None], _Token] = {}
-
-    def _pool(self, origin: str) -> httpx.AsyncClient:
-        pool = self._pools.pop(origin, None)
-        if pool is None:
-            pool = httpx.AsyncClient(
-                follow_redirects=False,
-                timeout=httpx.Timeout(self.settings.push_timeout_seconds),
-                limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
-                verify=self._tls,
-                trust_env=False,
-            )
-            if len(self._pools) >= MAX_ORIGINS:
-                oldest = next(iter(self._pools))
-                closing = self._pools.pop(oldest)
-                asyncio.get_running_loop().create_task(closing.aclose())
-        self._pools[origin] = pool  # most recently used last
-        return pool
+        self._parsed: dict[str, _Url] = {}
 
     async def close(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.aclose()
+        self._transport.close()
+
+    def _url(self, url: str) -> _Url:
+        """The URL checked (domain/endpoints.check_url) and taken apart, once."""
+        found = self._parsed.get(url)
+        if found is None:
+            check_url(url, private_allowed=self.settings.push_private_allowed)
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            found = _Url(
+                origin=Origin(parts.scheme, parts.hostname or "", port, parts.netloc),
+                target=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+            )
+            if len(self._parsed) >= MAX_PARSED:
+                self._parsed.clear()
+            self._parsed[url] = found
+        return found
 
     # --- one request, within every limit ---
 
     async def _request(
         self, method: str, url: str, *, content: bytes, headers: dict[str, str]
-    ) -> tuple[httpx.Response, bytes]:
-        check_url(url, private_allowed=self.settings.push_private_allowed)
-        parts = urlsplit(url)
-        extensions: dict[str, Any] = {}
-        target = url
-        if not self.settings.push_private_allowed:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            address = await resolve_public(parts.hostname or "", port)
-            target, host = pinned(url, address)
-            headers = {**headers, "Host": host}
-            extensions["sni_hostname"] = parts.hostname
-        limit = self.settings.push_max_response_bytes
+    ) -> Answer:
+        parts = self._url(url)
         # Raw bytes are what is counted and read: no compressed answers.
-        headers = {**headers, "Accept-Encoding": "identity"}
-        pool = self._pool(urlsplit(target).netloc)
+        headers["Accept-Encoding"] = "identity"
         async with asyncio.timeout(self.settings.push_timeout_seconds):
-            request = pool.build_request(
-                method, target, content=content, headers=headers, extensions=extensions
+            return await self._transport.request(
+                parts.origin,
+                method,
+                parts.target,
+                headers,
+                content,
+                limit=self.settings.push_max_response_bytes,
             )
-            response = await pool.send(request, stream=True)
-            try:
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
-                    raise _TooLarge
-                body = bytearray()
-                async for chunk in response.aiter_raw():
-                    body += chunk
-                    if len(body) > limit:
-                        raise _TooLarge
-            finally:
-                await response.aclose()
-        return response, bytes(body)
 
     # --- OAuth 2.0 client credentials ---
 
@@ -215,23 +188,23 @@ class PushClient:
         form = {"grant_type": "client_credentials"}
         if target.scope:
             form["scope"] = target.scope
-        basic = httpx.BasicAuth(target.client_id or "", target.secret)
-        request = httpx.Request("POST", target.token_url or "", data=form)
-        authorization = next(basic.auth_flow(request)).headers["Authorization"]
-        response, body = await self._request(
+        # RFC 6749 2.3.1: client id and secret form-encoded, then HTTP Basic.
+        pair = f"{quote_plus(target.client_id or '')}:{quote_plus(target.secret)}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+        response = await self._request(
             "POST",
             target.token_url or "",
-            content=request.content,
+            content=urlencode(form).encode(),
             headers={
                 "Content-Type": "application/x-www-form-urlencoded",
                 "Accept": "application/json",
                 "Authorization": authorization,
             },
         )
-        if response.status_code != 200:
-            raise _TokenFailed(f"token server answered HTTP {response.status_code}")
+        if response.status != 200:
+            raise _TokenFailed(f"token server answered HTTP {response.status}")
         try:
-            answer = json.loads(body)
+            answer = json.loads(response.body)
             token = answer["access_token"]
             lifetime = float(answer.get("expires_in", 300))
         except (ValueError, KeyError, TypeError) as error:
@@ -255,15 +228,13 @@ class PushClient:
             return Outcome(False, error=f"address refused: {error}")
         except _TokenFailed as error:
             return Outcome(False, error=str(error))
-        except _TooLarge:
+        except TooLarge:
             return Outcome(
                 False,
                 error=f"answer larger than {self.settings.push_max_response_bytes} bytes",
             )
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             return Outcome(False, error=f"timeout after {self.settings.push_timeout_seconds} s")
-        except httpx.HTTPError as error:
-            return Outcome(False, error=f"{type(error).__name__}: {error}"[:500])
         except OSError as error:
             return Outcome(False, error=f"{type(error).__name__}: {error}"[:500])
 
@@ -275,8 +246,8 @@ class PushClient:
             stamp = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = stamp
             headers[SIGNATURE_HEADER] = "sha256=" + sign(target.secret, stamp, body)
-        response, answer = await self._request("POST", target.url, content=body, headers=headers)
-        return interpret(response.status_code, response.headers, answer)
+        response = await self._request("POST", target.url, content=body, headers=headers)
+        return interpret(response.status, response.headers, response.body)
 
 
 class _TokenFailed(Exception):
@@ -311,14 +282,14 @@ def _answers(body: bytes) -> dict[str, tuple[int | None, str | None]] | None:
     return found or None
 
 
-def _retry_after(headers: httpx.Headers) -> timedelta | None:
+def _retry_after(headers: Mapping[str, str]) -> timedelta | None:
     value = headers.get("retry-after")
     if value is not None and value.strip().isdigit():
         return timedelta(seconds=int(value.strip()))
     return None
 
 
-def interpret(status: int, headers: httpx.Headers, body: bytes) -> Outcome:
+def interpret(status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
     """What an HTTP answer means for the batch (see the module docstring)."""
     if 200 <= status < 300:
         return Outcome(True, status, _answers(body) or {})
