@@ -305,14 +305,22 @@ class Delivered:
 
 
 async def record_batches(
-    session: AsyncSession, owner: str, batches: Sequence[Delivered]
+    session: AsyncSession,
+    owner: str,
+    batches: Sequence[Delivered],
+    waiting: dict[int, datetime] | None = None,
 ) -> set[int]:
     """Answered batches of several endpoints, in one transaction and a fixed number
     of statements: store each answer, move each cursor, reset the retry state.
+    `waiting` first: endpoints whose oldest undelivered event began to wait then
+    (shown where nothing is shown yet; a batch of the same group overrides it).
     Returns the endpoints recorded; an endpoint whose lease `owner` no longer
     holds is left untouched. The rows are locked first (FOR UPDATE), so a lease
     cannot change hands between the check and the write."""
-    ids = sorted({b.endpoint_id for b in batches})
+    waiting = waiting or {}
+    ids = sorted({b.endpoint_id for b in batches} | set(waiting))
+    if not ids:
+        return set()
     held = set(
         await session.scalars(
             select(PushEndpoint.id)
@@ -320,10 +328,18 @@ async def record_batches(
             .with_for_update()
         )
     )
+    table = PushEndpoint.__table__
+    marks = [{"b_id": key, "b_since": since} for key, since in waiting.items() if key in held]
+    if marks:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.pending_since.is_(None))
+            .values(pending_since=bindparam("b_since")),
+            marks,
+        )
     mine = [b for b in batches if b.endpoint_id in held]
     if not mine:
         return held
-    table = PushEndpoint.__table__
     await session.execute(
         update(table)
         .where(table.c.id == bindparam("b_id"))

@@ -15,7 +15,11 @@ What is counted, and where:
   use, the audit buffer's depth, the live broker's read age, sampled once a second
   by `Sampler`;
 * live lag: now minus the event's `occurredAt` when the broker hands it to its
-  subscribers, once per event and process (the broker's `on_fan_out` hook).
+  subscribers, once per event and process (the broker's `on_fan_out` hook);
+* push (push/deliverer.py): events per endpoint kind (the roles its supplier
+  receives in) and outcome, the lag from `occurredAt` to the receiver's answer,
+  the longest wait of an undelivered event and the endpoints by state, sampled
+  once a second by the process that holds their leases.
 
 `/metrics` answers only with `Settings.metrics_token` as a bearer token when one is
 set; `Settings.metrics_port` serves the same on a port of its own instead.
@@ -99,6 +103,33 @@ LIVE_LAG = Histogram(
 )
 LIVE_EVENTS = Counter("ketenpoort_live_events", "Events the live broker read and fanned out.")
 
+PUSH_EVENTS = Counter(
+    "ketenpoort_push_events",
+    "Events pushed to suppliers' endpoints, by the endpoint's kind (the roles its supplier "
+    "receives in) and outcome: delivered (status 0), refused (another status), failed (in an "
+    "attempt that found the receiver unavailable; sent again on the retry schedule).",
+    ["kind", "outcome"],
+)
+PUSH_LAG = Histogram(
+    "ketenpoort_push_lag_seconds",
+    "The event's occurredAt to its receiver's answer, per event answered.",
+    buckets=LAG_BUCKETS,
+)
+PUSH_WAITING = Gauge(
+    "ketenpoort_push_waiting_seconds",
+    "How long the oldest undelivered event of any endpoint this process delivers has "
+    "waited (0: none waits).",
+    multiprocess_mode="livemax",
+)
+PUSH_ENDPOINTS = Gauge(
+    "ketenpoort_push_endpoints",
+    "Endpoints whose lease this process holds, by state: sending (up to date or catching "
+    "up), retrying (waiting for the next attempt), paused (the 24-hour pause).",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+PUSH_STATES = ("sending", "retrying", "paused")
+
 _operations: set[str] = set()
 
 
@@ -132,6 +163,27 @@ def observe_fan_out(rows: list[Any]) -> None:
             occurred = occurred.replace(tzinfo=UTC)
         LIVE_LAG.observe(max(0.0, (now - occurred).total_seconds()))
     LIVE_EVENTS.inc(len(rows))
+
+
+def observe_push_answered(kind: str, delivered: int, refused: int, lags: list[float]) -> None:
+    """A batch answered by its receiver; `lags` in seconds, one per event."""
+    if delivered:
+        PUSH_EVENTS.labels(kind, "delivered").inc(delivered)
+    if refused:
+        PUSH_EVENTS.labels(kind, "refused").inc(refused)
+    for lag in lags:
+        PUSH_LAG.observe(max(0.0, lag))
+
+
+def observe_push_failed(kind: str, events: int) -> None:
+    """An attempt that found the receiver unavailable, with the events it carried."""
+    PUSH_EVENTS.labels(kind, "failed").inc(events)
+
+
+def observe_push_state(waiting_seconds: float, states: dict[str, int]) -> None:
+    PUSH_WAITING.set(max(0.0, waiting_seconds))
+    for state in PUSH_STATES:
+        PUSH_ENDPOINTS.labels(state).set(states.get(state, 0))
 
 
 def registry() -> CollectorRegistry:

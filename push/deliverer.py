@@ -53,6 +53,7 @@ from db.events import START, Position, Topic
 from db.models import Entitlement, Event, Licence
 from db.secrets import SecretBox, SecretUnreadable
 from domain.visibility import Viewer
+from gateway import metrics
 from push import envelope as envelopes
 from push.client import Outcome, PushClient, Target
 from push.schedule import after_failure, due
@@ -66,10 +67,21 @@ Clock = Callable[[], datetime]
 
 #: Seconds between writes of a cursor that only passed events of others.
 ADVANCE_EVERY = 5.0
+#: An event that has waited this long (in the queue or in a request not answered
+#: yet) is shown in the status's lagSeconds without waiting for the next answer
+#: (checked once a second, written with the answers: db/push.record_batches).
+MARK_WAITING_AFTER = 1.0
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def waited(now: datetime, since: datetime) -> float:
+    """Seconds from `since` to `now` (SQLite gives naive UTC times back)."""
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return (now - since).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -107,10 +119,17 @@ class Worker:
         self.reached: Position = self.cursor
         self.synced = False
         self._advanced = 0.0
+        #: When the oldest event that was dropped from memory (the queue was too
+        #: long) and not read back yet began to wait.
+        self.dropped_since: datetime | None = None
+        #: The `pending_since` the database holds (as far as this worker wrote it).
+        self.stored_pending: datetime | None = row.pending_since
 
     def configure(self, row: store.PushEndpoint, roles: frozenset[Any]) -> None:
         self.version = row.config_version
         self.viewer = Viewer(row.supplier_id, roles)
+        #: The endpoint's kind in the metrics: the roles its supplier receives in.
+        self.kind = "+".join(sorted(str(role.value) for role in roles)) or "none"
         self.kinds = frozenset(row.kinds) if row.kinds else None
         self.batch_size = row.batch_size
         self.failures = row.failures
@@ -151,6 +170,7 @@ class Worker:
         if len(self.queue) > self.service.settings.push_queue_limit:
             # Too much waits in memory (a receiver that is away): forget it and read
             # the backlog from the cursor again when the receiver takes events.
+            self.dropped_since = self.waiting_since()
             self.queue.clear()
             self.reached = self.cursor
             self.synced = False
@@ -176,11 +196,21 @@ class Worker:
         for row in rows:
             if self.wants(row, facts):
                 self.queue.append(bodies.pending(row))
+        if self.queue:
+            self.dropped_since = None  # the oldest waiting event is in the queue again
         self.reached = events.position(rows[-1]) if len(rows) == limit else upto
         # No await from here: the shared reader cannot move in between.
         if self.reached >= service.tail:
             self.reached = service.tail
             self.synced = True
+            self.dropped_since = None
+
+    def waiting_since(self) -> datetime | None:
+        """When the oldest event not yet delivered to this endpoint began to wait,
+        as far as this worker knows (None: none waits, or none known yet)."""
+        if self.queue:
+            return self.queue[0].occurred_at
+        return self.dropped_since
 
     # --- one attempt ---
 
@@ -200,7 +230,7 @@ class Worker:
         if not service.lease_valid():
             return "stopped"
         if self.secret_problem is not None:
-            return await self._failed(Outcome(False, error=self.secret_problem), now)
+            return await self._failed(Outcome(False, error=self.secret_problem), now, 0)
         if self.seeds_due:
             outcome = await self._seeds(now)
             if outcome is not None:
@@ -219,27 +249,40 @@ class Worker:
                     if not await store.advance(session, self.id, service.owner, self.reached, now):
                         return self._lost()
                 self.cursor = self.reached
+                self.stored_pending = None
                 self._advanced = moment
             return "idle"
         self.stats.attempts += 1
         outcome = await service.client.send(self.target, [p.body for p in batch])
         if not outcome.answered:
-            return await self._failed(outcome, now)
+            return await self._failed(outcome, now, len(batch))
         answers = [_answer(p, outcome) for p in batch]
         rest = len(self.queue) - len(batch)
         cursor = batch[-1].at if rest else self.reached
-        pending_since = self.queue[len(batch)].occurred_at if rest else None
-        if not await service.record(
-            store.Delivered(self.id, cursor, answers, now, pending_since)
-        ):
+        if rest:
+            pending_since: datetime | None = self.queue[len(batch)].occurred_at
+        elif not self.synced:
+            # Backlog not read yet waits behind this batch: at least this long.
+            pending_since = self.dropped_since or batch[-1].occurred_at
+        else:
+            pending_since = None
+        if not await service.record(store.Delivered(self.id, cursor, answers, now, pending_since)):
             return self._lost()
         for _ in batch:
             self.queue.popleft()
         self.cursor = cursor
+        self.stored_pending = pending_since
         self.failures = 0
         self.next_attempt_at = self.paused_until = None
         self.stats.batches += 1
         self.stats.events += len(batch)
+        refused = sum(1 for a in answers if a.status not in (0, None))
+        metrics.observe_push_answered(
+            self.kind,
+            len(answers) - refused,
+            refused,
+            [waited(now, p.occurred_at) for p in batch],
+        )
         service.observe(batch, now)
         return "sent"
 
@@ -255,11 +298,13 @@ class Worker:
             batch.append(pending)
         return batch
 
-    async def _failed(self, outcome: Outcome, now: datetime) -> str:
+    async def _failed(self, outcome: Outcome, now: datetime, events_sent: int) -> str:
         service = self.service
         nxt = after_failure(self.failures, now, outcome.retry_after)
         error = outcome.error or f"HTTP {outcome.http_status}"
-        pending_since = self.queue[0].occurred_at if self.queue else None
+        # Unknown (nothing read yet): the stored value stays.
+        pending_since = self.waiting_since() or self.stored_pending
+        metrics.observe_push_failed(self.kind, events_sent)
         async with service.sessionmaker() as session, session.begin():
             if not await store.record_failure(
                 session,
@@ -273,6 +318,7 @@ class Worker:
                 pending_since=pending_since,
             ):
                 return self._lost()
+        self.stored_pending = pending_since
         self.failures = nxt.failures
         self.next_attempt_at = nxt.at
         self.paused_until = nxt.paused_until
@@ -314,7 +360,9 @@ class Worker:
                 )
                 if not outcome.answered:
                     self.seeds_due = True  # the seed is sent again, whole, next time
-                    return await self._failed(outcome, now)
+                    return await self._failed(
+                        outcome, now, len(bodies[start : start + self.batch_size])
+                    )
             async with service.sessionmaker() as session, session.begin():
                 if not await store.seed_done(
                     session, seed.id, self.id, service.owner, len(bodies), now
@@ -444,6 +492,7 @@ class PushService:
         self.stats = PushStats()
         self.lease_until: datetime | None = None
         self._records: list[tuple[store.Delivered, asyncio.Future[bool]]] = []
+        self._marks: dict[int, datetime] = {}
         self._recorder: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lease_poke = asyncio.Event()
@@ -463,6 +512,7 @@ class PushService:
         self.running = True
         self._tasks.append(asyncio.create_task(self._lease_loop(), name="push-leases"))
         self._tasks.append(asyncio.create_task(self._pump_loop(), name="push-reader"))
+        self._tasks.append(asyncio.create_task(self._sample_loop(), name="push-metrics"))
 
     async def start_reading(self) -> None:
         """Begin the shared reader at the stable head (workers catch up to it)."""
@@ -648,17 +698,38 @@ class PushService:
         together (a group commit): a worker waits for its own, never for a timer."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._records.append((batch, future))
-        if self._recorder is None or self._recorder.done():
-            self._recorder = asyncio.create_task(self._record_all(), name="push-recorder")
+        self._start_recorder()
         return await future
 
+    def _start_recorder(self) -> None:
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_all(), name="push-recorder")
+
+    def mark_waiting(self, now: datetime) -> int:
+        """Show the wait of events that have waited MARK_WAITING_AFTER or longer and
+        are not shown yet (written with the next group of answers, before them: an
+        answer recorded later still clears it). How many endpoints were marked."""
+        marked = 0
+        for worker in self.workers.values():
+            since = worker.waiting_since()
+            if since is None or worker.stored_pending is not None:
+                continue
+            if waited(now, since) >= MARK_WAITING_AFTER:
+                self._marks[worker.id] = since
+                worker.stored_pending = since
+                marked += 1
+        if marked:
+            self._start_recorder()
+        return marked
+
     async def _record_all(self) -> None:
-        while self._records:
+        while self._records or self._marks:
             taken, self._records = self._records, []
+            marks, self._marks = self._marks, {}
             try:
                 async with self.sessionmaker() as session, session.begin():
                     held = await store.record_batches(
-                        session, self.owner, [batch for batch, _ in taken]
+                        session, self.owner, [batch for batch, _ in taken], marks
                     )
             except Exception as error:
                 for _, future in taken:
@@ -677,3 +748,31 @@ class PushService:
 
     def worker(self, endpoint_id: int) -> Worker:
         return self.workers[endpoint_id]
+
+    # --- metrics ---
+
+    def sample_metrics(self) -> tuple[float, dict[str, int]]:
+        """The longest wait of an undelivered event and the endpoints by state, of
+        the endpoints this process delivers (gateway/metrics.py)."""
+        now = self.clock()
+        waiting = 0.0
+        states = dict.fromkeys(metrics.PUSH_STATES, 0)
+        for worker in self.workers.values():
+            since = worker.waiting_since()
+            if since is not None:
+                waiting = max(waiting, waited(now, since))
+            if worker.paused_until is not None and waited(now, worker.paused_until) < 0:
+                states["paused"] += 1
+            elif worker.next_attempt_at is not None and waited(now, worker.next_attempt_at) < 0:
+                states["retrying"] += 1
+            else:
+                states["sending"] += 1
+        metrics.observe_push_state(waiting, states)
+        return waiting, states
+
+    async def _sample_loop(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self.mark_waiting(self.clock())
+                self.sample_metrics()
+            await asyncio.sleep(1.0)

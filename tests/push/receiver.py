@@ -47,6 +47,8 @@ class Receiver:
     refuse_type: str | None = None
     answer_per_event: bool = True
     delay: float = 0.0
+    #: While set to an unset event, requests wait for it (a request in flight).
+    hold: asyncio.Event | None = None
     redirect_to: str | None = None
     oversize: int = 0
     #: OAuth: client id and secret the token server accepts; tokens issued.
@@ -80,6 +82,8 @@ class Receiver:
         self.requests.append(Received(dict(request.headers), body, batch))
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail_next > 0:
             self.fail_next -= 1
             headers = {"Retry-After": self.retry_after} if self.retry_after else None
