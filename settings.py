@@ -122,7 +122,8 @@ class Settings(BaseSettings):
     # endpoints may be on loopback or private addresses (None: only outside
     # production), the HTTP timeout and the largest answer read, how long a
     # process's lease on an endpoint lasts, how often the stream is read without
-    # a local commit, and how many events wait in memory per endpoint.
+    # a local commit, how many events wait in memory per endpoint, and how many
+    # days the receivers' answers per event are kept (0: for ever).
     push_enabled: bool = True
     push_secret_key: str = DEV_PUSH_KEY
     push_allow_private_addresses: bool | None = None
@@ -131,6 +132,7 @@ class Settings(BaseSettings):
     push_lease_seconds: float = 30.0
     push_poll_seconds: float = 0.2
     push_queue_limit: int = 5000
+    push_answer_retention_days: int = 30
 
     # Demo / sandbox.
     sandbox_key: str = "ketenpoort-sandbox-key"

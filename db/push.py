@@ -31,6 +31,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -40,6 +41,8 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, enum_check, enum_column
+from db.events import Topic
 from domain.identifiers import PersonIdScheme
 from domain.roles import Role
 
@@ -111,9 +115,22 @@ class PushEndpoint(Base):
 
 
 class PushAnswer(Base):
-    """What a receiver answered to one event (status 0: accepted)."""
+    """What a receiver answered to one event (status 0: accepted). Kept for
+    `push_answer_retention_days` (`delete_old_answers`)."""
 
     __tablename__ = "push_answer"
+    __table_args__ = (
+        # The retention's delete, oldest first.
+        Index("ix_push_answer_answered_at", "answered_at"),
+        # The status's latest refusals (a few of many answers).
+        Index(
+            "ix_push_answer_refused",
+            "endpoint_id",
+            "event_id",
+            postgresql_where=text("status <> 0"),
+            sqlite_where=text("status <> 0"),
+        ),
+    )
 
     endpoint_id: Mapped[int] = mapped_column(
         ForeignKey("push_endpoint.id", ondelete="CASCADE"), primary_key=True
@@ -451,7 +468,66 @@ async def record_failure(
     return moved.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
+# --- retention ---------------------------------------------------------------------------
+
+
+async def delete_old_answers(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Delete up to `limit` answers given before `before`, oldest first (by the
+    index on `answered_at`); how many. The status keeps its counters."""
+    keys = (
+        select(PushAnswer.endpoint_id, PushAnswer.event_id)
+        .where(PushAnswer.answered_at < before)
+        .order_by(PushAnswer.answered_at)
+        .limit(limit)
+    )
+    found = (await session.execute(keys)).all()
+    if not found:
+        return 0
+    await session.execute(
+        delete(PushAnswer)
+        .where(tuple_(PushAnswer.endpoint_id, PushAnswer.event_id).in_([tuple(k) for k in found]))
+        .execution_options(synchronize_session=False)
+    )
+    return len(found)
+
+
 # --- catch-up ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartyTopic(Topic):
+    """A topic narrowed in SQL to the events of the entitlements a supplier is a
+    party to (seller, publisher or recipient): the only events it can ever be
+    allowed to see, so a reader that judges each event (db/visibility.Facts.may_see)
+    looks at those and no others. Each part goes by an index (delivery's seller,
+    product's publisher, the recipient's supplier, the event's entitlement)."""
+
+    party: int = 0
+
+    def condition(self) -> Any:
+        from db.models import Delivery, Entitlement, EntitlementRecipient, Event, Product
+
+        sold = (
+            select(Entitlement.id)
+            .join(Delivery, Delivery.id == Entitlement.delivery_id)
+            .where(Delivery.seller_id == self.party)
+        )
+        published = (
+            select(Entitlement.id)
+            .join(Product, Product.id == Entitlement.product_id)
+            .where(Product.publisher_id == self.party)
+        )
+        received = select(EntitlementRecipient.entitlement_id).where(
+            EntitlementRecipient.supplier_id == self.party
+        )
+        return [
+            *super().condition(),
+            or_(
+                Event.entitlement_id.in_(sold),
+                Event.entitlement_id.in_(published),
+                Event.entitlement_id.in_(received),
+            ),
+        ]
 
 
 async def position_before(session: AsyncSession, moment: datetime) -> tuple[int, int]:

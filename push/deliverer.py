@@ -71,6 +71,10 @@ ADVANCE_EVERY = 5.0
 #: yet) is shown in the status's lagSeconds without waiting for the next answer
 #: (checked once a second, written with the answers: db/push.record_batches).
 MARK_WAITING_AFTER = 1.0
+#: Seconds between two rounds of deleting answers older than the retention.
+PRUNE_EVERY = 3600.0
+#: Answers deleted per statement (a round repeats until fewer are found).
+PRUNE_CHUNK = 5000
 
 
 def utc_now() -> datetime:
@@ -607,8 +611,24 @@ class PushService:
         self._wake.set()
         self._lease_poke.set()
 
+    async def prune_answers(self, now: datetime) -> int:
+        """Delete the answers older than `push_answer_retention_days` (any process
+        may: it is idempotent), in bounded statements; how many."""
+        days = self.settings.push_answer_retention_days
+        if days <= 0:
+            return 0
+        before = now - timedelta(days=days)
+        total = 0
+        while True:
+            async with self.sessionmaker() as session, session.begin():
+                deleted = await store.delete_old_answers(session, before, PRUNE_CHUNK)
+            total += deleted
+            if deleted < PRUNE_CHUNK:
+                return total
+
     async def _lease_loop(self) -> None:
         interval = self.settings.push_lease_seconds / 3
+        pruned = -PRUNE_EVERY
         while True:
             try:
                 await self.refresh_leases()
@@ -616,6 +636,16 @@ class PushService:
                 raise
             except Exception as error:
                 log.warning("push leases could not be renewed: %s", error)
+            if self.workers and time.monotonic() - pruned >= PRUNE_EVERY:
+                pruned = time.monotonic()
+                try:
+                    deleted = await self.prune_answers(self.clock())
+                    if deleted:
+                        log.info("push: %s answers past the retention deleted", deleted)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.warning("push answers could not be pruned: %s", error)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self._lease_poke.wait()

@@ -6,7 +6,9 @@ are new (issue 18.5), with the gateway's own bearer token:
   subscriptions), created after the moment given, oldest first (in commit order),
   in the same envelopes and with the same ids as pushed. `limit` is 1 to 100
   (default 20), `start` skips that many (at most 10,000); events older than the
-  replay window (`KETENPOORT_LIVE_REPLAY_DAYS`) are not served.
+  replay window (`KETENPOORT_LIVE_REPLAY_DAYS`) are not served. The read goes
+  by index to the events of entitlements the caller is a party to (seller,
+  publisher, recipient: db/push.PartyTopic); only those are judged.
 * `POST /requestseed/entitlement-api?schoolId=…`: queue a seed of the school's
   current entitlements to each of the caller's enabled endpoints; they then go
   on with the live events. The other APIs of the chain carry data the gateway
@@ -29,7 +31,6 @@ from starlette.routing import Route
 from db import events, suppliers
 from db import push as store
 from db.engine import read_only
-from db.events import Topic
 from db.outbox import Actor, audit
 from domain.identifiers import OrgLevel
 from domain.roles import Role
@@ -45,7 +46,8 @@ MAX_LIMIT = 100
 MAX_START = 10_000
 #: Rows of the stream read per statement while looking for visible events.
 PAGE = 500
-#: The most rows one request reads (bounded work, whatever the parameters).
+#: The most rows one request reads and judges (bounded work, whatever the
+#: parameters). Only rows of the caller's own entitlements are read (PartyTopic).
 MAX_SCANNED = 50_000
 
 
@@ -109,7 +111,10 @@ async def get_events(request: Request) -> Response:
     except ValueError as error:
         return _refuse(400, 1, str(error))
     viewer = Viewer(supplier_id, roles)
-    topic = Topic(kinds=KINDS_OF[chain_type]) if chain_type is not None else None
+    # Only the events of the caller's own entitlements are read (by index), then judged.
+    topic = store.PartyTopic(
+        kinds=KINDS_OF[chain_type] if chain_type is not None else None, party=supplier_id
+    )
     found: list[dict[str, Any]] = []
     skipped = scanned = 0
     async with request.app.state.graphql.sessionmaker() as session:
