@@ -236,6 +236,27 @@ def _readable_times(
     return found
 
 
+#: The longest wait for the last events after the writer stopped.
+DRAIN_SECONDS = 120.0
+
+
+async def _drained(url: str, committed: int, bound: float) -> float:
+    """Seconds until the endpoints' counters reach `committed` (at most `bound`)."""
+    connection = await asyncpg.connect(url)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < bound:
+            delivered = await connection.fetchval(
+                "SELECT coalesce(sum(delivered_events), 0) FROM push_endpoint"
+            )
+            if delivered >= committed:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+    return time.monotonic() - started
+
+
 async def _postgres_pids(url: str) -> dict[int, str]:
     connection = await asyncpg.connect(raw_url(url))
     rows = await connection.fetch(
@@ -402,8 +423,10 @@ async def bench(seconds: float, rate: int, receivers: int, per_tx: int) -> str:
             wrote_for = time.monotonic() - started
             if profiler is not None:
                 await profiler.wait()
-            # Let the last events arrive (bounded), then read the CPU.
-            await asyncio.sleep(3)
+            # Wait until every committed event was answered (the endpoints' counters;
+            # bounded), then read the CPU: the drain of a backlog is counted too.
+            committed = len(commits_file.read_text().splitlines())
+            drained = await _drained(raw_url(url), committed, DRAIN_SECONDS)
             gateway_cpu = cpu_seconds(gateway_pid) - gateway_before
             after_pids = await _postgres_pids(url)
             pg_after = _pg_cpu(set(after_pids) | set(before_pids))
@@ -434,6 +457,7 @@ async def bench(seconds: float, rate: int, receivers: int, per_tx: int) -> str:
         delivered = len(latencies)
         missing = len(commits) - delivered
         del writer_pids
+        load = os.getloadavg()
         lines = [
             "## Push to supplier endpoints (issue 18)"
             + (", own PostgreSQL" if _own() else ", the machine's shared PostgreSQL"),
@@ -450,7 +474,7 @@ async def bench(seconds: float, rate: int, receivers: int, per_tx: int) -> str:
             f"| events committed | {len(commits):,} in {wrote_for:.1f} s "
             f"({len(commits) / wrote_for:,.0f}/s) |",
             f"| events answered by a receiver | {delivered:,} (missing {missing}, "
-            f"repeated {repeats}) |",
+            f"repeated {repeats}; the last {drained:.1f} s after the writer stopped) |",
             f"| commit → receiver's answer, p50 | {percentile(latencies, 50) * 1000:.0f} ms |",
             f"| p95 | {percentile(latencies, 95) * 1000:.0f} ms |",
             f"| p99 (target ≤ 1,000 ms) | {percentile(latencies, 99) * 1000:.0f} ms |",
@@ -462,10 +486,12 @@ async def bench(seconds: float, rate: int, receivers: int, per_tx: int) -> str:
             f"{percentile(after_readable, 50) * 1000:.0f} / "
             f"{percentile(after_readable, 99) * 1000:.0f} ms |",
             f"| gateway CPU per delivered event | {gateway_cpu / max(delivered, 1) * 1e6:.0f} µs "
-            f"({gateway_cpu:.1f} s over the window) |",
+            f"({gateway_cpu:.1f} s over the window, the drain included) |",
             f"| PostgreSQL CPU per delivered event (all backends of the database, the "
             f"writer's included) | {pg_total / max(delivered, 1) * 1e6:.0f} µs "
             f"({pg_total:.1f} s) |",
+            f"| load average at the end (1 / 5 / 15 min, 2 cores) | {load[0]:.1f} / "
+            f"{load[1]:.1f} / {load[2]:.1f} |",
         ]
         return "\n".join(lines)
 
