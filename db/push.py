@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -37,6 +37,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     delete,
     func,
     or_,
@@ -141,6 +142,16 @@ class PushAnswer(Base):
     status_message: Mapped[str | None] = mapped_column(String(500))
     http_status: Mapped[int | None] = mapped_column(Integer)
     answered_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class PushProcess(Base):
+    """A gateway process that delivers: it says so at every lease round, so each
+    process knows how many share the endpoints (lease balancing)."""
+
+    __tablename__ = "push_process"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_until: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
 
 
 class PushSeed(Base):
@@ -270,21 +281,62 @@ async def acquire(
             PushEndpoint.lease_until < now,
         ),
     )
+    # Its own first: a process keeps what it delivers and takes new ones after.
+    own_first = case((PushEndpoint.lease_owner == owner, 0), else_=1)
     candidates = list(
         await session.scalars(
-            select(PushEndpoint.id).where(free).order_by(PushEndpoint.id).limit(limit)
+            select(PushEndpoint.id).where(free).order_by(own_first, PushEndpoint.id).limit(limit)
         )
     )
-    if not candidates:
-        return []
-    result = await session.execute(
-        update(PushEndpoint)
-        .where(PushEndpoint.id.in_(candidates), free)
-        .values(lease_owner=owner, lease_until=until)
-        .returning(PushEndpoint.id)
-        .execution_options(synchronize_session=False)
+    held: list[int] = []
+    if candidates:
+        result = await session.execute(
+            update(PushEndpoint)
+            .where(PushEndpoint.id.in_(candidates), free)
+            .values(lease_owner=owner, lease_until=until)
+            .returning(PushEndpoint.id)
+            .execution_options(synchronize_session=False)
+        )
+        held = sorted(result.scalars())
+    # Beyond the limit (another process joined): let go at once, for it to take.
+    shed = update(PushEndpoint).where(PushEndpoint.lease_owner == owner)
+    if held:
+        shed = shed.where(PushEndpoint.id.not_in(held))
+    await session.execute(
+        shed.values(lease_owner=None, lease_until=None).execution_options(
+            synchronize_session=False
+        )
     )
-    return sorted(result.scalars())
+    return held
+
+
+async def share(
+    session: AsyncSession, owner: str, now: datetime, until: datetime, grace: float
+) -> int:
+    """Say that `owner` delivers until `until`, forget processes not seen for `grace`
+    seconds past their time, and return this process's share of the enabled
+    endpoints: all of them divided by the processes that deliver now, rounded up."""
+    table = PushProcess.__table__
+    await session.execute(
+        delete(table).where(table.c.seen_until < now - timedelta(seconds=grace))
+    )
+    moved = await session.execute(
+        update(table).where(table.c.owner == owner).values(seen_until=until)
+    )
+    if moved.rowcount == 0:  # type: ignore[attr-defined]
+        await session.execute(table.insert().values(owner=owner, seen_until=until))
+    processes = await session.scalar(
+        select(func.count()).select_from(table).where(table.c.seen_until >= now)
+    )
+    endpoints = await session.scalar(
+        select(func.count()).select_from(PushEndpoint).where(PushEndpoint.enabled.is_(True))
+    )
+    return max(1, -(-int(endpoints or 0) // max(int(processes or 1), 1)))
+
+
+async def gone(session: AsyncSession, owner: str) -> None:
+    """The process stops delivering: the others' shares grow at their next round."""
+    await session.execute(delete(PushProcess).where(PushProcess.owner == owner))
 
 
 async def release(session: AsyncSession, owner: str, endpoint_ids: Iterable[int]) -> None:

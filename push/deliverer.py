@@ -3,7 +3,10 @@ gateway process per endpoint at a time.
 
 Leases. Every `push_lease_seconds / 3` a process takes or renews the lease of
 the enabled endpoints that are free, expired or its own, in one UPDATE
-(db/push.acquire). Only the holder delivers; every write it makes (cursor,
+(db/push.acquire), up to its share: the enabled endpoints divided by the
+processes that deliver (each notes itself in `push_process` at every round;
+db/push.share), rounded up, its own kept first. A process over its share (one
+joined) lets the rest go at once, and the newcomer takes them at its next round. Only the holder delivers; every write it makes (cursor,
 answers, schedule) is conditional on still holding the lease. A process that
 dies (kill -9) simply stops renewing: when its lease expires another process
 takes the endpoint and starts from the stored cursor, so the batch that was in
@@ -546,6 +549,7 @@ class PushService:
         with contextlib.suppress(Exception):
             async with self.sessionmaker() as session, session.begin():
                 await store.release(session, self.owner, held)
+                await store.gone(session, self.owner)
         await self.client.close()
 
     # --- leases ---
@@ -563,9 +567,12 @@ class PushService:
         of the processes (not the schedule's clock): keep the hosts' clocks in
         step (NTP) when gateways run on several machines."""
         started = utc_now()
-        until = started + timedelta(seconds=self.settings.push_lease_seconds)
+        seconds = self.settings.push_lease_seconds
+        until = started + timedelta(seconds=seconds)
         async with self.sessionmaker() as session, session.begin():
-            held = await store.acquire(session, self.owner, started, until, limit=10_000)
+            # Balanced: each of the processes that deliver takes its share (rounded up).
+            limit = await store.share(session, self.owner, started, until, grace=seconds)
+            held = await store.acquire(session, self.owner, started, until, limit=limit)
         self.lease_until = until
         self.stats.lease_rounds += 1
         if held and not self.workers:

@@ -1,8 +1,11 @@
-"""push answers: indexes for their retention and for the latest refusals
+"""push answers: indexes for their retention and for the latest refusals; the
+delivering processes, for balancing the leases
 
 `push_answer` rows older than `KETENPOORT_PUSH_ANSWER_RETENTION_DAYS` are deleted,
 oldest first, by the index on `answered_at`; the status's latest refusals of an
 endpoint (status other than 0, a few among many answers) come from a partial index.
+`push_process` holds each delivering gateway process and until when it is seen, so
+each takes its share of the endpoints.
 
 Revision ID: 0011
 Revises: 0010
@@ -21,6 +24,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "push_process",
+        sa.Column("owner", sa.String(length=64), nullable=False),
+        sa.Column("seen_until", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("owner", name=op.f("pk_push_process")),
+    )
     with op.batch_alter_table("push_answer", schema=None) as batch_op:
         batch_op.create_index("ix_push_answer_answered_at", ["answered_at"], unique=False)
         batch_op.create_index(
@@ -36,3 +45,4 @@ def downgrade() -> None:
     with op.batch_alter_table("push_answer", schema=None) as batch_op:
         batch_op.drop_index("ix_push_answer_refused")
         batch_op.drop_index("ix_push_answer_answered_at")
+    op.drop_table("push_process")
