@@ -6,8 +6,9 @@ the enabled endpoints that are free, expired or its own, in one UPDATE
 (db/push.acquire), up to its share: the enabled endpoints divided by the
 processes that deliver (each notes itself in `push_process` at every round;
 db/push.share), rounded up, its own kept first. A process over its share (one
-joined) lets the rest go at once, and the newcomer takes them at its next round. Only the holder delivers; every write it makes (cursor,
-answers, schedule) is conditional on still holding the lease. A process that
+joined) lets the rest go at once, and the newcomer takes them at its next
+round. Only the holder delivers; every write it makes (cursor, answers,
+schedule) is conditional on still holding the lease. A process that
 dies (kill -9) simply stops renewing: when its lease expires another process
 takes the endpoint and starts from the stored cursor, so the batch that was in
 flight is sent again, with the same event ids (push/envelope.message_id).
