@@ -6,6 +6,7 @@ receiver on loopback."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
@@ -60,9 +61,14 @@ async def test_a_wait_under_the_threshold_is_not_written(
     service = await service_for(clock)
     await submit(live, lines=1)
     worker = await queued(service, endpoint_id, 1)
-    assert worker.waiting_since() is not None
-    assert service.mark_waiting(deliverer.utc_now()) == 0  # waited less than a second
-    assert worker.stored_pending is None
+    since = worker.waiting_since()
+    assert since is not None
+    since = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+    threshold = timedelta(seconds=deliverer.MARK_WAITING_AFTER)
+    service.mark_waiting(since + threshold - timedelta(milliseconds=1))
+    assert worker.stored_pending is None  # waited just under the threshold
+    service.mark_waiting(since + threshold)
+    assert worker.stored_pending == worker.waiting_since()
 
 
 async def test_lag_survives_dropping_the_queue_while_the_receiver_is_away(
