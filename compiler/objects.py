@@ -502,6 +502,15 @@ FIELDS: dict[str, dict[str, Field]] = {
         "school": organisation("school_id"),
         "supplier": supplier("supplier_id"),
     },
+    "AuditEntry": {
+        "at": when("at"),
+        "role": column("role"),
+        "action": column("action"),
+        "objectType": column("object_type"),
+        "objectId": column("object_id"),
+        "detail": free_json("detail"),
+        "supplier": supplier("supplier_id"),
+    },
     "Delivery": {
         "id": gid,
         "referenceId": free_text("reference_id"),

@@ -518,6 +518,57 @@ def _school_list(
     return compile_root
 
 
+def audit_trail(
+    c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+) -> Root:
+    """`auditTrail(school, first, after, since, until)` (`resolvers.privacy.audit_trail`):
+    the named school must be one provider and, for a school administrator, its own
+    (else the resolvers refuse); its audit rows as a connection by id."""
+    from domain.roles import Role
+
+    st = c.st
+    ids = organisation_ids(c, key, "school_", level="PROVIDER")
+    own = "FALSE"
+    if Role.OPERATOR not in c.scope.roles:
+        school = st.param(lambda run: run.caller.school_id, "int")
+        own = f"school_ids[1] IS DISTINCT FROM {school}"
+    conditions = ["audit_log.school_id = (SELECT school_ids[1] FROM filter_)"]
+    if args.get("since") is not None:
+        conditions.append(f"audit_log.at >= {st.value(key, 'since', 'timestamptz')}")
+    if args.get("until") is not None:
+        conditions.append(f"audit_log.at < {st.value(key, 'until', 'timestamptz')}")
+    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
+    problem = (
+        "(SELECT CASE WHEN school_ids IS NULL OR cardinality(school_ids) <> 1 "
+        f"THEN 'school not one' WHEN {own} THEN 'not the own school' END FROM filter_)"
+    )
+    sql = connection(
+        c,
+        key,
+        details,
+        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
+        node_type="AuditEntry",
+        table="audit_log",
+        where=" AND ".join(conditions),
+        kind="audit",
+        with_school=False,
+        setup=f"filter_ AS (SELECT {ids} AS school_ids), ",
+    ).replace("{problem}", problem)
+
+    def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "first": page_size(settings, args.get("first")),
+            "after": after_key("audit", args.get("after")),
+            "since": args.get("since"),
+            "until": args.get("until"),
+        }
+        for name, value in organisation_search(args["school"]).items():
+            values[f"school_{name}"] = value
+        return values
+
+    return Root(key, sql, prepare)
+
+
 RootCompiler = Callable[[Compiler, str, Details, dict[str, Any], Settings], Root]
 
 ROOTS: dict[str, RootCompiler] = {
@@ -528,6 +579,7 @@ ROOTS: dict[str, RootCompiler] = {
     "licences": licences,
     "entitlement": entitlement,
     "delivery": delivery,
+    "auditTrail": audit_trail,
     "dataExchanges": _school_list(
         "data_exchange", "DataExchange", "{b}.supplier_id, {b}.data_type, {b}.id"
     ),

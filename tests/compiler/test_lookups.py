@@ -145,3 +145,79 @@ async def test_delivery_compiles_for_every_caller_and_lookup(
     some = await _answered_compiled_as(session, seller, "seller", DELIVERY, {"id": str(pk)})
     assert some["delivery"]["entitlements"]
     assert some["delivery"]["totals"]["entitlements"] == len(some["delivery"]["entitlements"])
+
+
+TRAIL = """query ($school: OrganisationIdentifierInput!, $first: Int, $after: String,
+                 $since: DateTime, $until: DateTime) {
+  auditTrail(school: $school, first: $first, after: $after, since: $since, until: $until) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { at role action objectType objectId detail supplier { code } } }
+  }
+}"""
+
+
+async def test_audit_trail_compiles_for_the_operator_and_the_own_school(
+    postgres_only: None, session: Any, gql: GraphQLClient
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    # Reads of the school's data leave rows in its trail (written when a request ends).
+    for _ in range(3):
+        await gql.data(
+            '{ entitlements(first: 5, filter: {school: {value: "104A158"}}) { nodes { id } } }'
+        )
+    school = {"value": "104A158"}
+    now = datetime.now(UTC)
+    cases: list[tuple[tuple[str, ...], dict[str, Any], str | None]] = [
+        (("operator", "operator"), {"school": school, "first": 2}, None),
+        (
+            ("operator", "operator"),
+            {"school": school, "since": (now - timedelta(days=1)).isoformat()},
+            None,
+        ),
+        (
+            ("operator", "operator"),
+            {"school": school, "until": (now - timedelta(days=3650)).isoformat()},
+            None,
+        ),
+        (("demo-school-admin", "school"), {"school": school}, "104A158"),
+    ]
+    first_page = None
+    for as_, variables, admin_of in cases:
+        caller = await _principal(session, as_[0], as_[1])
+        if admin_of is not None:
+            from dataclasses import replace
+
+            from sqlalchemy import select
+
+            from db.models import Organisation
+
+            own = await session.scalar(
+                select(Organisation.id).where(Organisation.rio_id == admin_of)
+            )
+            caller = replace(caller, school_id=own)
+        plan = ReadCompiler(_SCHEMA, TEST_SETTINGS).plan(parse(TRAIL), None, caller, variables)
+        assert not isinstance(plan, Fallback), plan
+        answer = await plan.execute(await raw_connection(session), variables, caller, today())
+        assert isinstance(answer, CompiledAnswer), answer
+        data = await gql.data(TRAIL, variables, as_=as_, school=admin_of)  # compared
+        if variables.get("first") == 2:
+            first_page = data
+    assert first_page is not None
+    assert first_page["auditTrail"]["totalCount"] >= 3
+    assert first_page["auditTrail"]["pageInfo"]["hasNextPage"]
+    after = first_page["auditTrail"]["pageInfo"]["endCursor"]
+    await gql.data(TRAIL, {"school": school, "first": 2, "after": after})  # the next page
+
+
+async def test_another_schools_trail_runs_on_the_resolvers(
+    postgres_only: None, session: Any, gql: GraphQLClient
+) -> None:
+    result = await gql.execute(
+        TRAIL,
+        {"school": {"value": "104A160"}},
+        as_=("demo-school-admin", "school"),
+        school="104A158",
+    )
+    assert result.errors  # refused by the resolvers (the compiled plan hands it over)
