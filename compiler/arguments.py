@@ -49,8 +49,13 @@ class Root:
     def refuse(self, problem: str, values: dict[str, Any]) -> Any:
         """The error the rules give for `problem` (a refusal the statement found),
         or None when the resolvers must answer."""
-        make = (self.refusals or {}).get(problem)
-        return make(values) if make is not None else None
+        refusals = self.refusals or {}
+        make = refusals.get(problem)
+        if make is not None:
+            return make(values)
+        head, found, detail = problem.partition(":")
+        make = refusals.get(f"{head}:*") if found else None
+        return make({**values, "detail": detail}) if make is not None else None
 
 
 Prepare = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -14,6 +14,7 @@ several reading roles) runs on the resolvers.
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from graphql import get_named_type
@@ -81,9 +82,11 @@ def dashboard(
     roles = frozenset(c.scope.roles)
     if roles not in _READING:
         raise NotCompiled("dashboard for this combination of roles")
-    for name in ("school", "shopCode", "productId", "schoolPeriod"):
+    for name in ("shopCode", "productId", "schoolPeriod"):
         if args.get(name) is not None:
             raise NotCompiled(f"dashboard({name})")
+    if args.get("school") is not None and args.get("board") is not None:
+        raise NotCompiled("dashboard(school, board)")  # the resolvers' BadInput
     ranged = args.get("fromDate") is not None or args.get("untilDate") is not None
     st = c.st
     operator = Role.OPERATOR in roles
@@ -95,29 +98,54 @@ def dashboard(
     }
     entitlements, activations = figures._consent_columns(figures._scope_key(c.scope))
     board = args.get("board")
+    school = args.get("school")
+    named_arg = board if board is not None else school
     setup = []
-    if board is not None:
-        if board.get("scheme") is None:
-            value = st.value(key, "board_value", "text")
-            named = st.embed(
-                figures._named_statement(figures.OrgLevel.BOARD), {**params, "value": value}
-            )
+    refusals = None
+    if named_arg is not None:
+        level = figures.OrgLevel.BOARD if board is not None else figures.OrgLevel.PROVIDER
+        if named_arg.get("scheme") is None:
+            value = st.value(key, "named_value", "text")
+            named = st.embed(figures._named_statement(level), {**params, "value": value})
             setup.append(f"board_ AS (SELECT array_agg(n.id) AS ids FROM {named} AS n)")
         else:
-            ids = organisation_ids(c, key, "board_", level="BOARD")
+            ids = organisation_ids(c, key, "board_", level=level.value)
             setup.append(f"board_ AS (SELECT {ids} AS ids)")
-        schools = st.embed(
-            figures._board_statement(figures._scope_key(c.scope)),
-            {**params, "board": "(SELECT board_.ids[1] FROM board_)"},
-        )
-        setup.append(
-            "s_ AS (SELECT b.id, b.level, b.rio_id, b.name, b.entitlements, b.activations "
-            f"FROM {schools} AS b(id, level, rio_id, name, entitlements, activations))"
-        )
         problem = (
             "(SELECT CASE WHEN ids IS NULL OR cardinality(ids) <> 1 THEN 'board not one' END "
             "FROM board_)"
         )
+        if board is not None:
+            schools = st.embed(
+                figures._board_statement(figures._scope_key(c.scope)),
+                {**params, "board": "(SELECT board_.ids[1] FROM board_)"},
+            )
+            setup.append(
+                "s_ AS (SELECT b.id, b.level, b.rio_id, b.name, b.entitlements, b.activations "
+                f"FROM {schools} AS b(id, level, rio_id, name, entitlements, activations))"
+            )
+        else:
+            # One school: the decision for it (`figures.school_consent`), refused as
+            # `resolvers.dashboard._decide` refuses it (`_school_refusal`).
+            decided = st.embed(
+                figures._school_consent_statement("postgresql", figures._scope_key(c.scope)),
+                {**params, "schools": "(SELECT board_.ids[1:1] FROM board_)"},
+            )
+            setup.append(
+                "s_ AS (SELECT d.id, o.rio_id, d.entitlements, d.activations "
+                f"FROM {decided} AS d(id, entitlements, activations) "
+                "JOIN organisation AS o ON o.id = d.id)"
+            )
+            licence_fields = _asks_licence_figures(c, details)
+            refused = f"NOT s.entitlements{' OR NOT s.activations' if licence_fields else ''}"
+            problem = (
+                "(SELECT CASE WHEN ids IS NULL OR cardinality(ids) <> 1 THEN 'board not one' "
+                f"WHEN {refused} THEN 'school refused:' || "
+                "CASE WHEN s.entitlements THEN 't' ELSE 'f' END || "
+                "CASE WHEN s.activations THEN 't' ELSE 'f' END || s.rio_id END "
+                "FROM board_ LEFT JOIN s_ AS s ON TRUE)"
+            )
+            refusals = {"school refused:*": _school_refusal}
     elif operator:
         setup.append("s_ AS (SELECT NULL::int AS id WHERE FALSE)")
         problem = "NULL::text"
@@ -151,7 +179,7 @@ def dashboard(
     everything = operator
     entitlement_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_ WHERE s_.entitlements)"
     licence_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_ WHERE s_.activations)"
-    if operator and board is not None:
+    if operator and named_arg is not None:
         entitlement_ids = licence_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_)"
         everything = False
     shape = (_ALL_RANGED if ranged else _ALL) if everything else (_RANGED if ranged else _SHAPE)
@@ -175,7 +203,7 @@ def dashboard(
         elif name == "untilDate":
             pairs.append((field_key, str(dates["until_date"]) if ranged else "NULL::date"))
         elif name == "excludedSchools":
-            pairs.append((field_key, _excluded(c, field_details, board is not None, operator)))
+            pairs.append((field_key, _excluded(c, field_details, named_arg is not None, operator)))
         elif name == "schools":
             if everything:
                 pairs.append((field_key, "NULL::json"))
@@ -232,19 +260,55 @@ def dashboard(
             if until_date < from_date or days > figures.MAX_RANGE_DAYS:
                 raise Replay("date range")
         values: dict[str, Any] = {"from_date": from_date, "until_date": until_date}
-        board = args.get("board")
-        if board is not None:
-            if board.get("scheme") is None:
-                value = board["value"].strip()
+        named = args.get("board") or args.get("school")
+        if named is not None:
+            if named.get("scheme") is None:
+                value = named["value"].strip()
                 if not value:
-                    raise Replay("empty board")
-                values["board_value"] = value
+                    raise Replay("empty school or board")
+                values["named_value"] = value
             else:
-                for name, found in organisation_search(board).items():
+                for name, found in organisation_search(named).items():
                     values[f"board_{name}"] = found
+        values["caller"] = caller  # for the refusal of a named school
         return values
 
-    return Root(key, sql, prepare)
+    return Root(key, sql, prepare, refusals=refusals)
+
+
+def _asks_licence_figures(c: Compiler, details: Details) -> bool:
+    """Whether the selection holds a field the resolvers refuse at its own path when
+    only the school's licence figures are refused (`resolvers.dashboard._licences`)."""
+    summary_type = get_named_type(c.schema.query_type.fields["dashboard"].type)  # type: ignore[union-attr]
+    collected = collect_subfields(
+        c.schema, c.fragments, c.variables, c.operation, summary_type, details
+    )
+    return any(
+        found[0].node.name.value in ("licenceTotals", "activationsPerDay")
+        for found in collected.grouped_field_set.values()
+    )
+
+
+def _school_refusal(values: dict[str, Any]) -> Any:
+    """The error `resolvers.dashboard._decide` raises for the named school, asked of
+    it with the decision the statement found (`detail`: entitlements and activations
+    allowed, t or f, then the school's rio_id); None when it raises nothing (only the
+    licence figures are refused: the resolvers answer with errors at their paths)."""
+    from compiler.arguments import _drive
+    from resolvers import dashboard as resolve
+    from schema.errors import GatewayError
+
+    detail = values["detail"]
+    entitlements, activations, rio_id = detail[0] == "t", detail[1] == "t", detail[2:]
+    caller = values["caller"]
+    decided = figures._decided(caller.scope, [(0, entitlements, activations)])
+    row = SimpleNamespace(id=0, rio_id=rio_id)
+    info = SimpleNamespace(context=SimpleNamespace(db=None))
+    try:
+        _drive(resolve._decide(info, caller, [row], figures.Slice(), True, decided))  # type: ignore[arg-type]
+    except GatewayError as refusal:
+        return refusal
+    return None
 
 
 def _curve_days(run: Any, key: str) -> tuple[Any, Any]:

@@ -221,3 +221,108 @@ async def test_another_schools_trail_runs_on_the_resolvers(
         school="104A158",
     )
     assert result.errors  # refused by the resolvers (the compiled plan hands it over)
+
+
+SCHOOL_FIGURES = """query ($school: OrganisationIdentifierInput!) {
+  dashboard(school: $school) {
+    schools { rioId }
+    excludedSchools { school { rioId } missing reason }
+    entitlementsByStatus { status entitlements openEntitlements quantity }
+  }
+}"""
+WITH_LICENCES = SCHOOL_FIGURES.replace(
+    "entitlementsByStatus {",
+    "licenceTotals { quantityBought licencesActivated } entitlementsByStatus {",
+)
+
+
+async def _dashboard_compiled(
+    session: Any, as_: tuple[str, str], query: str, school: str, admin_of: str | None = None
+) -> Any:
+    """The compiled answer (a Fallback when the resolvers must answer)."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from db.models import Organisation
+
+    caller = await _principal(session, *as_)
+    if admin_of is not None:
+        own = await session.scalar(select(Organisation.id).where(Organisation.rio_id == admin_of))
+        caller = replace(caller, school_id=own)
+    variables = {"school": {"value": school}}
+    plan = ReadCompiler(_SCHEMA, TEST_SETTINGS).plan(parse(query), None, caller, variables)
+    assert not isinstance(plan, Fallback), plan
+    return await plan.execute(await raw_connection(session), variables, caller, today())
+
+
+async def test_a_named_schools_dashboard_compiles_with_its_refusals(
+    postgres_only: None, session: Any, gql: GraphQLClient
+) -> None:
+    from sqlalchemy import func, select, update
+
+    from db.models import DataExchange, Organisation, Supplier
+
+    school = "104A158"
+
+    async def both_ways(
+        as_: tuple[str, str], query: str, admin_of: str | None = None
+    ) -> tuple[Any, Any]:
+        answer = await _dashboard_compiled(session, as_, query, school, admin_of)
+        result = await gql.execute(query, {"school": {"value": school}}, as_=as_, school=admin_of)
+        return answer, result  # the test client compared the two
+
+    for as_, admin_of in (
+        (("operator", "operator"), None),
+        (("demo-dashboard", "dashboard"), None),
+        (("demo-school-admin", "school"), school),
+    ):
+        answer, result = await both_ways(as_, WITH_LICENCES, admin_of)
+        assert isinstance(answer, CompiledAnswer), (as_, answer)
+        assert not answer.errors
+        assert result.data["dashboard"]["schools"] == [{"rioId": school}]
+    # A school administrator of another school: FORBIDDEN, answered compiled.
+    answer = await _dashboard_compiled(
+        session, ("demo-school-admin", "school"), SCHOOL_FIGURES, school, admin_of="104A160"
+    )
+    assert isinstance(answer, CompiledAnswer)
+    assert answer.data == "null"
+    assert [e["extensions"]["code"] for e in answer.errors] == ["FORBIDDEN"]
+    await gql.execute(
+        SCHOOL_FIGURES,
+        {"school": {"value": school}},
+        as_=("demo-school-admin", "school"),
+        school="104A160",
+    )
+
+    async def revoke(data_type: str) -> None:
+        supplier = select(Supplier.id).where(Supplier.code == "demo-dashboard").scalar_subquery()
+        at_school = select(Organisation.id).where(Organisation.rio_id == school).scalar_subquery()
+        await session.execute(
+            update(DataExchange)
+            .where(
+                DataExchange.supplier_id == supplier,
+                DataExchange.school_id == at_school,
+                DataExchange.data_type == data_type,
+                DataExchange.revoked_at.is_(None),
+            )
+            .values(revoked_at=func.now())
+        )
+        await session.commit()  # into the test's outer transaction (rolled back at its end)
+
+    dashboard = ("demo-dashboard", "dashboard")
+    await revoke("ACTIVATIONS")
+    # Entitlement figures only: compiled, the school listed as left out of licence figures.
+    answer, result = await both_ways(dashboard, SCHOOL_FIGURES)
+    assert isinstance(answer, CompiledAnswer)
+    assert result.data["dashboard"]["excludedSchools"][0]["missing"] == ["ACTIVATIONS"]
+    # Licence figures asked: refused at their own paths, by the resolvers.
+    answer, result = await both_ways(dashboard, WITH_LICENCES)
+    assert isinstance(answer, Fallback)
+    assert result.errors
+    await revoke("ENTITLEMENTS")
+    answer, result = await both_ways(dashboard, SCHOOL_FIGURES)
+    assert isinstance(answer, CompiledAnswer)
+    assert answer.data == "null"
+    assert [e["extensions"]["code"] for e in answer.errors] == ["CONSENT_REQUIRED"]
+    assert [e.extensions["code"] for e in result.errors] == ["CONSENT_REQUIRED"]
