@@ -3,12 +3,13 @@ statement, from the statements of `db/dashboard.py` themselves (each built once 
 shape there, embedded here with the plan's parameters), so both paths count with
 the same SQL.
 
-Compiled: a board, or nothing named, for a dashboard provider, a school
-administrator or the operator, with `fromDate`/`untilDate` and the fields
-`fromDate`, `untilDate`, `excludedSchools`, `schools`, `entitlementsByStatus`,
-`licenceTotals` and `activationsPerDay`. The rest (a named school with its
-refusals, shop, product or period filters, failures, stuck deliveries, callers in
-several reading roles) runs on the resolvers.
+Compiled: a board, a school (with its refusals, FORBIDDEN and CONSENT_REQUIRED, at
+the field), or nothing named, for a dashboard provider, a school administrator or
+the operator, with `fromDate`/`untilDate` and the fields `fromDate`, `untilDate`,
+`excludedSchools`, `schools`, `entitlementsByStatus`, `licenceTotals` and
+`activationsPerDay`. The rest (a school whose licence figures alone are refused
+when they are asked for, shop, product or period filters, failures, stuck
+deliveries, callers in several reading roles) runs on the resolvers.
 """
 
 from __future__ import annotations
