@@ -5,7 +5,8 @@ the same SQL.
 
 Compiled: a board, a school (with its refusals, FORBIDDEN and CONSENT_REQUIRED, at
 the field), or nothing named, for a dashboard provider, a school administrator or
-the operator, with `fromDate`/`untilDate` and the fields `fromDate`, `untilDate`,
+the operator, or nothing named for a caller without a reading role (a shop: its
+own deliveries), with `fromDate`/`untilDate` and the fields `fromDate`, `untilDate`,
 `excludedSchools`, `schools`, `entitlementsByStatus`, `licenceTotals` and
 `activationsPerDay`. The rest (a school whose licence figures alone are refused
 when they are asked for, shop, product or period filters, failures, stuck
@@ -81,8 +82,11 @@ def dashboard(
     c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
 ) -> Root:
     roles = frozenset(c.scope.roles)
-    if roles not in _READING:
+    no_readers = not roles & figures.READERS  # a shop (its own deliveries), say
+    if roles not in _READING and not no_readers:
         raise NotCompiled("dashboard for this combination of roles")
+    if no_readers and (args.get("school") is not None or args.get("board") is not None):
+        raise NotCompiled("dashboard naming a school or board without a reading role")
     for name in ("shopCode", "productId", "schoolPeriod"):
         if args.get(name) is not None:
             raise NotCompiled(f"dashboard({name})")
@@ -96,6 +100,7 @@ def dashboard(
         "supplier_id": st.lazy(lambda run: run.caller.supplier_id, "int"),
         "own_school": st.lazy(lambda run: run.caller.school_id, "int"),
         "today": st.lazy(lambda run: run.today, "date"),
+        "seller_id": st.lazy(lambda run: run.caller.supplier_id, "int"),
     }
     entitlements, activations = figures._consent_columns(figures._scope_key(c.scope))
     board = args.get("board")
@@ -147,7 +152,7 @@ def dashboard(
                 "FROM board_ LEFT JOIN s_ AS s ON TRUE)"
             )
             refusals = {"school refused:*": _school_refusal}
-    elif operator:
+    elif operator or no_readers:
         setup.append("s_ AS (SELECT NULL::int AS id WHERE FALSE)")
         problem = "NULL::text"
     else:
@@ -177,13 +182,15 @@ def dashboard(
             f"FROM {decided} AS d(id, entitlements, activations))"
         )
         problem = "NULL::text"
-    everything = operator
+    everything = operator or no_readers
     entitlement_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_ WHERE s_.entitlements)"
     licence_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_ WHERE s_.activations)"
     if operator and named_arg is not None:
         entitlement_ids = licence_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_)"
         everything = False
     shape = (_ALL_RANGED if ranged else _ALL) if everything else (_RANGED if ranged else _SHAPE)
+    if not operator and no_readers and _own_deliveries_only(roles):
+        shape = figures.Shape("all", False, True, ranged)
     dates = {
         "from_date": st.lazy(lambda run, k=key: run.values[k]["from_date"], "date"),
         "until_date": st.lazy(lambda run, k=key: run.values[k]["until_date"], "date"),
@@ -204,7 +211,8 @@ def dashboard(
         elif name == "untilDate":
             pairs.append((field_key, str(dates["until_date"]) if ranged else "NULL::date"))
         elif name == "excludedSchools":
-            pairs.append((field_key, _excluded(c, field_details, named_arg is not None, operator)))
+            listed = _excluded(c, field_details, named_arg is not None, operator or no_readers)
+            pairs.append((field_key, listed))
         elif name == "schools":
             if everything:
                 pairs.append((field_key, "NULL::json"))
@@ -275,6 +283,17 @@ def dashboard(
         return values
 
     return Root(key, sql, prepare, refusals=refusals)
+
+
+def _own_deliveries_only(roles: frozenset[Role]) -> bool:
+    """Whether a caller with these roles sees the figures of its own deliveries only,
+    asked of `resolvers.dashboard._shop` (no shop named: it answers without I/O)."""
+    from compiler.arguments import _drive
+    from resolvers import dashboard as resolve
+
+    own = object()
+    caller = SimpleNamespace(roles=roles, is_operator=Role.OPERATOR in roles, supplier_id=own)
+    return _drive(resolve._shop(None, caller, None)) is own  # type: ignore[arg-type]
 
 
 def _asks_licence_figures(c: Compiler, details: Details) -> bool:

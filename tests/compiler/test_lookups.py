@@ -326,3 +326,46 @@ async def test_a_named_schools_dashboard_compiles_with_its_refusals(
     assert answer.data == "null"
     assert [e["extensions"]["code"] for e in answer.errors] == ["CONSENT_REQUIRED"]
     assert [e.extensions["code"] for e in result.errors] == ["CONSENT_REQUIRED"]
+
+
+SHOP_FIGURES = """query ($from: Date, $until: Date) {
+  dashboard(fromDate: $from, untilDate: $until) {
+    fromDate untilDate schools { rioId } excludedSchools { missing }
+    entitlementsByStatus { status entitlements openEntitlements quantity }
+    licenceTotals { entitlements quantityBought licencesActivated activationRate }
+    activationsPerDay { day activations cumulative activationRate }
+  }
+}"""
+
+
+@pytest.mark.parametrize(
+    ("code", "roles"), [("demo-shop", ("seller",)), ("demo-combined", ("seller", "licensor"))]
+)
+@pytest.mark.parametrize("ranged", [False, True])
+async def test_a_shops_own_dashboard_compiles(
+    postgres_only: None,
+    session: Any,
+    gql: GraphQLClient,
+    code: str,
+    roles: tuple[str, ...],
+    ranged: bool,
+) -> None:
+    from datetime import timedelta
+
+    from domain.roles import Role
+    from resolvers.auth import Principal
+
+    base = await _principal(session, code, roles[0])
+    caller = Principal(base.supplier_id, code, frozenset(Role(r) for r in roles), None)
+    day = today()
+    variables = (
+        {"from": str(day - timedelta(days=300)), "until": str(day)}
+        if ranged
+        else {"from": None, "until": None}
+    )
+    plan = ReadCompiler(_SCHEMA, TEST_SETTINGS).plan(parse(SHOP_FIGURES), None, caller, variables)
+    assert not isinstance(plan, Fallback), plan
+    answer = await plan.execute(await raw_connection(session), variables, caller, day)
+    assert isinstance(answer, CompiledAnswer), answer
+    data = await gql.data(SHOP_FIGURES, variables, as_=(code, *roles))  # compared
+    assert data["dashboard"]["entitlementsByStatus"]  # the shop's own deliveries counted
