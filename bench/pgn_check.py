@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import schema  # noqa: F401  (the schema imports resolvers.privacy; import order)
+import resolvers.api  # noqa: F401  (it imports resolvers.privacy; import order)
 from domain.privacy import contains_pgn
 from resolvers.privacy import pgn_in_document, pgn_in_variables
 

@@ -220,7 +220,7 @@ def export_schema(
     output: Path | None = typer.Option(None, help="Write here instead of stdout."),
 ) -> None:
     """Print the GraphQL schema (SDL); CI compares it with schema.graphql."""
-    from schema import schema
+    from resolvers.api import schema
 
     text = schema.as_str() + "\n"
     if output:

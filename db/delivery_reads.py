@@ -152,3 +152,16 @@ async def entitlements_of_delivery(
         statement = statement.where(visible)
     rows = await session.scalars(statement.order_by(Entitlement.id))
     return list(rows)
+
+
+async def entitlements_of_deliveries(
+    session: AsyncSession, delivery_ids: list[int], visible: Any = None
+) -> dict[int, list[Entitlement]]:
+    """Per delivery, its entitlements that `visible` (SQL on Entitlement) lets through."""
+    statement = select(Entitlement).where(Entitlement.delivery_id.in_(delivery_ids))
+    if visible is not None:
+        statement = statement.where(visible)
+    found: dict[int, list[Entitlement]] = defaultdict(list)
+    for row in await session.scalars(statement.order_by(Entitlement.id)):
+        found[row.delivery_id].append(row)
+    return found

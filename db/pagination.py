@@ -3,35 +3,21 @@ database, with a bounded page size; cursors are opaque to callers."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.cursors import (
+    InvalidCursor,
+    decode_cursor,
+    decode_event_cursor,
+    encode_cursor,
+    event_cursor,
+)
+
 T = TypeVar("T")
-
-
-class InvalidCursor(ValueError):
-    pass
-
-
-def encode_cursor(kind: str, key: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(kind: str, cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        prefix, _, key = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        if prefix != kind:
-            raise InvalidCursor(f"this cursor belongs to a {prefix!r} list, not {kind!r}")
-        return int(key)
-    except (ValueError, UnicodeDecodeError) as exc:
-        if isinstance(exc, InvalidCursor):
-            raise
-        raise InvalidCursor(f"malformed cursor {cursor!r}") from exc
 
 
 @dataclass
@@ -70,18 +56,13 @@ async def count(session: AsyncSession, statement: Select[Any]) -> int:
     return int((await session.execute(statement)).scalar_one())
 
 
-def event_cursor(tx_id: int, event_id: int) -> str:
-    """The position of an event in the stream: (transaction id, event id); see
-    `db.models.Event` for why the transaction id comes first."""
-    return base64.urlsafe_b64encode(f"ev:{tx_id}:{event_id}".encode()).decode().rstrip("=")
-
-
-def decode_event_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        prefix, tx_id, event_id = base64.urlsafe_b64decode(padded.encode()).decode().split(":")
-        if prefix != "ev":
-            raise ValueError(prefix)
-        return int(tx_id), int(event_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidCursor(f"malformed event cursor {cursor!r}") from exc
+__all__ = [
+    "InvalidCursor",
+    "Page",
+    "count",
+    "decode_cursor",
+    "decode_event_cursor",
+    "encode_cursor",
+    "event_cursor",
+    "fetch_page",
+]

@@ -25,7 +25,7 @@ from strawberry.extensions.disable_introspection import DisableIntrospection
 from gateway.inputs import input_checks, validated
 from gateway.observe import ObserveOperation
 from gateway.shape import Limits, shape_rule
-from schema import build_schema
+from resolvers.api import build_schema
 from schema.errors import GatewayError, Unauthenticated
 from settings import Settings
 

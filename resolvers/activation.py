@@ -11,7 +11,7 @@ caller sends one, a repeat gets the stored answer.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import strawberry
 from strawberry.types import Info
@@ -37,15 +37,19 @@ from resolvers.clock import today
 from resolvers.context import Database
 from resolvers.queries import _audited, _page, product_pk, school_ids
 from resolvers.writes import REFUSED, refusal
+from schema.activation import (
+    ActivationDenied,
+    LicenceActivateInput,
+    LicenceChanged,
+    LicenceGranted,
+    LicenceStepInput,
+)
+from schema.lookups import OrganisationIdentifierInput
 from schema.payloads import error_payload
 from schema.types import Connection, Licence
 from services import activation
 from services.unit_of_work import Answered, Click, Reference
 from services.writes import actor, run_write
-
-if TYPE_CHECKING:
-    from schema.activation import LicenceActivateInput, LicenceStepInput
-    from schema.lookups import OrganisationIdentifierInput
 
 
 async def login_school(
@@ -218,7 +222,6 @@ def licence_from_answer(found: dict[str, Any]) -> Licence:
 async def activate(info: Info, input: LicenceActivateInput) -> Any:
     """Decode the click, hand it to the activation use case (the process's group
     commit on PostgreSQL, else one click in the request's transaction), answer."""
-    from schema.activation import ActivationDenied, LicenceGranted
 
     context = info.context
     caller = await principal(context)
@@ -273,7 +276,6 @@ def _unknown(licence_id: Any) -> DomainError:
 
 
 async def change(info: Info, input: LicenceStepInput, action: LicenceAction) -> Any:
-    from schema.activation import LicenceChanged
 
     context = info.context
     caller = await principal(context)

@@ -4,7 +4,7 @@ only (`school_for_admin`); the changes are `services/consent.py`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strawberry.types import Info
 
@@ -13,13 +13,18 @@ from domain.errors import DomainError, StatusCode
 from domain.identifiers import OrgLevel
 from resolvers import lookup
 from resolvers.auth import Principal, principal
+from schema.consent import (
+    DataExchange,
+    DataExchangeChanged,
+    DataExchangeInput,
+    ProcessingAgreement,
+    ProcessingAgreementInput,
+    ProcessingAgreementRegistered,
+)
 from schema.errors import BadInput, Forbidden
+from schema.lookups import OrganisationIdentifierInput
 from schema.payloads import error_payload
 from services import consent as service
-
-if TYPE_CHECKING:
-    from schema.consent import DataExchangeInput, ProcessingAgreementInput
-    from schema.lookups import OrganisationIdentifierInput
 
 
 async def school_for_admin(
@@ -49,7 +54,6 @@ async def agreements(info: Info, school: OrganisationIdentifierInput) -> list[An
 
 
 async def activate(info: Info, input: DataExchangeInput) -> Any:
-    from schema.consent import DataExchange, DataExchangeChanged
 
     try:
         service.check_receiver(input.role, input.data_type)
@@ -66,7 +70,6 @@ async def activate(info: Info, input: DataExchangeInput) -> Any:
 
 
 async def revoke(info: Info, input: DataExchangeInput) -> Any:
-    from schema.consent import DataExchange, DataExchangeChanged
 
     caller, school_id = await school_for_admin(info, input.school)
     try:
@@ -79,7 +82,6 @@ async def revoke(info: Info, input: DataExchangeInput) -> Any:
 
 
 async def register(info: Info, input: ProcessingAgreementInput) -> Any:
-    from schema.consent import ProcessingAgreement, ProcessingAgreementRegistered
 
     caller, school_id = await school_for_admin(info, input.school)
     try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strawberry.types import Info
 
@@ -37,11 +37,10 @@ from resolvers import lookup
 from resolvers.auth import Principal, principal
 from resolvers.clock import today
 from resolvers.queries import product_pk
+from schema.dashboard import FailureCount, StuckDeliveries, StuckDelivery
 from schema.errors import BadInput, ConsentRequired, Forbidden
-
-if TYPE_CHECKING:
-    from schema.dashboard import FailureCount, StuckDeliveries
-    from schema.lookups import OrganisationIdentifierInput
+from schema.lookups import OrganisationIdentifierInput
+from schema.types import Organisation as OrganisationType
 
 #: Days of activations shown when no date range is given.
 DEFAULT_DAYS = 30
@@ -260,7 +259,6 @@ async def _decide(
 
 
 async def schools(info: Info, scoped: Scoped) -> list[Any] | None:
-    from schema.types import Organisation as OrganisationType
 
     ids = scoped.entitlements.school_ids
     if ids is None:
@@ -308,7 +306,6 @@ def _meaning(code: int) -> str:
 
 
 async def failures(info: Info, scoped: Scoped) -> list[FailureCount]:
-    from schema.dashboard import FailureCount
 
     piece = scoped.entitlements
     rows = await info.context.db.run(lambda s: figures.failures(s, piece))
@@ -326,7 +323,6 @@ async def failures(info: Info, scoped: Scoped) -> list[FailureCount]:
 
 
 async def stuck_deliveries(info: Info, scoped: Scoped, minutes: int, first: int) -> StuckDeliveries:
-    from schema.dashboard import StuckDeliveries, StuckDelivery
 
     if not 1 <= minutes <= MAX_WAIT_MINUTES:
         raise BadInput(

@@ -3,7 +3,7 @@ answer with the schema's payload types; and the delivery reads."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import strawberry
 from strawberry.types import Info
@@ -17,21 +17,20 @@ from domain.roles import Role
 from resolvers.auth import principal
 from resolvers.clock import today
 from resolvers.writes import REFUSED, refusal
-from schema.errors import entitlement_consent_required
+from schema.delivery import (
+    Delivery,
+    DeliveryInput,
+    DeliverySubmitted,
+    EntitlementChanged,
+    EntitlementFailureInput,
+    EntitlementQuantityInput,
+    EntitlementStepInput,
+)
+from schema.errors import BadInput, entitlement_consent_required
 from schema.payloads import error_payload
 from schema.types import Entitlement
 from services import delivery as service
 from services.delivery import Change
-
-if TYPE_CHECKING:
-    from schema.delivery import (
-        Delivery,
-        DeliveryInput,
-        DeliveryTotals,
-        EntitlementFailureInput,
-        EntitlementQuantityInput,
-        EntitlementStepInput,
-    )
 
 
 def decode(input: DeliveryInput) -> DeliveryRequest:
@@ -82,7 +81,6 @@ def _id(value: Any) -> int | None:
 
 
 async def submit(info: Info, input: DeliveryInput) -> Any:
-    from schema.delivery import Delivery, DeliverySubmitted
 
     context = info.context
     caller = await principal(context)
@@ -106,7 +104,6 @@ async def _step(
     change: Change,
 ) -> Any:
     """Run one entitlement step as the caller in `role`, idempotently."""
-    from schema.delivery import EntitlementChanged
 
     context = info.context
     caller = await principal(context)
@@ -223,11 +220,9 @@ async def entitlement(info: Info, id: Any) -> Entitlement | None:
 
 
 async def delivery(info: Info, id: Any, reference_id: str | None) -> Delivery | None:
-    from schema.delivery import Delivery
 
     caller = await principal(info.context)
     if (id is None) == (reference_id is None):
-        from schema.errors import BadInput
 
         raise BadInput("give exactly one of `id` or `referenceId`")
     if reference_id is not None:
@@ -241,33 +236,3 @@ async def delivery(info: Info, id: Any, reference_id: str | None) -> Delivery | 
         if row is not None and row.seller_id != caller.supplier_id and not caller.is_operator:
             row = None
     return Delivery.from_row(row) if row is not None else None
-
-
-async def delivery_totals(info: Info, delivery_pk: int) -> DeliveryTotals:
-    from schema.delivery import DeliveryTotals
-
-    found = await info.context.db.run(lambda s: store.totals(s, [delivery_pk], today()))
-    totals = found.get(delivery_pk)
-    if totals is None:
-        return DeliveryTotals(
-            entitlements=0,
-            entitled=0,
-            provisioned=0,
-            link_ready=0,
-            cancelled=0,
-            blocked=0,
-            ended=0,
-            failed=0,
-            licensed=0,
-            expired=0,
-            quantity=0,
-        )
-    return DeliveryTotals(**totals.__dict__)
-
-
-async def delivery_entitlements(info: Info, delivery_pk: int) -> list[Entitlement]:
-    scope = (await principal(info.context)).scope
-    rows = await info.context.db.run(
-        lambda s: store.entitlements_of_delivery(s, delivery_pk, access.entitlement_scope(scope))
-    )
-    return [Entitlement.from_row(r) for r in rows]

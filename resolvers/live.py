@@ -23,11 +23,11 @@ from domain.visibility import Viewer
 from resolvers.auth import principal
 from resolvers.queries import school_ids
 from schema.errors import BadInput, ConsentRequired, GatewayError
+from schema.lookups import OrganisationIdentifierInput
 
 if TYPE_CHECKING:
     from strawberry.types import Info
 
-    from schema.lookups import OrganisationIdentifierInput
 
 
 class LiveUnavailable(GatewayError):

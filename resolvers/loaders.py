@@ -9,9 +9,10 @@ from typing import Any, TypeVar
 from sqlalchemy import false, literal, select
 from strawberry.dataloader import DataLoader
 
-from db import access, catalogue, entitlements, organisations, persons, suppliers
+from db import access, catalogue, entitlements, organisations, persons, push, suppliers
 from db import delivery_reads as deliveries
 from db.access import Scope
+from domain.calendar import today
 from domain.consent import Access
 from domain.identifiers import OrgLevel
 from domain.roles import DataType
@@ -80,6 +81,7 @@ class Loaders:
         self.components = _many(db, catalogue.components_for)
         self.subject = _one(db, catalogue.subjects_by_ids)
         self.group = _one(db, catalogue.groups_by_ids)
+
         async def persons_with_access(session: Any, ids: list[int]) -> dict[int, Any]:
             current = scope()
             if current is None:
@@ -124,3 +126,21 @@ class Loaders:
                 s, ids, visible(access.entitlement_scope)
             ),
         )
+        self.delivery_totals = _one(db, lambda s, ids: deliveries.totals(s, ids, today()))
+        self.entitlements_of_delivery = _many(
+            db,
+            lambda s, ids: deliveries.entitlements_of_deliveries(
+                s, ids, visible(access.entitlement_scope)
+            ),
+        )
+        self._db = db
+
+    # A supplier's push endpoints are few: their refusals and seeds are read per endpoint.
+
+    async def push_refusals(self, endpoint_id: int, limit: int) -> list[Any]:
+        """The latest events the endpoint's receiver refused, newest first."""
+        return await self._db.run(lambda s: push.refusals(s, endpoint_id, limit))
+
+    async def push_seeds(self, endpoint_id: int) -> list[Any]:
+        """The endpoint's seed requests, newest first."""
+        return await self._db.run(lambda s: push.seeds_of(s, endpoint_id))

@@ -42,6 +42,9 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from domain.privacy import contains_pgn, number_holds_pgn, redact_pgns
+from schema.errors import BadInput
+from schema.payloads import error_payload
+from schema.privacy import AuditEntry, PersonErased
 
 _NAME_OF = {
     OperationDefinitionNode: "the operation name",
@@ -124,7 +127,6 @@ def pgn_in_document(document: DocumentNode) -> str | None:
 
 def pgn_refusal(where: str) -> Any:
     """The refusal (BAD_USER_INPUT, reason pgn) naming where, never the number."""
-    from schema.errors import BadInput  # the schema imports this module
 
     # `where` is built from the caller's names and keys, which may hold the number.
     where = redact_pgns(where)
@@ -186,7 +188,6 @@ async def audit_trail(
     from db.privacy import trail_statement
     from resolvers.consent import school_for_admin
     from resolvers.queries import _page
-    from schema.privacy import AuditEntry
 
     _caller, school_id = await school_for_admin(info, school)
     statement = trail_statement(school_id, since, until)
@@ -198,8 +199,6 @@ async def erase(info: Any, input: Any) -> Any:
     from domain.errors import DomainError, StatusCode
     from resolvers import lookup
     from resolvers.auth import principal
-    from schema.payloads import error_payload
-    from schema.privacy import PersonErased
     from services import privacy as service
 
     caller = await principal(info.context)

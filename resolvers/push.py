@@ -8,7 +8,7 @@ session (db/secrets.py) and are never part of an answer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strawberry.types import Info
 
@@ -25,11 +25,17 @@ from resolvers import lookup
 from resolvers.auth import Principal, principal
 from resolvers.writes import actor
 from schema.errors import BadInput
+from schema.lookups import OrganisationIdentifierInput
 from schema.payloads import error_payload
-
-if TYPE_CHECKING:
-    from schema.lookups import OrganisationIdentifierInput
-    from schema.push import PushEndpointChangeInput, PushEndpointInput
+from schema.push import (
+    PushEndpoint,
+    PushEndpointChangeInput,
+    PushEndpointInput,
+    PushEndpointRemoved,
+    PushEndpointSaved,
+    PushSeed,
+    PushSeedRequested,
+)
 
 KNOWN_KINDS = frozenset(k.value for k in EventKind)
 
@@ -78,17 +84,7 @@ async def endpoint(info: Info, endpoint_id: Any) -> store.PushEndpoint | None:
         return None
 
 
-async def refusals(info: Info, endpoint_id: int, first: int) -> list[store.PushAnswer]:
-    limit = max(1, min(first, info.context.settings.max_page_size))
-    return await info.context.db.run(lambda s: store.refusals(s, endpoint_id, limit))
-
-
-async def seeds(info: Info, endpoint_id: int) -> list[store.PushSeed]:
-    return await info.context.db.run(lambda s: store.seeds_of(s, endpoint_id))
-
-
 async def register(info: Info, input: PushEndpointInput) -> Any:
-    from schema.push import PushEndpoint, PushEndpointSaved
 
     caller = await principal(info.context)
     settings = info.context.settings
@@ -159,7 +155,6 @@ _CHANGEABLE = ("url", "auth", "token_url", "client_id", "scope", "batch_size", "
 
 
 async def change(info: Info, input: PushEndpointChangeInput) -> Any:
-    from schema.push import PushEndpoint, PushEndpointSaved
 
     caller = await principal(info.context)
     settings = info.context.settings
@@ -220,7 +215,6 @@ async def change(info: Info, input: PushEndpointChangeInput) -> Any:
 async def retry_now(info: Info, endpoint_id: Any) -> Any:
     """Clear the schedule: the next attempt goes at once (after the receiver's
     operator fixed what was wrong)."""
-    from schema.push import PushEndpoint, PushEndpointSaved
 
     caller = await principal(info.context)
     try:
@@ -243,7 +237,6 @@ async def retry_now(info: Info, endpoint_id: Any) -> Any:
 
 
 async def remove(info: Info, endpoint_id: Any) -> Any:
-    from schema.push import PushEndpointRemoved
 
     caller = await principal(info.context)
     try:
@@ -267,7 +260,6 @@ async def remove(info: Info, endpoint_id: Any) -> Any:
 async def request_seed(
     info: Info, endpoint_id: Any, school: OrganisationIdentifierInput
 ) -> Any:
-    from schema.push import PushSeed, PushSeedRequested
 
     caller = await principal(info.context)
     try:

@@ -9,7 +9,7 @@ from sqlalchemy import Select
 from strawberry.types import Info
 
 from db import access, catalogue, entitlements, organisations
-from db.pagination import InvalidCursor, fetch_page
+from db.pagination import InvalidCursor, count, fetch_page
 from domain.consent import Access, Disclosure, disclose
 from domain.identifiers import (
     IdentifierError,
@@ -39,7 +39,16 @@ from schema.lookups import (
     PersonLookup,
     PersonNotFound,
 )
-from schema.types import Connection, Entitlement, Licence, Organisation, Person, Product
+from schema.types import (
+    Connection,
+    Edge,
+    Entitlement,
+    Licence,
+    Organisation,
+    PageInfo,
+    Person,
+    Product,
+)
 
 
 def invalid(error: IdentifierError) -> InvalidIdentifier:
@@ -181,7 +190,20 @@ async def _page(
         )
     except InvalidCursor as exc:
         raise BadInput(str(exc), argument="after") from exc
-    return Connection.from_page(page, build)
+    edges = [Edge(cursor=page.cursor(i), node=build(row)) for i, row in enumerate(page.rows)]
+    count_statement = page.count_statement
+    db = info.context.db
+
+    async def counter() -> int:
+        return await db.run(lambda s: count(s, count_statement))
+
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None
+        ),
+        counter=counter,
+    )
 
 
 def _audited(info: Info, page: Connection[Any], kind: str) -> Connection[Any]:

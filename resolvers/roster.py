@@ -4,7 +4,7 @@ check the caller may write its organisation data, call the use case
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import strawberry
 from strawberry.types import Info
@@ -24,10 +24,8 @@ from resolvers import lookup
 from resolvers.auth import principal
 from resolvers.queries import require_school
 from resolvers.writes import REFUSED, refusal
+from schema.roster import SchoolRosterInput, SchoolRosterUpserted
 from services import roster as service
-
-if TYPE_CHECKING:
-    from schema.roster import SchoolRosterInput
 
 
 def decode(input: SchoolRosterInput) -> RosterInput:
@@ -72,7 +70,6 @@ async def school_id(info: Info, school: Any, field: str = "school") -> int:
 
 
 async def upsert(info: Info, input: SchoolRosterInput) -> Any:
-    from schema.roster import SchoolRosterUpserted
 
     context = info.context
     caller = await principal(context)

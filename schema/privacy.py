@@ -10,12 +10,9 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from domain.privacy import redact
-from domain.roles import Role
-from resolvers import privacy as resolve
-from resolvers.auth import requires
-from schema.lookups import OrganisationIdentifierInput, PersonIdentifierInput
+from schema.lookups import PersonIdentifierInput
 from schema.payloads import RuleViolationError
-from schema.types import Connection, Supplier, load_supplier
+from schema.types import Supplier, load_supplier
 
 
 @strawberry.type(description="One entry of a school's audit trail.")
@@ -70,45 +67,3 @@ PersonErasePayload = Annotated[
 
 First = Annotated[int | None, strawberry.argument(description="Page size (at most 100).")]
 After = Annotated[str | None, strawberry.argument(description="Cursor of the previous page.")]
-
-
-@strawberry.type(description="Privacy reads.")
-class PrivacyQuery:
-    @strawberry.field(
-        description="The school's audit trail: who read or changed its data, when, in which "
-        "role. A school administrator sees its own school's trail.",
-        permission_classes=[requires(Role.SCHOOL)],
-    )
-    async def audit_trail(
-        self,
-        info: Info,
-        school: Annotated[
-            OrganisationIdentifierInput,
-            strawberry.argument(description="The school (any RIO identifier)."),
-        ],
-        first: First = None,
-        after: After = None,
-        since: Annotated[
-            datetime | None,
-            strawberry.argument(description="Only entries at or after this moment."),
-        ] = None,
-        until: Annotated[
-            datetime | None, strawberry.argument(description="Only entries before this moment.")
-        ] = None,
-    ) -> Connection[AuditEntry]:
-        return await resolve.audit_trail(info, school, first, after, since, until)
-
-
-@strawberry.type(description="Privacy changes.")
-class PrivacyMutation:
-    @strawberry.mutation(
-        description="Operator: erase a person (identifiers, enrolments, memberships and named "
-        "entitlements go; licences and counts stay, anonymised). The erasure is audited.",
-        permission_classes=[requires(Role.OPERATOR)],
-    )
-    async def person_erase(
-        self,
-        info: Info,
-        input: Annotated[PersonEraseInput, strawberry.argument(description="Who and why.")],
-    ) -> PersonErasePayload:
-        return await resolve.erase(info, input)

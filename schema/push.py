@@ -11,10 +11,6 @@ import strawberry
 from strawberry.types import Info
 
 from domain.events import EventKind
-from domain.roles import Role
-from resolvers import push as resolve
-from resolvers.auth import requires
-from schema.lookups import OrganisationIdentifierInput
 from schema.payloads import NotFoundError, RuleViolationError, ValidationError
 from schema.types import Organisation, Supplier, load_organisation, load_supplier
 
@@ -201,11 +197,13 @@ class PushEndpoint:
         info: Info,
         first: Annotated[int, strawberry.argument(description="How many (at most 100).")] = 20,
     ) -> list[PushRefusal]:
-        return [PushRefusal.from_row(r) for r in await resolve.refusals(info, self.pk, first)]
+        limit = max(1, min(first, info.context.settings.max_page_size))
+        rows = await info.context.loaders.push_refusals(self.pk, limit)
+        return [PushRefusal.from_row(r) for r in rows]
 
     @strawberry.field(description="Seed requests, newest first.")
     async def seeds(self, info: Info) -> list[PushSeed]:
-        return [PushSeed.from_row(r) for r in await resolve.seeds(info, self.pk)]
+        return [PushSeed.from_row(r) for r in await info.context.loaders.push_seeds(self.pk)]
 
     @classmethod
     def from_row(cls, row: Any, now: datetime | None = None) -> PushEndpoint:
@@ -271,84 +269,3 @@ PushSeedPayload = Annotated[
 ]
 
 # Suppliers that receive events of the chain (and the operator for them).
-ANY = requires(Role.SELLER, Role.LICENSOR, Role.PORTAL, Role.DASHBOARD)
-
-
-@strawberry.type(description="Push endpoints.")
-class PushQuery:
-    @strawberry.field(
-        description="Your events endpoints (the operator: every supplier's) with their "
-        "delivery status.",
-        permission_classes=[ANY],
-    )
-    async def push_endpoints(self, info: Info) -> list[PushEndpoint]:
-        return [PushEndpoint.from_row(r) for r in await resolve.endpoints(info)]
-
-    @strawberry.field(description="One of your events endpoints.", permission_classes=[ANY])
-    async def push_endpoint(
-        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="It.")]
-    ) -> PushEndpoint | None:
-        row = await resolve.endpoint(info, id)
-        return PushEndpoint.from_row(row) if row is not None else None
-
-
-@strawberry.type(description="Push endpoint changes.")
-class PushMutation:
-    @strawberry.mutation(
-        description="Register an events endpoint: from now on the gateway pushes every event "
-        "its supplier may see (of the chosen kinds) to it, in the chain's envelope, and "
-        "retries an unavailable receiver after 1 min, 5 min, 1 h, then pauses 24 h.",
-        permission_classes=[ANY],
-    )
-    async def push_endpoint_register(
-        self,
-        info: Info,
-        input: Annotated[PushEndpointInput, strawberry.argument(description="The endpoint.")],
-    ) -> PushEndpointPayload:
-        return await resolve.register(info, input)
-
-    @strawberry.mutation(
-        description="Change an endpoint (URL, authentication, secret, kinds, batch size, on/off).",
-        permission_classes=[ANY],
-    )
-    async def push_endpoint_change(
-        self,
-        info: Info,
-        input: Annotated[
-            PushEndpointChangeInput, strawberry.argument(description="What changes.")
-        ],
-    ) -> PushEndpointPayload:
-        return await resolve.change(info, input)
-
-    @strawberry.mutation(
-        description="Try an unavailable endpoint again at once, ending its wait or 24-hour pause.",
-        permission_classes=[ANY],
-    )
-    async def push_endpoint_retry_now(
-        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="It.")]
-    ) -> PushEndpointPayload:
-        return await resolve.retry_now(info, id)
-
-    @strawberry.mutation(
-        description="Remove an endpoint, its stored answers and seed requests.",
-        permission_classes=[ANY],
-    )
-    async def push_endpoint_remove(
-        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="It.")]
-    ) -> PushEndpointRemovePayload:
-        return await resolve.remove(info, id)
-
-    @strawberry.mutation(
-        description="Push the current state of one school's entitlements that the supplier may "
-        "see to the endpoint (the chain's initial seed), then go on with the live events.",
-        permission_classes=[ANY],
-    )
-    async def push_seed_request(
-        self,
-        info: Info,
-        endpoint_id: Annotated[strawberry.ID, strawberry.argument(description="The endpoint.")],
-        school: Annotated[
-            OrganisationIdentifierInput, strawberry.argument(description="The school.")
-        ],
-    ) -> PushSeedPayload:
-        return await resolve.request_seed(info, endpoint_id, school)

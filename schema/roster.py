@@ -10,9 +10,6 @@ import strawberry
 from strawberry.types import Info
 
 from domain.identifiers import PersonIdScheme, Sector
-from domain.roles import Role
-from resolvers import roster as resolve
-from resolvers.auth import requires
 from schema.lookups import OrganisationIdentifierInput
 from schema.payloads import ReferenceConflictError, ValidationError
 from schema.types import Organisation, SchoolPeriod, load_organisation
@@ -185,22 +182,3 @@ SchoolRosterUpsertPayload = Annotated[
         description="The stored roster, or why it was refused (nothing was written).",
     ),
 ]
-
-
-@strawberry.type(description="School organisation data from the administration system.")
-class RosterMutation:
-    @strawberry.mutation(
-        description="Upsert one school's organisation data for one period in bulk: "
-        "period, subjects, groups, pupils (by ECK iD or secondary id), teachers (secondary "
-        "ids), enrolments, group memberships and subject enrolments. Idempotent; "
-        "`complete: true` also removes what the roster no longer lists.",
-        permission_classes=[requires(Role.SIS)],
-    )
-    async def school_roster_upsert(
-        self,
-        info: Info,
-        input: Annotated[
-            SchoolRosterInput, strawberry.argument(description="The school's roster.")
-        ],
-    ) -> SchoolRosterUpsertPayload:
-        return await resolve.upsert(info, input)  # type: ignore[no-any-return]

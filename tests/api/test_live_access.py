@@ -25,8 +25,8 @@ from domain.visibility import Viewer, may_see
 from gateway.tokens import TokenVerifier
 from live.broker import Broker
 from live.context import LiveContext
+from resolvers.api import schema
 from resolvers.clock import today
-from schema import schema
 from tests.api.test_permission_matrix import (
     CALLERS,
     SCHOOL,

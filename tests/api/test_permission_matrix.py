@@ -26,8 +26,8 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from db.models import DataExchange, Organisation, ProcessingAgreement, Supplier
+from resolvers.api import schema
 from resolvers.clock import today
-from schema import schema
 from tests.conftest import GraphQLClient
 
 SCHOOL = "104A158"

@@ -275,7 +275,7 @@ async def test_a_subscription_holding_a_bsn_is_refused(gql: GraphQLClient, sessi
     from gateway.tokens import TokenVerifier
     from live.broker import Broker
     from live.context import LiveContext
-    from schema import schema
+    from resolvers.api import schema
     from tests.conftest import TEST_SETTINGS
 
     broker = Broker(TEST_SETTINGS, lambda: session)

@@ -14,7 +14,7 @@ from graphql import (
     GraphQLUnionType,
 )
 
-from schema import schema
+from resolvers.api import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import strategies as gql_strategies
 
-from schema import schema
+from resolvers.api import schema
 from tests.api.test_permission_matrix import CALLERS, SCHOOL
 from tests.conftest import COMPILED_READS, GraphQLClient
 

@@ -1,4 +1,5 @@
-"""Read API: lookups by identifier and paginated lists (part of the root Query)."""
+"""The read root fields: organisations, pupils, persons, products, entitlements,
+licences. Each field names the roles it needs and calls its resolver."""
 
 from __future__ import annotations
 
