@@ -40,7 +40,9 @@ from resolvers.writes import REFUSED, refusal
 from schema.activation import (
     ActivationDenied,
     LicenceActivateInput,
+    LicenceActivatePayload,
     LicenceChanged,
+    LicenceChangePayload,
     LicenceGranted,
     LicenceStepInput,
 )
@@ -219,7 +221,7 @@ def licence_from_answer(found: dict[str, Any]) -> Licence:
     )
 
 
-async def activate(info: Info, input: LicenceActivateInput) -> Any:
+async def activate(info: Info, input: LicenceActivateInput) -> LicenceActivatePayload:
     """Decode the click, hand it to the activation use case (the process's group
     commit on PostgreSQL, else one click in the request's transaction), answer."""
 
@@ -275,7 +277,9 @@ def _unknown(licence_id: Any) -> DomainError:
     )
 
 
-async def change(info: Info, input: LicenceStepInput, action: LicenceAction) -> Any:
+async def change(
+    info: Info, input: LicenceStepInput, action: LicenceAction
+) -> LicenceChangePayload:
 
     context = info.context
     caller = await principal(context)

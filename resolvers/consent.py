@@ -17,8 +17,10 @@ from schema.consent import (
     DataExchange,
     DataExchangeChanged,
     DataExchangeInput,
+    DataExchangePayload,
     ProcessingAgreement,
     ProcessingAgreementInput,
+    ProcessingAgreementPayload,
     ProcessingAgreementRegistered,
 )
 from schema.errors import BadInput, Forbidden
@@ -53,7 +55,7 @@ async def agreements(info: Info, school: OrganisationIdentifierInput) -> list[An
     return await info.context.db.run(lambda s: store.agreements_of(s, school_id))
 
 
-async def activate(info: Info, input: DataExchangeInput) -> Any:
+async def activate(info: Info, input: DataExchangeInput) -> DataExchangePayload:
 
     try:
         service.check_receiver(input.role, input.data_type)
@@ -69,7 +71,7 @@ async def activate(info: Info, input: DataExchangeInput) -> Any:
     return DataExchangeChanged(data_exchange=DataExchange.from_row(row), changed=changed)
 
 
-async def revoke(info: Info, input: DataExchangeInput) -> Any:
+async def revoke(info: Info, input: DataExchangeInput) -> DataExchangePayload:
 
     caller, school_id = await school_for_admin(info, input.school)
     try:
@@ -81,7 +83,7 @@ async def revoke(info: Info, input: DataExchangeInput) -> Any:
     return DataExchangeChanged(data_exchange=DataExchange.from_row(row), changed=True)
 
 
-async def register(info: Info, input: ProcessingAgreementInput) -> Any:
+async def register(info: Info, input: ProcessingAgreementInput) -> ProcessingAgreementPayload:
 
     caller, school_id = await school_for_admin(info, input.school)
     try:

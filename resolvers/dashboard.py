@@ -76,7 +76,7 @@ def _org_problem(found: lookup.OrgResult, field: str) -> BadInput:
 
 async def _organisation(
     info: Info, identifier: OrganisationIdentifierInput, level: OrgLevel, field: str
-) -> Any:
+) -> Organisation:
     if identifier.scheme is None and identifier.value.strip():
         # The common case, one known identifier, in one prepared statement; anything
         # else (unknown, ambiguous, malformed, a scheme) as every lookup answers it.

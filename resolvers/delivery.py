@@ -20,8 +20,10 @@ from resolvers.writes import REFUSED, refusal
 from schema.delivery import (
     Delivery,
     DeliveryInput,
+    DeliverySubmitPayload,
     DeliverySubmitted,
     EntitlementChanged,
+    EntitlementChangePayload,
     EntitlementFailureInput,
     EntitlementQuantityInput,
     EntitlementStepInput,
@@ -80,7 +82,7 @@ def _id(value: Any) -> int | None:
         return None
 
 
-async def submit(info: Info, input: DeliveryInput) -> Any:
+async def submit(info: Info, input: DeliveryInput) -> DeliverySubmitPayload:
 
     context = info.context
     caller = await principal(context)
@@ -102,7 +104,7 @@ async def _step(
     message: Any,
     role: Role,
     change: Change,
-) -> Any:
+) -> EntitlementChangePayload:
     """Run one entitlement step as the caller in `role`, idempotently."""
 
     context = info.context
@@ -134,7 +136,9 @@ async def _step(
     return EntitlementChanged(entitlement=changed, replayed=replayed)
 
 
-async def confirm(info: Info, input: EntitlementStepInput, role: RecipientRole) -> Any:
+async def confirm(
+    info: Info, input: EntitlementStepInput, role: RecipientRole
+) -> EntitlementChangePayload:
     acting = Role.LICENSOR if role == RecipientRole.LICENSOR else Role.PORTAL
     return await _step(
         info,
@@ -147,7 +151,7 @@ async def confirm(info: Info, input: EntitlementStepInput, role: RecipientRole) 
     )
 
 
-async def report_failure(info: Info, input: EntitlementFailureInput) -> Any:
+async def report_failure(info: Info, input: EntitlementFailureInput) -> EntitlementChangePayload:
     caller = await principal(info.context)
     try:
         code = service.failure_code(input.code)
@@ -166,7 +170,9 @@ async def report_failure(info: Info, input: EntitlementFailureInput) -> Any:
     )
 
 
-async def seller_step(info: Info, input: EntitlementStepInput, action: str) -> Any:
+async def seller_step(
+    info: Info, input: EntitlementStepInput, action: str
+) -> EntitlementChangePayload:
     step = EntitlementAction(action)
     return await _step(
         info,
@@ -179,7 +185,7 @@ async def seller_step(info: Info, input: EntitlementStepInput, action: str) -> A
     )
 
 
-async def lower_quantity(info: Info, input: EntitlementQuantityInput) -> Any:
+async def lower_quantity(info: Info, input: EntitlementQuantityInput) -> EntitlementChangePayload:
     return await _step(
         info,
         input.entitlement_id,
@@ -223,7 +229,6 @@ async def delivery(info: Info, id: Any, reference_id: str | None) -> Delivery | 
 
     caller = await principal(info.context)
     if (id is None) == (reference_id is None):
-
         raise BadInput("give exactly one of `id` or `referenceId`")
     if reference_id is not None:
         row = await info.context.db.run(

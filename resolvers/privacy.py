@@ -17,6 +17,7 @@ They call `domain.privacy.contains_pgn` / `redact_pgns` or `pgn_in_request`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from graphql import (
@@ -40,11 +41,14 @@ from graphql import (
     VariableNode,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.types import Info
 
 from domain.privacy import contains_pgn, number_holds_pgn, redact_pgns
 from schema.errors import BadInput
+from schema.lookups import OrganisationIdentifierInput
 from schema.payloads import error_payload
-from schema.privacy import AuditEntry, PersonErased
+from schema.privacy import AuditEntry, PersonErased, PersonEraseInput, PersonErasePayload
+from schema.types import Connection
 
 _NAME_OF = {
     OperationDefinitionNode: "the operation name",
@@ -125,7 +129,7 @@ def pgn_in_document(document: DocumentNode) -> str | None:
     return None
 
 
-def pgn_refusal(where: str) -> Any:
+def pgn_refusal(where: str) -> BadInput:
     """The refusal (BAD_USER_INPUT, reason pgn) naming where, never the number."""
 
     # `where` is built from the caller's names and keys, which may hold the number.
@@ -181,8 +185,13 @@ class RefusePgnInput(SchemaExtension):
 
 
 async def audit_trail(
-    info: Any, school: Any, first: int | None, after: str | None, since: Any, until: Any
-) -> Any:
+    info: Info,
+    school: OrganisationIdentifierInput,
+    first: int | None,
+    after: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Connection[AuditEntry]:
     """The school's audit trail: who read or changed what, when, in which role."""
     from db.models import AuditLog as Row
     from db.privacy import trail_statement
@@ -194,7 +203,7 @@ async def audit_trail(
     return await _page(info, statement, Row.id, "audit", first, after, AuditEntry.from_row)
 
 
-async def erase(info: Any, input: Any) -> Any:
+async def erase(info: Info, input: PersonEraseInput) -> PersonErasePayload:
     """Operator: erase a person (`services/privacy.py`)."""
     from domain.errors import DomainError, StatusCode
     from resolvers import lookup

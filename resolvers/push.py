@@ -31,9 +31,12 @@ from schema.push import (
     PushEndpoint,
     PushEndpointChangeInput,
     PushEndpointInput,
+    PushEndpointPayload,
     PushEndpointRemoved,
+    PushEndpointRemovePayload,
     PushEndpointSaved,
     PushSeed,
+    PushSeedPayload,
     PushSeedRequested,
 )
 
@@ -84,7 +87,7 @@ async def endpoint(info: Info, endpoint_id: Any) -> store.PushEndpoint | None:
         return None
 
 
-async def register(info: Info, input: PushEndpointInput) -> Any:
+async def register(info: Info, input: PushEndpointInput) -> PushEndpointPayload:
 
     caller = await principal(info.context)
     settings = info.context.settings
@@ -154,7 +157,7 @@ async def register(info: Info, input: PushEndpointInput) -> Any:
 _CHANGEABLE = ("url", "auth", "token_url", "client_id", "scope", "batch_size", "enabled")
 
 
-async def change(info: Info, input: PushEndpointChangeInput) -> Any:
+async def change(info: Info, input: PushEndpointChangeInput) -> PushEndpointPayload:
 
     caller = await principal(info.context)
     settings = info.context.settings
@@ -212,7 +215,7 @@ async def change(info: Info, input: PushEndpointChangeInput) -> Any:
     return PushEndpointSaved(endpoint=PushEndpoint.from_row(row))
 
 
-async def retry_now(info: Info, endpoint_id: Any) -> Any:
+async def retry_now(info: Info, endpoint_id: Any) -> PushEndpointPayload:
     """Clear the schedule: the next attempt goes at once (after the receiver's
     operator fixed what was wrong)."""
 
@@ -236,7 +239,7 @@ async def retry_now(info: Info, endpoint_id: Any) -> Any:
     return PushEndpointSaved(endpoint=PushEndpoint.from_row(row))
 
 
-async def remove(info: Info, endpoint_id: Any) -> Any:
+async def remove(info: Info, endpoint_id: Any) -> PushEndpointRemovePayload:
 
     caller = await principal(info.context)
     try:
@@ -259,8 +262,7 @@ async def remove(info: Info, endpoint_id: Any) -> Any:
 
 async def request_seed(
     info: Info, endpoint_id: Any, school: OrganisationIdentifierInput
-) -> Any:
-
+) -> PushSeedPayload:
     caller = await principal(info.context)
     try:
         current = await _owned(info, caller, endpoint_id)

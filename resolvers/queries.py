@@ -60,7 +60,7 @@ def invalid(error: IdentifierError) -> InvalidIdentifier:
     )
 
 
-def org_lookup_result(found: lookup.OrgResult) -> Any:
+def org_lookup_result(found: lookup.OrgResult) -> OrganisationLookup:
     match found:
         case lookup.OrgFound(row):
             return Organisation.from_row(row)
@@ -77,7 +77,7 @@ def org_lookup_result(found: lookup.OrgResult) -> Any:
     raise AssertionError(found)
 
 
-def person_lookup_result(found: lookup.PersonResult) -> Any:
+def person_lookup_result(found: lookup.PersonResult) -> PersonLookup:
     match found:
         case lookup.PersonFound(row):
             return Person.from_row(row)
@@ -106,7 +106,7 @@ async def organisation(
         return Organisation.from_row(row)
     assert identifier is not None
     found = await lookup.find_organisation(info.context.db, identifier.scheme, identifier.value)
-    return org_lookup_result(found)  # type: ignore[no-any-return]
+    return org_lookup_result(found)
 
 
 async def person_disclosure(info: Info, found: lookup.PersonResult) -> Disclosure | None:
@@ -124,7 +124,7 @@ async def person_disclosure(info: Info, found: lookup.PersonResult) -> Disclosur
     return None
 
 
-async def _visible_person(info: Info, found: lookup.PersonResult) -> Any:
+async def _visible_person(info: Info, found: lookup.PersonResult) -> PersonLookup:
     """A person is shown only to callers that may read its school organisation
     data; a related caller is told the school's consent is missing; anyone else
     gets exactly what an unknown identifier gets."""
@@ -144,13 +144,13 @@ async def _visible_person(info: Info, found: lookup.PersonResult) -> Any:
 
 async def pupil(info: Info, eck_id: str) -> PersonLookup:
     found = await lookup.find_person(info.context.db, PersonIdScheme.ECK_ID, eck_id)
-    return await _visible_person(info, found)  # type: ignore[no-any-return]
+    return await _visible_person(info, found)
 
 
 async def person(info: Info, identifier: PersonIdentifierInput) -> PersonLookup:
     school = (identifier.school.scheme, identifier.school.value) if identifier.school else None
     found = await lookup.find_person(info.context.db, identifier.scheme, identifier.value, school)
-    return await _visible_person(info, found)  # type: ignore[no-any-return]
+    return await _visible_person(info, found)
 
 
 # --- lists ------------------------------------------------------------------------------

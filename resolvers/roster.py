@@ -24,7 +24,7 @@ from resolvers import lookup
 from resolvers.auth import principal
 from resolvers.queries import require_school
 from resolvers.writes import REFUSED, refusal
-from schema.roster import SchoolRosterInput, SchoolRosterUpserted
+from schema.roster import SchoolRosterInput, SchoolRosterUpserted, SchoolRosterUpsertPayload
 from services import roster as service
 
 
@@ -69,7 +69,7 @@ async def school_id(info: Info, school: Any, field: str = "school") -> int:
     raise ValidationFailed([FieldError(StatusCode.SCHOOL_UNKNOWN, field, message)])
 
 
-async def upsert(info: Info, input: SchoolRosterInput) -> Any:
+async def upsert(info: Info, input: SchoolRosterInput) -> SchoolRosterUpsertPayload:
 
     context = info.context
     caller = await principal(context)

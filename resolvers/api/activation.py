@@ -43,7 +43,7 @@ class ActivationMutation:
         info: Info,
         input: Annotated[LicenceActivateInput, strawberry.argument(description="The click.")],
     ) -> LicenceActivatePayload:
-        return await resolve.activate(info, input)  # type: ignore[no-any-return]
+        return await resolve.activate(info, input)
 
     @strawberry.mutation(
         description="Block one licence (the seller of its entitlement, or the product's licence "
@@ -55,7 +55,7 @@ class ActivationMutation:
         info: Info,
         input: Annotated[LicenceStepInput, strawberry.argument(description="The licence.")],
     ) -> LicenceChangePayload:
-        return await resolve.change(info, input, LicenceAction.BLOCK)  # type: ignore[no-any-return]
+        return await resolve.change(info, input, LicenceAction.BLOCK)
 
     @strawberry.mutation(
         description="Unblock one licence that was blocked by itself (a licence blocked through "
@@ -67,7 +67,7 @@ class ActivationMutation:
         info: Info,
         input: Annotated[LicenceStepInput, strawberry.argument(description="The licence.")],
     ) -> LicenceChangePayload:
-        return await resolve.change(info, input, LicenceAction.UNBLOCK)  # type: ignore[no-any-return]
+        return await resolve.change(info, input, LicenceAction.UNBLOCK)
 
 
 @strawberry.type(description="Who holds a licence.")

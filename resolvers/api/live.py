@@ -67,7 +67,7 @@ class LiveSubscription:
         after: Annotated[str | None, AFTER] = None,
         initial_state: Annotated[bool, INITIAL_STATE] = False,
     ) -> AsyncGenerator[DeliveryProgress, None]:
-        return await live.delivery_progress(  # type: ignore[no-any-return]
+        return await live.delivery_progress(
             info, delivery_id, school, entitlement_id, after, initial_state
         )
 
@@ -88,7 +88,7 @@ class LiveSubscription:
         after: Annotated[str | None, AFTER] = None,
         initial_state: Annotated[bool, INITIAL_STATE] = False,
     ) -> AsyncGenerator[DeliveryProgress, None]:
-        return await live.entitlements_reaching_status(  # type: ignore[no-any-return]
+        return await live.entitlements_reaching_status(
             info, status, after, initial_state
         )
 
@@ -106,4 +106,4 @@ class LiveSubscription:
         ] = None,
         after: Annotated[str | None, AFTER] = None,
     ) -> AsyncGenerator[DeliveryProgressEvent, None]:
-        return await live.licence_activations(info, school, after)  # type: ignore[no-any-return]
+        return await live.licence_activations(info, school, after)

@@ -64,9 +64,7 @@ class PushMutation:
     async def push_endpoint_change(
         self,
         info: Info,
-        input: Annotated[
-            PushEndpointChangeInput, strawberry.argument(description="What changes.")
-        ],
+        input: Annotated[PushEndpointChangeInput, strawberry.argument(description="What changes.")],
     ) -> PushEndpointPayload:
         return await resolve.change(info, input)
 

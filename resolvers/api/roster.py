@@ -30,4 +30,4 @@ class RosterMutation:
             SchoolRosterInput, strawberry.argument(description="The school's roster.")
         ],
     ) -> SchoolRosterUpsertPayload:
-        return await resolve.upsert(info, input)  # type: ignore[no-any-return]
+        return await resolve.upsert(info, input)
