@@ -49,15 +49,16 @@ class Scope:
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated supplier, as every layer sees the caller: the roles its
-    token grants and it is registered for. A school administrator's token names its
-    school (`school`, any RIO id); `school_id` is that school's organisation id."""
+    """The caller, as every layer sees it: an authenticated supplier with the roles
+    its token grants and it is registered for. A school administrator's token names
+    its school (`school`, any RIO id); `school_id` is that school's organisation id.
+    The visibility rules call it a viewer (`domain.visibility.Viewer`)."""
 
     supplier_id: int
-    supplier_code: str
     roles: frozenset[Role]
-    school: str | None
     school_id: int | None = None
+    supplier_code: str = ""
+    school: str | None = None
 
     def has(self, *roles: Role) -> bool:
         return Role.OPERATOR in self.roles or any(role in self.roles for role in roles)
@@ -65,6 +66,11 @@ class Principal:
     @property
     def is_operator(self) -> bool:
         return Role.OPERATOR in self.roles
+
+    @property
+    def key(self) -> tuple[int, frozenset[Role], int | None]:
+        """What the visibility rules depend on (a cache key)."""
+        return (self.supplier_id, self.roles, self.school_id)
 
     @property
     def scope(self) -> Scope:

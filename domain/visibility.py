@@ -31,21 +31,10 @@ from enum import StrEnum
 
 from domain.consent import Access, ConsentFacts, decide
 from domain.entitlements import RecipientRole
-from domain.roles import DataType, Role
+from domain.roles import DataType, Principal, Role
 
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who is looking: a supplier with the roles its token grants; a school
-    administrator also names its school."""
-
-    supplier_id: int
-    roles: frozenset[Role]
-    school_id: int | None = None
-
-    @property
-    def key(self) -> tuple[int, frozenset[Role], int | None]:
-        return (self.supplier_id, self.roles, self.school_id)
+#: Who is looking: the caller (one type for every layer).
+Viewer = Principal
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,13 @@ async def principal(context: Context) -> Principal:
                 f"supplier {caller.supplier_code!r} is not registered as an administrator "
                 f"of the school {caller.school!r} named in its token"
             )
-    found = Principal(supplier_id, caller.supplier_code, granted, caller.school, school_id)
+    found = Principal(
+        supplier_id=supplier_id,
+        roles=granted,
+        school_id=school_id,
+        supplier_code=caller.supplier_code,
+        school=caller.school,
+    )
     context._supplier = found
     return found
 

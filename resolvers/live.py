@@ -19,7 +19,6 @@ from domain.consent import Access
 from domain.entitlements import EntitlementStatus
 from domain.events import EventKind
 from domain.roles import DataType
-from domain.visibility import Viewer
 from resolvers.auth import principal
 from resolvers.queries import school_ids
 from schema.errors import BadInput, ConsentRequired, GatewayError
@@ -128,7 +127,7 @@ async def _stream(
     if open_stream is None:
         raise LiveUnavailable("subscriptions are served over websockets at /graphql")
     caller = await principal(info.context)
-    viewer = Viewer(caller.supplier_id, caller.roles, caller.school_id)
+    viewer = caller
     start: Cut | None = None
     if after is not None:
         if initial_state:

@@ -16,8 +16,8 @@ from tests.conftest import _SCHEMA, TEST_SETTINGS
 PAGE = """query ($school: OrganisationIdentifierInput, $first: Int) {
   entitlements(first: $first, filter: {school: $school}) { nodes { id status } }
 }"""
-PORTAL = Principal(3, "demo-portal", frozenset({Role.PORTAL}), None)
-SHOP = Principal(1, "demo-shop", frozenset({Role.SELLER}), None)
+PORTAL = Principal(3, frozenset({Role.PORTAL}), supplier_code="demo-portal")
+SHOP = Principal(1, frozenset({Role.SELLER}), supplier_code="demo-shop")
 
 
 def compiler(**kw: Any) -> ReadCompiler:
@@ -87,7 +87,7 @@ def test_what_does_not_compile_falls_back_counted_and_logged(
     query: str, variables: dict[str, Any], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     reads = compiler()
-    operator = Principal(0, "operator", frozenset({Role.OPERATOR}), None)
+    operator = Principal(0, frozenset({Role.OPERATOR}), supplier_code="operator")
     with caplog.at_level(logging.DEBUG, logger="ketenpoort.compiler"):
         found = reads.plan(parse(query), None, operator, variables)
     assert isinstance(found, Fallback)

@@ -63,7 +63,7 @@ def postgres_only(backend: Any) -> None:
 
 async def _principal(session: Any, code: str, role: str) -> Principal:
     supplier_id = await session.scalar(select(Supplier.id).where(Supplier.code == code))
-    return Principal(supplier_id, code, frozenset({Role(role)}), None)
+    return Principal(supplier_id, frozenset({Role(role)}), supplier_code=code)
 
 
 async def _compiled(session: Any, query: str, variables: dict[str, Any], caller: Any) -> Any:
