@@ -103,9 +103,9 @@ class Settings(BaseSettings):
     # Python's cyclic garbage collector (app.py `tune_gc`). Thousands of open
     # subscriptions are hundreds of thousands of long-lived objects; with Python's
     # default young-generation threshold (700) a burst of messages promotes so many
-    # in-flight objects that a full collection (0.7 s at 5,000 subscribers, every
-    # other request waiting) starts in the middle of the burst. 0 keeps Python's
-    # defaults.
+    # in-flight objects that a full collection (every other request waiting; the
+    # pause is in bench/RESULTS.md) starts in the middle of the burst. 0 keeps
+    # Python's defaults.
     gc_young_threshold: int = 50_000
 
     # Activation on PostgreSQL (services/group_commit.py): the clicks a process

@@ -82,8 +82,8 @@ def _recipient_of(scope: Scope, role: Role) -> Any:
     # A probe of the recipient's primary key per entitlement. As `IN (SELECT …)` (or a
     # plain EXISTS) PostgreSQL makes it a semi-join and, for a school's first page,
     # merge-joins from the first recipient row on: every entitlement of the schools
-    # before it (50 ms at 100,000 entitlements, growing with the table; see
-    # bench/RESULTS.md). OFFSET 0 keeps the EXISTS a per-row subplan.
+    # before it, a cost that grows with the table (bench/RESULTS.md, "Figures moved
+    # out of code comments"). OFFSET 0 keeps the EXISTS a per-row subplan.
     return exists(
         select(EntitlementRecipient.entitlement_id)
         .where(
