@@ -1,5 +1,7 @@
 """Dashboards (seed 004, steps 4, 8 and 12): one overview of a school's deliveries
 across all shops, and the same for a board, a shop, a product or a school period.
+One module (about 820 lines): `compiler/dashboard.py` builds its compiled reads from
+these same statement builders, so each figure's SQL has one source.
 
 Every figure is one SQL statement that groups in the database. Entitlement figures
 read `entitlement_summary` and the activation curve reads `licence_day_summary`,

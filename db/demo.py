@@ -1,4 +1,5 @@
-"""A realistic demo of the chain, loaded into an empty (migrated) database.
+"""A realistic demo of the chain, loaded into an empty (migrated) database. One
+module (about 480 lines): one reproducible data set, read top to bottom.
 
 One board with schools in the hybrid RIO situation (a BRIN6 shared by a
 provider and a location, a provider under two boards), a school year with

@@ -1,5 +1,6 @@
 """Reading the event table as one ordered stream (DOMAIN.md §8): the SQL behind
-live subscriptions.
+live subscriptions. One module (about 460 lines): every statement here relies on the
+position rule below, which is stated once.
 
 Position. Every event has a position (`tx_id`, `id`) that all readers see in the
 same order, and nothing can later appear behind a position a reader has passed:

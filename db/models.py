@@ -1,4 +1,6 @@
-"""The relational model of the whole chain (DOMAIN.md sections 2 to 8).
+"""The relational model of the whole chain (DOMAIN.md sections 2 to 8). One module
+(about 700 lines): the tables refer to each other, and Alembic compares them as one
+metadata.
 
 Organisations are stored once per RIO level with their primary id on the row and
 any number of secondary identifiers beside it; persons are stored once per
