@@ -21,7 +21,7 @@ from db import activation as store
 from db.activation import ActivationRequest
 from db.idempotency import ReferenceConflict, request_hash
 from db.models import Entitlee, ProcessedMessage
-from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
+from domain.errors import FieldError, StatusCode, ValidationFailed
 from domain.identifiers import (
     IdentifierError,
     OrgLevel,
@@ -50,8 +50,9 @@ from schema.lookups import OrganisationIdentifierInput
 from schema.payloads import error_payload
 from schema.types import Connection, Licence
 from services import activation
+from services import licences as licence_service
 from services.unit_of_work import Answered, Click, Reference
-from services.writes import actor, run_write
+from services.writes import actor
 
 
 async def login_school(
@@ -271,54 +272,29 @@ async def _in_transaction(context: Any, click: Click) -> Answered:
 # --- block / unblock one licence ------------------------------------------------------------
 
 
-def _unknown(licence_id: Any) -> DomainError:
-    return DomainError(
-        StatusCode.ENTITLEMENT_UNKNOWN, f"licence {licence_id} is unknown", field="licenceId"
-    )
-
-
 async def change(
     info: Info, input: LicenceStepInput, action: LicenceAction
 ) -> LicenceChangePayload:
-
     context = info.context
     caller = await principal(context)
     try:
         licence_id = int(input.licence_id)
     except (TypeError, ValueError):
-        return error_payload(_unknown(input.licence_id))
-    day = today()
-
-    async def work(session: Any) -> dict[str, Any]:
-        locked = await licences.lock_licence(session, licence_id)
-        # The seller of the entitlement's delivery, or the product's licence office;
-        # anyone else is told the licence does not exist (code 40), never that it does.
-        if locked is None:
-            raise _unknown(licence_id)
-        if caller.is_operator:
-            role = Role.OPERATOR
-        elif caller.has(Role.SELLER) and locked.seller_id == caller.supplier_id:
-            role = Role.SELLER
-        elif caller.has(Role.LICENSOR) and locked.publisher_id == caller.supplier_id:
-            role = Role.LICENSOR
-        else:
-            raise _unknown(licence_id)
-        row = await licences.change_licence(session, locked, action, actor(caller, role.value), day)
-        return {"licenceId": row.id}
-
+        return error_payload(licence_service.unknown_licence(input.licence_id))
     try:
-        answer, replayed = await run_write(
+        pk, replayed = await licence_service.change(
             context.db,
             caller,
-            f"licence{action.value.title()}",
+            licence_id,
+            action,
             input.reference_id,
             lambda: strawberry.asdict(input),
-            work,
+            today(),
             context.fresh_loaders,
         )
     except REFUSED as error:
         return refusal(error, input.reference_id)
-    row = await context.loaders.licence.load(answer["licenceId"])
+    row = await context.loaders.licence.load(pk)
     return LicenceChanged(licence=Licence.from_row(row), replayed=replayed)
 
 
