@@ -101,7 +101,7 @@ def _recipient_of(scope: Scope, role: Role) -> Any:
 def _entitlement_conditions(scope: Scope, data_type: DataType | None) -> list[Any]:
     """Per role of the caller, SQL on `Entitlement`: it takes part in it; with a
     `data_type`, recipients also need the school's consent for it."""
-    conditions = []
+    conditions: list[Any] = []
     for role in scope.roles:
         if role == Role.SELLER:
             conditions.append(

@@ -4,6 +4,7 @@ periods, subjects and groups."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,7 +37,7 @@ async def components_for(session: AsyncSession, ids: list[int]) -> dict[int, lis
 
 def product_list_statement(
     *, type: ProductType | None, publisher_id: int | None, name_contains: str | None
-) -> Select[tuple[Product]]:
+) -> Select[Any]:
     statement = select(Product)
     if type is not None:
         statement = statement.where(Product.type == type.value)

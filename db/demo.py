@@ -433,9 +433,9 @@ async def load_demo(
         ]
         if seller.id != product.publisher_id:
             recipients.insert(0, (publisher, RecipientRole.LICENSOR))
-        for receiver, role in recipients:
+        for receiver, recipient_role in recipients:
             state = RecipientState.PENDING
-            if status != EntitlementStatus.ENTITLED and role == RecipientRole.LICENSOR:
+            if status != EntitlementStatus.ENTITLED and recipient_role == RecipientRole.LICENSOR:
                 state = RecipientState.CONFIRMED
             if (
                 status
@@ -444,11 +444,11 @@ async def load_demo(
                     EntitlementStatus.CANCELLED,
                     EntitlementStatus.BLOCKED,
                 )
-                and role == RecipientRole.PORTAL
+                and recipient_role == RecipientRole.PORTAL
             ):
                 state = RecipientState.CONFIRMED
             failure = None
-            if status == EntitlementStatus.PROVISIONED and role == RecipientRole.PORTAL:
+            if status == EntitlementStatus.PROVISIONED and recipient_role == RecipientRole.PORTAL:
                 # The portal does not know the group yet (code 7): a delivery that is
                 # stuck, as dashboards should show.
                 state, failure = RecipientState.FAILED, 7
@@ -456,7 +456,7 @@ async def load_demo(
                 EntitlementRecipient(
                     entitlement_id=entitlement.id,
                     supplier_id=receiver.id,
-                    role=role.value,
+                    role=recipient_role.value,
                     state=state.value,
                     failure_code=failure,
                     failure_message="group 1A unknown in the portal" if failure else None,

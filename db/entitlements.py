@@ -23,7 +23,7 @@ def entitlement_list_statement(
     statuses: list[EntitlementStatus] | None = None,
     variant: Variant | None = None,
     today: date | None = None,
-) -> Select[tuple[Entitlement]]:
+) -> Select[Any]:
     """A status filter matches the status as shown (`effective_status`: ENDED is
     derived, past the activation period), the same SQL the compiled reads use."""
     statement = select(Entitlement)
@@ -82,7 +82,7 @@ def licence_list_statement(
     entitlement_ids: list[int] | None = None,
     status: LicenceStatus | None = None,
     today: date | None = None,
-) -> Select[tuple[Licence]]:
+) -> Select[Any]:
     statement = select(Licence)
     if school_ids is not None:
         statement = statement.where(Licence.school_id.in_(school_ids))
@@ -177,5 +177,6 @@ async def entitlements_for_persons(
     )
     found: dict[int, list[Entitlement]] = defaultdict(list)
     for person_id, entitlement in rows:
-        found[person_id].append(entitlement)
+        if person_id is not None:  # the join on person_id IN (ids) never gives None
+            found[person_id].append(entitlement)
     return found

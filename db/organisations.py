@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,7 +98,7 @@ async def related(
 
 def list_statement(
     *, level: OrgLevel | None, name_contains: str | None, board_id: int | None
-) -> Select[tuple[Organisation]]:
+) -> Select[Any]:
     statement = select(Organisation)
     if level is not None:
         statement = statement.where(Organisation.level == level.value)

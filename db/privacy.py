@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -30,7 +31,7 @@ from db.outbox import Actor, audit
 
 def trail_statement(
     school_id: int, since: datetime | None, until: datetime | None
-) -> Select[tuple[AuditLog]]:
+) -> Select[Any]:
     statement = select(AuditLog).where(AuditLog.school_id == school_id)
     if since is not None:
         statement = statement.where(AuditLog.at >= since)
@@ -40,7 +41,7 @@ def trail_statement(
 
 
 async def record_reads(
-    session: AsyncSession, actor: Actor, reads: Iterable[tuple[int | None, str, str, str]]
+    session: AsyncSession, actor: Actor, reads: Iterable[tuple[int | None, str, str, str | None]]
 ) -> None:
     """One audit row per (school, action, object) read in a request."""
     rows = [
@@ -60,39 +61,41 @@ async def record_reads(
         await session.execute(AuditLog.__table__.insert(), rows)
 
 
+async def _affected(session: AsyncSession, statement: Any) -> int:
+    """Run a DELETE or UPDATE; the number of rows it changed."""
+    # A DML statement's result is a CursorResult (execute() is typed as any Result).
+    result = cast("CursorResult[Any]", await session.execute(statement))
+    return result.rowcount
+
+
 async def erase_person(
     session: AsyncSession, person_id: int, actor: Actor, reason: str
 ) -> dict[str, Any]:
-    schools = list(
+    schools: list[int | None] = list(
         await session.scalars(
             select(Enrolment.school_id).where(Enrolment.person_id == person_id).distinct()
         )
     )
-    counts = {}
-    counts["identifiers"] = (
-        await session.execute(
-            delete(PersonIdentifier).where(PersonIdentifier.person_id == person_id)
-        )
-    ).rowcount
-    counts["enrolments"] = (
-        await session.execute(delete(Enrolment).where(Enrolment.person_id == person_id))
-    ).rowcount
-    counts["groupMemberships"] = (
-        await session.execute(delete(GroupMembership).where(GroupMembership.person_id == person_id))
-    ).rowcount
-    counts["subjectEnrolments"] = (
-        await session.execute(
-            delete(SubjectEnrolment).where(SubjectEnrolment.person_id == person_id)
-        )
-    ).rowcount
-    counts["namedEntitlements"] = (
-        await session.execute(delete(Entitlee).where(Entitlee.person_id == person_id))
-    ).rowcount
-    counts["licencesAnonymised"] = (
-        await session.execute(
-            update(Licence).where(Licence.person_id == person_id).values(person_id=None)
-        )
-    ).rowcount
+    counts = {
+        "identifiers": await _affected(
+            session, delete(PersonIdentifier).where(PersonIdentifier.person_id == person_id)
+        ),
+        "enrolments": await _affected(
+            session, delete(Enrolment).where(Enrolment.person_id == person_id)
+        ),
+        "groupMemberships": await _affected(
+            session, delete(GroupMembership).where(GroupMembership.person_id == person_id)
+        ),
+        "subjectEnrolments": await _affected(
+            session, delete(SubjectEnrolment).where(SubjectEnrolment.person_id == person_id)
+        ),
+        "namedEntitlements": await _affected(
+            session, delete(Entitlee).where(Entitlee.person_id == person_id)
+        ),
+        "licencesAnonymised": await _affected(
+            session, update(Licence).where(Licence.person_id == person_id).values(person_id=None)
+        ),
+    }
     await session.execute(update(Person).where(Person.id == person_id).values(erased_at=func.now()))
     for school_id in schools or [None]:
         await audit(

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -34,6 +34,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     and_,
     bindparam,
@@ -397,7 +398,7 @@ async def record_batches(
             .with_for_update()
         )
     )
-    table = PushEndpoint.__table__
+    table = cast(Table, PushEndpoint.__table__)
     marks = [{"b_id": key, "b_since": since} for key, since in waiting.items() if key in held]
     if marks:
         await session.execute(

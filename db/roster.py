@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -219,7 +219,7 @@ async def _upsert_subjects(
         ids.update({code: id_ for id_, code in rows})
     if renamed:
         conn = await session.connection()
-        table = SchoolSubject.__table__
+        table = cast(Table, SchoolSubject.__table__)
         await conn.execute(
             update(table).where(table.c.id == bindparam("_id")).values(name=bindparam("_name")),
             [{"_id": ids[s.code], "_name": s.name} for s in renamed],
@@ -261,7 +261,7 @@ async def _upsert_groups(
         ids.update({code: id_ for id_, code in rows})
     if changed:
         conn = await session.connection()
-        table = TeachingGroup.__table__
+        table = cast(Table, TeachingGroup.__table__)
         await conn.execute(
             update(table)
             .where(table.c.id == bindparam("_id"))
@@ -356,7 +356,7 @@ async def upsert(
         await session.execute(insert(PersonIdentifier), identifier_rows)
     if sector_rows:
         conn = await session.connection()
-        table = Person.__table__
+        table = cast(Table, Person.__table__)
         await conn.execute(
             update(table).where(table.c.id == bindparam("_id")).values(sector=bindparam("_sector")),
             sector_rows,

@@ -47,7 +47,6 @@ from schema.activation import (
     LicenceStepInput,
 )
 from schema.lookups import OrganisationIdentifierInput
-from schema.payloads import error_payload
 from schema.types import Connection, Licence
 from services import activation
 from services import licences as licence_service
@@ -230,7 +229,7 @@ async def activate(info: Info, input: LicenceActivateInput) -> LicenceActivatePa
     caller = await principal(context)
     request = await _request(context, caller, input)
     if isinstance(request, ValidationFailed):
-        return error_payload(request)
+        return refusal(request, None)
     role = Role.OPERATOR if caller.is_operator else Role.LICENSOR
     reference = (
         Reference(
@@ -280,7 +279,7 @@ async def change(
     try:
         licence_id = int(input.licence_id)
     except (TypeError, ValueError):
-        return error_payload(licence_service.unknown_licence(input.licence_id))
+        return refusal(licence_service.unknown_licence(input.licence_id), None)
     try:
         pk, replayed = await licence_service.change(
             context.db,

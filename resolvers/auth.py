@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.websockets import WebSocket
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
@@ -33,7 +34,7 @@ async def principal(context: Context) -> Principal:
     if context.limiter is not None:
         wait = await context.limiter.acquire(caller.supplier_code)
         if wait:
-            if context.response is not None and hasattr(context.response, "status_code"):
+            if context.response is not None and not isinstance(context.response, WebSocket):
                 context.response.status_code = 429
                 context.response.headers["Retry-After"] = str(max(1, round(wait)))
             raise RateLimited(

@@ -13,6 +13,7 @@ from domain.errors import DomainError, StatusCode
 from domain.identifiers import OrgLevel
 from resolvers import lookup
 from resolvers.auth import Principal, principal
+from resolvers.writes import refusal
 from schema.consent import (
     DataExchange,
     DataExchangeChanged,
@@ -25,7 +26,6 @@ from schema.consent import (
 )
 from schema.errors import BadInput, Forbidden
 from schema.lookups import OrganisationIdentifierInput
-from schema.payloads import error_payload
 from services import consent as service
 
 
@@ -60,14 +60,14 @@ async def activate(info: Info, input: DataExchangeInput) -> DataExchangePayload:
     try:
         service.check_receiver(input.role, input.data_type)
     except DomainError as error:
-        return error_payload(error)
+        return refusal(error, None)
     caller, school_id = await school_for_admin(info, input.school)
     try:
         row, changed = await service.activate_exchange(
             info.context.db, caller, school_id, input.supplier_code, input.role, input.data_type
         )
     except DomainError as error:
-        return error_payload(error)
+        return refusal(error, None)
     return DataExchangeChanged(data_exchange=DataExchange.from_row(row), changed=changed)
 
 
@@ -79,7 +79,7 @@ async def revoke(info: Info, input: DataExchangeInput) -> DataExchangePayload:
             info.context.db, caller, school_id, input.supplier_code, input.role, input.data_type
         )
     except DomainError as error:
-        return error_payload(error)
+        return refusal(error, None)
     return DataExchangeChanged(data_exchange=DataExchange.from_row(row), changed=True)
 
 
@@ -97,5 +97,5 @@ async def register(info: Info, input: ProcessingAgreementInput) -> ProcessingAgr
             input.valid_until,
         )
     except DomainError as error:
-        return error_payload(error)
+        return refusal(error, None)
     return ProcessingAgreementRegistered(processing_agreement=ProcessingAgreement.from_row(row))

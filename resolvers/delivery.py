@@ -29,7 +29,6 @@ from schema.delivery import (
     EntitlementStepInput,
 )
 from schema.errors import BadInput, entitlement_consent_required
-from schema.payloads import error_payload
 from schema.types import Entitlement
 from services import delivery as service
 from services.delivery import Change
@@ -132,7 +131,7 @@ async def _step(
     # CONSENT_REQUIRED, not the stored or current entitlement.
     changed = await _read_entitlement(info, pk, audit=replayed)
     if changed is None:
-        return error_payload(service.unknown_entitlement(pk))
+        return refusal(service.unknown_entitlement(pk), None)
     return EntitlementChanged(entitlement=changed, replayed=replayed)
 
 

@@ -44,9 +44,9 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import Info
 
 from domain.privacy import contains_pgn, number_holds_pgn, redact_pgns
+from resolvers.writes import refusal
 from schema.errors import BadInput
 from schema.lookups import OrganisationIdentifierInput
-from schema.payloads import error_payload
 from schema.privacy import AuditEntry, PersonErased, PersonEraseInput, PersonErasePayload
 from schema.types import Connection
 
@@ -215,9 +215,9 @@ async def erase(info: Info, input: PersonEraseInput) -> PersonErasePayload:
     school = (identifier.school.scheme, identifier.school.value) if identifier.school else None
     found = await lookup.find_person(info.context.db, identifier.scheme, identifier.value, school)
     if not isinstance(found, lookup.PersonFound):
-        return error_payload(
+        return refusal(
             DomainError(StatusCode.PERSON_UNKNOWN, "no such person", field="identifier")
-        )
+        , None)
     person_id = found.row.id
     erased = await service.erase(info.context.db, caller, person_id, input.reason)
     return PersonErased(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import strawberry
 from strawberry.types import Info
 
 from db import events, suppliers
@@ -23,10 +24,9 @@ from domain.identifiers import OrgLevel
 from domain.roles import Role
 from resolvers import lookup
 from resolvers.auth import Principal, principal
-from resolvers.writes import actor
+from resolvers.writes import actor, refusal
 from schema.errors import BadInput
 from schema.lookups import OrganisationIdentifierInput
-from schema.payloads import error_payload
 from schema.push import (
     PushEndpoint,
     PushEndpointChangeInput,
@@ -111,7 +111,7 @@ async def register(info: Info, input: PushEndpointInput) -> PushEndpointPayload:
         kinds = [k.value for k in input.kinds] if input.kinds is not None else None
         check_registration(
             url=input.url,
-            auth=input.auth.value,
+            auth=input.auth.name,
             secret=input.secret,
             token_url=input.token_url,
             client_id=input.client_id,
@@ -130,7 +130,7 @@ async def register(info: Info, input: PushEndpointInput) -> PushEndpointPayload:
                 session,
                 supplier_id=supplier_id,
                 url=input.url,
-                auth=input.auth.value,
+                auth=input.auth.name,
                 token_url=input.token_url,
                 client_id=input.client_id,
                 scope=input.scope,
@@ -149,7 +149,7 @@ async def register(info: Info, input: PushEndpointInput) -> PushEndpointPayload:
                 detail={"url": input.url, "auth": input.auth.value, "supplierId": supplier_id},
             )
     except DomainError as error:
-        return error_payload(error)
+        return refusal(error, None)
     _poke(info, row.id)
     return PushEndpointSaved(endpoint=PushEndpoint.from_row(row))
 
@@ -210,7 +210,7 @@ async def change(info: Info, input: PushEndpointChangeInput) -> PushEndpointPayl
                 detail={"changed": changed, "url": row.url},
             )
     except DomainError as error:
-        return error_payload(error)
+        return refusal(error, None)
     _poke(info, row.id)
     return PushEndpointSaved(endpoint=PushEndpoint.from_row(row))
 
@@ -234,7 +234,7 @@ async def retry_now(info: Info, endpoint_id: Any) -> PushEndpointPayload:
                 row.id,
             )
     except DomainError as error:
-        return error_payload(error)
+        return refusal(error, None)
     _poke(info, row.id)
     return PushEndpointSaved(endpoint=PushEndpoint.from_row(row))
 
@@ -255,9 +255,9 @@ async def remove(info: Info, endpoint_id: Any) -> PushEndpointRemovePayload:
                 detail={"url": current.url},
             )
     except DomainError as error:
-        return error_payload(error)
+        return refusal(error, None)
     _poke(info)
-    return PushEndpointRemoved(id=str(current.id))
+    return PushEndpointRemoved(id=strawberry.ID(str(current.id)))
 
 
 async def request_seed(
@@ -283,7 +283,7 @@ async def request_seed(
                 school_id=found.row.id,
             )
     except DomainError as error:
-        return error_payload(error)
+        return refusal(error, None)
     _poke(info, current.id)
     return PushSeedRequested(seed=PushSeed.from_row(row))
 

@@ -385,6 +385,7 @@ async def load_person(info: Info, pk: int | None, school_pk: int | None) -> Pers
     answer, row = await info.context.loaders.person.load(pk) or (None, None)
     match disclose(answer):
         case Disclosure.SHOWN:
+            assert row is not None  # shown: the loader read the row
             info.context.record_read(school_pk, "read.persons", "person")
             return Person.from_row(row)
         case Disclosure.CONSENT_REQUIRED:

@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import strawberry
-from graphql import GraphQLError, ValidationRule
-from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, ValidationCache
+from graphql import ASTValidationRule, GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
 
 from resolvers.api.activation import ActivationMutation, ActivationQuery
 from resolvers.api.consent import ConsentMutation, ConsentQuery
@@ -45,10 +51,11 @@ MUTATION_PARTS: tuple[type, ...] = (
 )
 SUBSCRIPTION_PARTS: tuple[type, ...] = (LiveSubscription,)
 
+#: A schema extension: its class, or a function that makes one.
+Extension = type[SchemaExtension] | Callable[[], SchemaExtension]
 
-def _root(name: str, parts: tuple[type, ...], description: str) -> type | None:
-    if not parts:
-        return None
+
+def _root(name: str, parts: tuple[type, ...], description: str) -> type:
     return strawberry.type(type(name, parts, {}), description=description)
 
 
@@ -81,15 +88,15 @@ def _visible(error: GraphQLError) -> bool:
 
 def build_schema(
     *,
-    validation_rules: Sequence[type[ValidationRule]] = (),
-    extensions: Sequence[Callable[[], object]] = (),
+    validation_rules: Sequence[type[ASTValidationRule]] = (),
+    extensions: Sequence[Extension] = (),
 ) -> strawberry.Schema:
     """The schema with the BSN guard and error masking; `validation_rules` and
     `extensions` are the limits the transport applies (made once per schema, so
     that a repeated operation text has the same rules every time and its
     validation is answered from the cache)."""
     rules = list(validation_rules)
-    chain: list[object] = [
+    chain: list[Extension] = [
         # Integrations send the same few operations again and again (a licence office
         # sends one licenceActivate text for every click): parse and validate each
         # text once. Bounded, so unique texts cannot grow memory.
@@ -108,7 +115,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=chain,
-    )  # type: ignore[arg-type]
+    )
 
 
 schema = build_schema()
