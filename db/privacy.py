@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, Table, delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,7 +58,7 @@ async def record_reads(
     if rows:
         # Core's executemany: one statement for every row (the ORM's bulk insert
         # sent one statement per row whenever a row's NULLs differed from the last).
-        await session.execute(AuditLog.__table__.insert(), rows)
+        await session.execute(cast(Table, AuditLog.__table__).insert(), rows)
 
 
 async def _affected(session: AsyncSession, statement: Any) -> int:
