@@ -101,7 +101,8 @@ async def _person(
 
 def _memberships_statement() -> Any:
     """The person's schools (S), groups (G) and subjects (J) in periods containing today."""
-    person, day = bindparam("person_id"), bindparam("today")
+    person: Any = bindparam("person_id")
+    day: Any = bindparam("today")
     current = and_(SchoolPeriod.start_date <= day, SchoolPeriod.end_date >= day)
     schools = (
         select(literal("S").label("k"), Enrolment.school_id.label("v"))
@@ -176,8 +177,8 @@ def _candidates_statement(with_code: bool) -> Any:
     """Candidate entitlements on the product (or a set/combi containing it): open ones
     of the login school, individual ones naming the person, the one whose code was
     entered."""
-    product_ids = bindparam("product_ids", expanding=True)
-    person = bindparam("person_id")
+    product_ids: Any = bindparam("product_ids", expanding=True)
+    person: Any = bindparam("person_id")
     open_entitlement = aliased(Entitlement)
     by_person, by_code, named_entitlee = aliased(Entitlee), aliased(Entitlee), aliased(Entitlee)
     branches = [

@@ -203,7 +203,12 @@ async def _register(
     persons = sorted({gathered[i].person[0] for i in wanting})  # type: ignore[index]
     products = sorted({p for i in wanting for p in clicks[i].request.product.ids})
     entitlees = sorted(
-        {extra.entitlee_id for i in wanting for _, extra in gathered[i].candidates} - {None}  # type: ignore[arg-type]
+        {
+            extra.entitlee_id
+            for i in wanting
+            for _, extra in gathered[i].candidates
+            if extra.entitlee_id is not None
+        }
     )
     held, codes = await store.current(persons, products, entitlees)
 
