@@ -47,7 +47,7 @@ async def isolated(calls: int, rounds: int) -> None:
     class Noted:
         observed = ("Products", "ok", None)
         caller = Caller()
-        _supplier = None
+        principal = None
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         scope.setdefault("state", {})["gateway_context"] = Noted()

@@ -242,7 +242,7 @@ class ReadCompiler:
         answer without I/O once the caller is known)."""
         definition = field_def.extensions.get("strawberry-definition")
         for permission_class in getattr(definition, "permission_classes", None) or []:
-            context = SimpleNamespace(_supplier=caller)
+            context = SimpleNamespace(principal=caller)
             info = SimpleNamespace(context=context)
             steps = permission_class().has_permission(None, info)  # type: ignore[arg-type]
             try:

@@ -62,7 +62,7 @@ def request_id_of(scope: Scope) -> str:
 
 def _role(context: Any) -> tuple[str | None, str]:
     """(supplier, role label) of the caller as far as the request got."""
-    principal = getattr(context, "_supplier", None)
+    principal = getattr(context, "principal", None)
     if principal is not None:
         roles = principal.roles
         supplier = principal.supplier_code

@@ -24,8 +24,8 @@ from schema.errors import Forbidden, RateLimited, Unauthenticated
 
 async def principal(context: Context) -> Principal:
     """Resolve (once per request) the caller's supplier; raise when unknown."""
-    if context._supplier is not None:
-        return context._supplier  # type: ignore[no-any-return]
+    if context.principal is not None:
+        return context.principal
     if context.caller is None:
         if context.response is not None and hasattr(context.response, "status_code"):
             context.response.status_code = 401
@@ -76,7 +76,7 @@ async def principal(context: Context) -> Principal:
         supplier_code=caller.supplier_code,
         school=caller.school,
     )
-    context._supplier = found
+    context.principal = found
     return found
 
 

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from domain.roles import Role
+from domain.roles import Principal, Role
 from settings import Settings
 
 T = TypeVar("T")
@@ -131,7 +131,8 @@ class Context:
     reads: set[tuple[int | None, str, str, str | None]] = field(default_factory=set)
     db: Database = field(init=False)
     _loaders: Any = field(default=None, init=False)
-    _supplier: Any = field(default=None, init=False)
+    #: The authenticated caller, once `resolvers.auth.principal` resolved it.
+    principal: Principal | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.db = Database(self.sessionmaker)
@@ -146,7 +147,7 @@ class Context:
 
     def scope(self) -> Any:
         """The consent scope of the resolved caller (None before authentication)."""
-        return self._supplier.scope if self._supplier is not None else None
+        return self.principal.scope if self.principal is not None else None
 
     def record_read(
         self, school_id: int | None, action: str, object_type: str, object_id: Any = None
@@ -161,11 +162,11 @@ class Context:
         """End of request: write the read audit rows (own short transaction, so a
         read-only request stays read-only until its answer is complete), close."""
         await self.db.close()
-        if self.reads and self._supplier is not None:
+        if self.reads and self.principal is not None:
             from db.outbox import Actor
             from db.privacy import record_reads
 
-            caller = self._supplier
+            caller = self.principal
             role = "operator" if caller.is_operator else ",".join(sorted(caller.roles))
             reads = sorted(self.reads, key=lambda r: (r[0] or 0, r[1], r[2], r[3] or ""))
             self.reads.clear()

@@ -35,7 +35,7 @@ async def check_compiled(
     as the resolvers did (`result`, `context.reads`): "compiled" or "fallback"."""
     from compiler import Fallback
 
-    caller = context._supplier
+    caller = context.principal
     if caller is None:  # not authenticated: the gateway never asks the compiler
         return "fallback"
     try:
