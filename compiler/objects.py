@@ -363,8 +363,9 @@ def _visible_entitlement(c: Compiler, a: str, details: Details) -> str:
 
 
 def _delivery_totals(c: Compiler, a: str, details: Details) -> str:
-    """`resolvers.delivery.delivery_totals`: `db.delivery_reads.totals_statements` embedded
-    for the one delivery (zeros when it has no entitlements)."""
+    """`Delivery.totals` (schema/delivery.py, through the `delivery_totals` loader):
+    `db.delivery_reads.totals_statements` embedded for the one delivery (zeros when it
+    has no entitlements)."""
     from sqlalchemy import ARRAY, BigInteger
 
     from compiler.dashboard import _fields
