@@ -40,6 +40,21 @@ def actor(principal: Principal, role: str) -> Actor:
     return Actor(principal.supplier_id, role)
 
 
+ATTEMPTS = 3
+
+
+async def _retried(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt` (one transaction) again when it hit a unique constraint, at most
+    ATTEMPTS times; the last IntegrityError is raised."""
+    for number in range(ATTEMPTS):
+        try:
+            return await attempt()
+        except IntegrityError:
+            if number == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def run_once(
     db: Transactions,
     principal: Principal,
@@ -53,27 +68,25 @@ async def run_once(
 
     Returns (answer, replayed). Raises `ReferenceConflict` for a reused reference
     with a different message, and whatever `work` raises (rolled back). `changed`
-    is called when `work` ran (the request's loaders forget their rows)."""
+    is called when `work` ran (the request's loaders forget their rows). A parallel
+    duplicate that claimed the reference first makes the claim fail: the next
+    attempt finds its stored answer."""
     digest = request_hash(message)
     supplier_id = principal.supplier_id
-    for attempt in range(3):
-        try:
-            async with db.transaction() as session:
-                stored = await replay(session, supplier_id, operation, reference_id, digest)
-                if stored is not None:
-                    return stored, True
-                await remember(session, supplier_id, operation, reference_id, digest, {})
-                answer = await work(session)
-                await idempotency.answer(session, supplier_id, operation, reference_id, answer)
-                if changed is not None:
-                    changed()
-                return answer, False
-        except IntegrityError:
-            # A parallel duplicate claimed the reference first; the next attempt
-            # finds its stored answer. Any other integrity error repeats and is raised.
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+
+    async def attempt() -> tuple[dict[str, Any], bool]:
+        async with db.transaction() as session:
+            stored = await replay(session, supplier_id, operation, reference_id, digest)
+            if stored is not None:
+                return stored, True
+            await remember(session, supplier_id, operation, reference_id, digest, {})
+            answer = await work(session)
+            await idempotency.answer(session, supplier_id, operation, reference_id, answer)
+            if changed is not None:
+                changed()
+            return answer, False
+
+    return await _retried(attempt)
 
 
 async def run_write(
@@ -86,22 +99,20 @@ async def run_write(
     changed: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """`run_once` when the sender gave a reference id (``message()`` builds what is
-    hashed, only then); otherwise one transaction, retried (at most three times)
-    when a concurrent writer made it hit a unique constraint, so `work` must re-read
-    what it decides on (a double click finds the licence the first click created)."""
+    hashed, only then); otherwise one transaction, retried when a concurrent writer
+    made it hit a unique constraint, so `work` must re-read what it decides on (a
+    double click finds the licence the first click created)."""
     if reference_id is not None:
         return await run_once(db, principal, operation, reference_id, message(), work, changed)
-    for attempt in range(3):
-        try:
-            async with db.transaction() as session:
-                answer = await work(session)
-            if changed is not None:
-                changed()
-            return answer, False
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+
+    async def attempt() -> tuple[dict[str, Any], bool]:
+        async with db.transaction() as session:
+            answer = await work(session)
+        if changed is not None:
+            changed()
+        return answer, False
+
+    return await _retried(attempt)
 
 
 __all__ = ["ReferenceConflict", "Transactions", "actor", "run_once", "run_write"]

@@ -13,13 +13,14 @@ fresh interpreter, which must not load SQLAlchemy.
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.gateway.test_layering import imported
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,16 +38,6 @@ def layer_of_module(name: str) -> str | None:
     gateway, live, …)."""
     as_path = name.replace(".", "/")
     return next((layer for layer in LINE if (as_path + "/").startswith(layer + "/")), None)
-
-
-def imported(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
 
 
 MODULES = sorted(path for layer in LINE for path in (ROOT / layer).rglob("*.py"))
