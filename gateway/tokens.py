@@ -15,7 +15,7 @@ from functools import cached_property
 import jwt
 
 from domain.roles import Role
-from resolvers.context import Caller
+from resolvers.context import TokenClaims
 from settings import Settings
 
 
@@ -58,7 +58,7 @@ class TokenVerifier:
                 return key.key
         raise TokenError(f"no signing key with kid {kid!r} in the configured JWKS")
 
-    def verify(self, authorization: str | None) -> Caller:
+    def verify(self, authorization: str | None) -> TokenClaims:
         if not authorization:
             raise TokenError("missing bearer token: send 'Authorization: Bearer <jwt>'")
         scheme, _, token = authorization.partition(" ")
@@ -121,7 +121,7 @@ def check_lifetime(claims: dict[str, object], ceiling: int) -> None:
 MAX_SCHOOL_CLAIM = 64
 
 
-def caller_from_claims(claims: dict[str, object]) -> Caller:
+def caller_from_claims(claims: dict[str, object]) -> TokenClaims:
     raw_scope = claims.get("scope", "")
     scopes = raw_scope.split() if isinstance(raw_scope, str) else list(raw_scope or [])  # type: ignore[call-overload]
     roles = set()
@@ -142,7 +142,7 @@ def caller_from_claims(claims: dict[str, object]) -> Caller:
         )
     if Role.SCHOOL in roles and not school:
         raise TokenError("a token with the school scope must carry a `school` claim")
-    return Caller(
+    return TokenClaims(
         supplier_code=str(claims["sub"]),
         roles=frozenset(roles),
         token_id=str(claims["jti"]),

@@ -34,10 +34,12 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Caller:
+class TokenClaims:
     """Who is calling, as the verified bearer token says (gateway/tokens.py): a
     supplier with the roles its token grants. A school administrator's token names
-    the school (`school`, any RIO id of it)."""
+    the school (`school`, any RIO id of it). Not yet the caller: `resolvers.auth`
+    resolves it against the registered suppliers into the `Principal` every layer
+    uses."""
 
     supplier_code: str
     roles: frozenset[Role]
@@ -118,7 +120,7 @@ class Context:
     sessionmaker: async_sessionmaker[AsyncSession] | Callable[[], AsyncSession]
     request: Request | WebSocket | None = None
     response: Response | WebSocket | None = None
-    caller: Caller | None = None
+    caller: TokenClaims | None = None
     auth_error: str | None = None
     limiter: Any = None
     supplier_cache: Any = None
