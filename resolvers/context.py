@@ -20,15 +20,18 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from domain.roles import Principal, Role
+from domain.roles import Principal, Role, Scope
 from settings import Settings
+
+if TYPE_CHECKING:
+    from resolvers.loaders import Loaders
 
 T = TypeVar("T")
 
@@ -132,7 +135,7 @@ class Context:
     reference_cache: Any = None
     reads: set[tuple[int | None, str, str, str | None]] = field(default_factory=set)
     db: Database = field(init=False)
-    _loaders: Any = field(default=None, init=False)
+    _loaders: Loaders | None = field(default=None, init=False)
     #: The authenticated caller, once `resolvers.auth.principal` resolved it.
     principal: Principal | None = field(default=None, init=False)
 
@@ -140,14 +143,15 @@ class Context:
         self.db = Database(self.sessionmaker)
 
     @property
-    def loaders(self) -> Any:
+    def loaders(self) -> Loaders:
+        """The request's DataLoaders (made when first asked for)."""
         if self._loaders is None:
             from resolvers.loaders import Loaders
 
             self._loaders = Loaders(self.db, self.scope)
         return self._loaders
 
-    def scope(self) -> Any:
+    def scope(self) -> Scope | None:
         """The consent scope of the resolved caller (None before authentication)."""
         return self.principal.scope if self.principal is not None else None
 
