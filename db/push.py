@@ -317,7 +317,7 @@ async def share(
     """Say that `owner` delivers until `until`, forget processes not seen for `grace`
     seconds past their time, and return this process's share of the enabled
     endpoints: all of them divided by the processes that deliver now, rounded up."""
-    table = PushProcess.__table__
+    table = cast(Table, PushProcess.__table__)
     await session.execute(
         delete(table).where(table.c.seen_until < now - timedelta(seconds=grace))
     )
