@@ -19,6 +19,7 @@ from strawberry.http.ides import get_graphql_ide_html
 
 from db.engine import create_engine, create_sessionmaker
 from db.pg import connect_arguments
+from gateway import errors as gateway_errors
 from gateway import graphiql as graphiql_page
 from gateway import logging as request_logging
 from gateway import metrics, shared, tracing
@@ -106,6 +107,7 @@ def create_app(
         current_sessionmaker,
         verifier=graphql.verifier,
         token_error=TokenError,
+        errors=gateway_errors,
         limiter=graphql.limiter,
         supplier_cache=graphql.supplier_cache,
     )

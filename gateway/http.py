@@ -206,6 +206,11 @@ class CompiledFront:
                 response.status_code, response.headers = saved
             FALLBACK.inc()
             return None
+        # The caller's lookup may have opened the request's session (a transaction on
+        # a pooled connection): hand it back before taking the compiled statement's,
+        # so that a request never holds two connections at once (a full pool, or a
+        # PgBouncer pool, would otherwise wait on itself). A fallback opens it again.
+        await context.db.close()
         try:
             variables = execution.variables or {}
             plan = self.compiler.plan(

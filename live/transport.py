@@ -47,7 +47,6 @@ from graphql import GraphQLError
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from gateway import errors as error_log
 from live.context import LiveContext
 from live.eager import Pending, run_eagerly
 from live.streams import CLOSE_TOKEN_EXPIRED, observed, resume_hint
@@ -184,9 +183,13 @@ class Operation:
                             dict(error.formatted) for error in result.errors or []
                         ]
                         if _masked(errors):  # strawberry masks "no such operation"
-                            why = error_log.explain_refused_choice(self.query, self.operation_name)
+                            why = self.connection.endpoint.errors.explain_refused_choice(
+                                self.query, self.operation_name
+                            )
                             if why is not None:
-                                errors = [_error(why, error_log.REQUEST_ERROR)]
+                                errors = [
+                                    _error(why, self.connection.endpoint.errors.REQUEST_ERROR)
+                                ]
                         await self.end(errors or [{"message": "the operation was refused"}])
                         return
                     if not isinstance(result, ExecutionResult):  # @defer / @stream frames
@@ -208,7 +211,9 @@ class Operation:
                 self.live.close()  # never started: nothing to clean up but the coroutine
             raise
         except Exception as error:
-            error_log.unexpected("websocket operation %s failed", self.id, error=error)
+            self.connection.endpoint.errors.unexpected(
+                "websocket operation %s failed", self.id, error=error
+            )
             with contextlib.suppress(Gone):
                 await self.end([{"message": "Unexpected error; it has been logged."}])
         finally:
@@ -659,10 +664,13 @@ class LiveEndpoint:
         *,
         verifier: Any,
         token_error: type[Exception],
+        errors: Any,
         limiter: Any = None,
         supplier_cache: Any = None,
     ) -> None:
         self.settings = settings
+        #: How errors are classified and logged (gateway/errors.py), from the app.
+        self.errors = errors
         self.schema = schema
         self.sessionmaker = sessionmaker
         self.verifier = verifier
