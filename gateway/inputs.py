@@ -97,17 +97,30 @@ def cursor_beyond_64_bits(cursor: str) -> bool:
     return any(_beyond_64_bits(part) for chunk in text.split(":") for part in chunk.split("."))
 
 
+#: A position as a linked list, (parent, name), built in O(1) per step and spelled
+#: out only for a refusal: dotted strings per value would cost the depth each.
+Path = tuple[Any, str] | None
+
+
+def dotted(path: Path) -> str:
+    names: list[str] = []
+    while path is not None:
+        path, name = path
+        names.append(name)
+    return ".".join(reversed(names))
+
+
 class InputRefused(Exception):
-    def __init__(self, where: str, problem: str, reason: str) -> None:
+    def __init__(self, where: Path | str, problem: str, reason: str) -> None:
         super().__init__(problem)
         self.where = where
         self.problem = problem
         self.reason = reason
 
     def error(self) -> GraphQLError:
-        return BadInput(
-            f"the input at {self.where} {self.problem}", field=self.where, reason=self.reason
-        )
+        where = self.where if isinstance(self.where, str) else dotted(self.where)
+        where = where or "the query"
+        return BadInput(f"the input at {where} {self.problem}", field=where, reason=self.reason)
 
 
 class Checker:
@@ -119,7 +132,7 @@ class Checker:
     def cap(self, name: str | None) -> int:
         return STRING_CAPS.get(name or "", self.default_cap)
 
-    def string(self, value: str, where: str, name: str | None, is_id: bool) -> None:
+    def string(self, value: str, where: Any, name: str | None, is_id: bool) -> None:
         cap = self.cap(name)
         if len(value) > cap:
             raise InputRefused(where, f"is longer than {cap} characters", "too_long")
@@ -130,56 +143,52 @@ class Checker:
         if name in CURSORS and cursor_beyond_64_bits(value):
             raise InputRefused(where, "is not a cursor of ours: beyond 64 bits", "out_of_range")
 
-    def key(self, key: Any, where: str) -> None:
+    def key(self, key: Any, where: Any) -> None:
         if isinstance(key, str) and (len(key) > self.default_cap or "\x00" in key):
             raise InputRefused(where, "holds an over-long or NUL field name", "bad_name")
 
     # --- the document's literals ------------------------------------------------------------
 
-    def document(self, schema: GraphQLSchema, document: DocumentNode) -> dict[str, str]:
+    def document(self, schema: GraphQLSchema, document: DocumentNode) -> dict[str, Path]:
         """Check every string and id literal of the document (each node once); answer
-        where each variable is used (the argument or input field name it stands for,
+        where each variable is used (the argument or input field it stands for,
         which gives its cap)."""
-        names: list[str] = []
-        usages: dict[str, str] = {}  # variable: the dotted position it stands at
+        at: list[Path] = [None]  # the argument / input field position, innermost last
+        usages: dict[str, Path] = {}  # variable: the position it stands at
         checker = self
         type_info = TypeInfo(schema)
 
+        def named_id() -> bool:
+            return getattr(get_named_type(type_info.get_input_type()), "name", None) == "ID"
+
         class Literals(Visitor):
             def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
-                names.append(node.name.value)
+                at.append((at[-1], node.name.value))
 
             def leave_argument(self, *_: Any) -> None:
-                names.pop()
+                at.pop()
 
             def enter_object_field(self, node: ObjectFieldNode, *_: Any) -> None:
-                names.append(node.name.value)
+                at.append((at[-1], node.name.value))
 
             def leave_object_field(self, *_: Any) -> None:
-                names.pop()
+                at.pop()
 
             def enter_variable(self, node: Any, *_: Any) -> None:
-                if names:
+                here = at[-1]
+                if here is not None:
                     used = usages.get(node.name.value)
-                    last = used.rsplit(".", 1)[-1] if used else None
-                    if used is None or checker.cap(names[-1]) < checker.cap(last):
-                        usages[node.name.value] = ".".join(names)
+                    if used is None or checker.cap(here[1]) < checker.cap(used[1]):
+                        usages[node.name.value] = here
 
             def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
-                named = get_named_type(type_info.get_input_type())
-                checker.string(
-                    node.value,
-                    ".".join(names) or "the query",
-                    names[-1] if names else None,
-                    getattr(named, "name", None) == "ID",
-                )
+                here = at[-1]
+                checker.string(node.value, here, here[1] if here else None, named_id())
 
             def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
-                named = get_named_type(type_info.get_input_type())
-                if getattr(named, "name", None) == "ID" and _beyond_64_bits(node.value):
-                    raise InputRefused(
-                        ".".join(names), "is not an id of ours: beyond 64 bits", "out_of_range"
-                    )
+                if named_id() and _beyond_64_bits(node.value):
+                    raise InputRefused(at[-1], "is not an id of ours: beyond 64 bits",
+                                       "out_of_range")
 
         visit(document, TypeInfoVisitor(type_info, Literals()))
         return usages
@@ -191,50 +200,63 @@ class Checker:
         schema: GraphQLSchema,
         operation: OperationDefinitionNode,
         values: dict[str, Any],
-        usages: dict[str, str],
+        usages: dict[str, Path],
     ) -> None:
         """Check every string of the variables along their declared types (values of
         a custom scalar such as JSON: every string inside); each value once."""
-        # (value, its type, where in the variables, where in the arguments, the name
-        # of the argument or input field it is given for)
-        stack: list[tuple[Any, Any, str, str, str | None]] = []
+        # (value, its type, where in the variables, the name of the argument or input
+        # field it is given for); a refusal also names the argument the variable
+        # stands for (`$f.nameContains (filter.nameContains)`).
+        stack: list[tuple[Any, Any, Path, str | None]] = []
         for definition in operation.variable_definitions or ():
             name = definition.variable.name.value
             if name in values:
                 declared = type_from_ast(schema, definition.type)
-                used = usages.get(name, "")
-                last = used.rsplit(".", 1)[-1] if used else None
-                stack.append((values[name], declared, f"${name}", used, last))
-        while stack:
-            value, of, at, used, name = stack.pop()
-            where = f"{at} ({used})" if used else at
-            if of is not None and is_non_null_type(of):
-                of = of.of_type
-            if of is not None and is_list_type(of) and not isinstance(value, list | tuple):
-                of = of.of_type  # one value given for a list: coerced as a list of one
-                if is_non_null_type(of):
+                used = usages.get(name)
+                stack.append((values[name], declared, (None, f"${name}"),
+                              used[1] if used else None))
+
+        def where(path: Path) -> str:
+            spelled = dotted(path)
+            variable, _, rest = spelled.partition(".")
+            used = usages.get(variable[1:])
+            if used is None:
+                return spelled
+            return f"{spelled} ({dotted(used)}{'.' + rest if rest else ''})"
+
+        try:
+            while stack:
+                value, of, at, name = stack.pop()
+                if of is not None and is_non_null_type(of):
                     of = of.of_type
-            if isinstance(value, str):
-                self.string(value, where, name, getattr(of, "name", None) == "ID")
-            elif isinstance(value, int) and not isinstance(value, bool):
-                if getattr(of, "name", None) == "ID" and value.bit_length() > 63:
-                    raise InputRefused(where, "is not an id of ours: beyond 64 bits",
-                                       "out_of_range")
-            elif isinstance(value, list | tuple):
-                item = of.of_type if of is not None and is_list_type(of) else of
-                stack.extend(
-                    (entry, item, f"{at}.{index}", used and f"{used}.{index}", name)
-                    for index, entry in enumerate(value)
-                )
-            elif isinstance(value, dict):
-                fields = of.fields if isinstance(of, GraphQLInputObjectType) else {}
-                for key, entry in value.items():
-                    self.key(key, where)
-                    found = fields.get(key)
-                    if of is not None and is_input_object_type(of) and found is None:
-                        continue  # graphql-core refuses an unknown field
-                    stack.append((entry, found.type if found else None, f"{at}.{key}",
-                                  used and f"{used}.{key}", key))
+                if of is not None and is_list_type(of) and not isinstance(value, list | tuple):
+                    of = of.of_type  # one value given for a list: coerced as a list of one
+                    if is_non_null_type(of):
+                        of = of.of_type
+                if isinstance(value, str):
+                    self.string(value, at, name, getattr(of, "name", None) == "ID")
+                elif isinstance(value, int) and not isinstance(value, bool):
+                    if getattr(of, "name", None) == "ID" and value.bit_length() > 63:
+                        raise InputRefused(at, "is not an id of ours: beyond 64 bits",
+                                           "out_of_range")
+                elif isinstance(value, list | tuple):
+                    item = of.of_type if of is not None and is_list_type(of) else of
+                    stack.extend(
+                        (entry, item, (at, str(index)), name) for index, entry in enumerate(value)
+                    )
+                elif isinstance(value, dict):
+                    fields = of.fields if isinstance(of, GraphQLInputObjectType) else {}
+                    for key, entry in value.items():
+                        self.key(key, at)
+                        found = fields.get(key)
+                        if of is not None and is_input_object_type(of) and found is None:
+                            continue  # graphql-core refuses an unknown field
+                        stack.append((entry, found.type if found else None, (at, str(key)),
+                                      str(key)))
+        except InputRefused as refused:
+            if not isinstance(refused.where, str):
+                refused.where = where(refused.where)
+            raise
 
 
 def coercion_refusals(
