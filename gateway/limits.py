@@ -86,20 +86,50 @@ def request_deadline(seconds: float) -> type[SchemaExtension]:
     and answered REQUEST_TIMEOUT. Subscriptions run as long as they are wanted."""
 
     class RequestDeadline(SchemaExtension):
-        async def on_execute(self) -> AsyncIterator[None]:
-            context = self.execution_context
-            if seconds <= 0 or context.operation_type is OperationType.SUBSCRIPTION:
-                yield
-                return
+        # The timer starts with execution (the operation's type is known then) and
+        # cancels the request's task; the cancellation is turned into the answer where
+        # the whole operation ends, since it may arrive while another extension's
+        # execution hook is still beginning (a compiled read), where no hook ends.
+        _timer: asyncio.TimerHandle | None = None
+        _expired = False
+
+        async def on_operation(self) -> AsyncIterator[None]:
             try:
-                async with asyncio.timeout(seconds):
-                    yield
-            except TimeoutError:
+                yield
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not self._expired or task is None:
+                    raise
+                task.uncancel()
                 raise RequestTimedOut(
                     f"the request took longer than {seconds:g} s and was stopped; ask for "
                     "less at once",
                     limit=seconds,
                 ) from None
+            finally:
+                self._stop()
+
+        def on_execute(self) -> Iterator[None]:
+            context = self.execution_context
+            task = asyncio.current_task()
+            if seconds > 0 and task is not None and (
+                context.operation_type is not OperationType.SUBSCRIPTION
+            ):
+
+                def expire() -> None:
+                    self._expired = True
+                    task.cancel()
+
+                self._timer = asyncio.get_running_loop().call_later(seconds, expire)
+            try:
+                yield
+            finally:
+                self._stop()
+
+        def _stop(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
     return RequestDeadline
 
