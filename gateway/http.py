@@ -21,15 +21,20 @@ It follows the GraphQL-over-HTTP specification:
   verifier refuses at once, before anything runs; no token where a field needs one,
   when the field asks); the rate limit is 429 with `Retry-After`.
 
-The operation runs through strawberry's `Schema.execute`, so every extension of
-the schema applies as on websockets: the parser and validation caches, the
-limits (gateway/limits.py), the BSN guard (resolvers/privacy.py), the request
+A request whose document (parsed, validated and checked once per text and
+operation name) and variables pass every rule runs through the handler's pipeline
+(gateway/pipeline.py): per request only the variables' checks, the deadline,
+graphql-core's `execute` (or the compiled statement), refusal logging, masking
+and the observer's note. Every other request (each refusal before execution)
+runs through strawberry's `Schema.execute`, so every extension of the schema
+applies as on websockets: the parser and validation caches, the limits
+(gateway/limits.py), the BSN guard (resolvers/privacy.py), the request
 observer's notes (gateway/observe.py) and error masking. On PostgreSQL with
 `Settings.compiled_reads`, a query is answered from one compiled statement
-(compiler/, `CompiledReads`): a schema extension that fills the result before
-graphql-core would execute, so the same extensions see it; PostgreSQL's JSON text
-is spliced into the answer without being decoded (`RawJSON`). The answer carries
-`x-ketenpoort-compiled: 1`.
+(compiler/, `CompiledReads`: on the pipeline directly, on `Schema.execute` a
+schema extension that fills the result before graphql-core would execute);
+PostgreSQL's JSON text is spliced into the answer without being decoded
+(`RawJSON`). The answer carries `x-ketenpoort-compiled: 1`.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from domain.privacy import contains_pgn
 from gateway import errors as error_log
 from gateway import metrics, shared
 from gateway.caches import SupplierCache
+from gateway.pipeline import Pipeline
 from gateway.token_cache import CachedVerifier
 from gateway.tokens import TokenError, TokenVerifier
 from resolvers.auth import principal
@@ -276,6 +282,9 @@ class GraphQLHTTP:
             if extension not in extensions:
                 extensions.append(extension)
         schema.extensions = extensions
+        # Per request only what depends on the request (gateway/pipeline.py); None
+        # for a schema not built by gateway_schema (Schema.execute runs it all).
+        self.pipeline = Pipeline.of(schema, (HttpRules, CompiledReads))
         self.graphiql_html = graphiql_html
         # Verified tokens kept until their exp (gateway/token_cache.py); the websockets'
         # endpoint is given the same one.
@@ -356,6 +365,23 @@ class GraphQLHTTP:
             if authorization is not None:  # a token, refused: nothing runs
                 raise _Refusal(401, str(error), "UNAUTHENTICATED") from None
             context.auth_error = str(error)  # no token: a field that needs one says so
+        pipeline = self.pipeline
+        prepared = pipeline.prepared(query, operation_name) if pipeline is not None else None
+        if (
+            prepared is not None
+            and prepared.kind in allowed
+            and pipeline.ready(prepared, variables)  # type: ignore[union-attr]
+        ):
+            try:
+                result = await pipeline.execute(  # type: ignore[union-attr]
+                    prepared, variables, context, self.compiled
+                )
+            finally:
+                await context.finish()
+            await self._answer(send, result, response, spec, getattr(context, "compiled", False))
+            return
+        # Everything else (every refusal before execution included): the schema's
+        # extensions, one source for each rule.
         try:
             try:
                 result = await self.schema.execute(

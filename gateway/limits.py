@@ -188,4 +188,16 @@ def gateway_schema(settings: Settings) -> strawberry.Schema:
     ]
     if settings.introspection and settings.introspection_needs_token:
         extensions.append(IntrospectionNeedsToken)
-    return build_schema(validation_rules=validation_rules(settings), extensions=extensions)
+    rules = validation_rules(settings)
+    schema = build_schema(validation_rules=rules, extensions=extensions)
+    # What the HTTP handler's pipeline (gateway/pipeline.py) does per document without
+    # the extensions: these settings' rules, for exactly these extensions.
+    schema.gateway_spec = GatewaySpec(settings, tuple(rules), tuple(schema.extensions))  # type: ignore[attr-defined]
+    return schema
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    settings: Settings
+    rules: tuple[type[ValidationRule], ...]
+    extensions: tuple[Any, ...]

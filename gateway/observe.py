@@ -207,26 +207,8 @@ class ObserveOperation(SchemaExtension):
             yield
         finally:
             execution = self.execution_context
-            name = execution.operation_name
-            if name and contains_pgn(name):  # a client's name is logged and counted
-                name = redact_pgns(name)
-            outcome, code = "ok", None
-            result = execution.result
-            for error in (getattr(result, "errors", None) or ()):
-                found = (error.extensions or {}).get("code")
-                if found:
-                    outcome, code = "refused", str(found)
-                elif error.message.startswith(MASKED):
-                    outcome, code = "error", None
-                    break
-                else:  # a parse or validation error: about the query
-                    outcome, code = "refused", "GRAPHQL_INVALID"
-            context = execution.context
-            if context is not None:
-                try:
-                    context.observed = (name, outcome, code)
-                except AttributeError:
-                    pass
+            name = operation_label(execution.operation_name)
+            outcome, code = note_outcome(execution.context, name, execution.result)
             if span is not None:
                 try:
                     kind = execution.operation_type.value
@@ -240,3 +222,31 @@ class ObserveOperation(SchemaExtension):
                 if code:
                     current.set_attribute("ketenpoort.code", code)
                 span.__exit__(None, None, None)
+
+
+def operation_label(name: str | None) -> str | None:
+    """The operation's name as logged and counted (a client's name: any BSN redacted)."""
+    if name and contains_pgn(name):
+        return redact_pgns(name)
+    return name
+
+
+def note_outcome(context: Any, name: str | None, result: Any) -> tuple[str, str | None]:
+    """Note (name, outcome, code) on the request's context from the (masked) result:
+    what `ObserveOperation` and the HTTP pipeline (gateway/pipeline.py) both note."""
+    outcome, code = "ok", None
+    for error in (getattr(result, "errors", None) or ()):
+        found = (error.extensions or {}).get("code")
+        if found:
+            outcome, code = "refused", str(found)
+        elif error.message.startswith(MASKED):
+            outcome, code = "error", None
+            break
+        else:  # a parse or validation error: about the query
+            outcome, code = "refused", "GRAPHQL_INVALID"
+    if context is not None:
+        try:
+            context.observed = (name, outcome, code)
+        except AttributeError:
+            pass
+    return outcome, code

@@ -1,0 +1,254 @@
+"""The HTTP handler's fast path: per request only what depends on the request.
+
+strawberry's `Schema.execute` builds the schema's nine extension instances per
+request and runs their hooks (parse and validation caches, limits, the BSN guard,
+the door's input checks, the observer, the deadline, masking) around graphql-core.
+Most of what they do depends on the document alone, so it is done here once per
+(query text, operationName) and kept in a bounded LRU (`Prepared`):
+
+- parse (with the token limit) and validation with every rule of the schema (the
+  limits of gateway/limits.py included);
+- the rules about the document: one operation chosen (`HttpRules`), the BSN guard
+  on its names and literals (`pgn_in_document`), the door's checks on its literals
+  (`Checker.document`, which also answers where each variable is used);
+- the observer's operation name and the operation's type.
+
+Per request: the BSN guard and the door's checks on the variables, their
+coercion, then the deadline and graphql-core's `execute` (or the compiled
+statement, `CompiledReads`), the schema's `process_errors` (refusal logging),
+its `MaskErrors`, and the observer's note on the request's context.
+
+A request the fast path does not take runs through `Schema.execute` as before, so
+every refusal keeps its one source: a document that does not parse or validate,
+holds a BSN, fails a door check, asks for introspection, is a subscription or
+not an allowed type; variables that hold a BSN, fail a check or do not coerce;
+tracing switched on (the observer's span). The fast path answers only requests
+the extensions would have let through to execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    get_operation_ast,
+    parse,
+)
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import execute as graphql_execute
+from graphql.execution.values import get_variable_values
+from graphql.validation import specified_rules
+from strawberry.execution import optimized_is_awaitable
+from strawberry.extensions import MaskErrors
+from strawberry.schema.schema import validate_document
+from strawberry.types.graphql import OperationType
+from strawberry.utils.await_maybe import await_maybe
+
+from gateway import tracing
+from gateway.inputs import Checker, InputRefused
+from gateway.limits import RequestTimedOut, asks_for_introspection
+from gateway.observe import note_outcome, operation_label
+from resolvers.privacy import pgn_in_document, pgn_in_variables
+
+#: Texts kept (each with its parsed document); longer texts are not kept.
+CACHE_SIZE = 256
+MAX_CACHED_TEXT = 100_000
+
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A document ready to execute (every per-document rule passed), or `None` in
+    the cache for one the fast path leaves to `Schema.execute`."""
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    kind: OperationType
+    #: The observer's operation name (redaction needless: the document holds no BSN).
+    name: str | None
+    #: Where each variable is used (its cap), from the door's document check.
+    usages: dict[str, str]
+
+
+class _Execution:
+    """What `CompiledFront.answer` and `process_errors` read of strawberry's
+    ExecutionContext."""
+
+    __slots__ = ("context", "graphql_document", "operation_name", "variables")
+
+    def __init__(self, context: Any, prepared: Prepared, variables: dict[str, Any] | None):
+        self.context = context
+        self.graphql_document = prepared.document
+        self.operation_name = prepared.name
+        self.variables = variables
+
+
+class Pipeline:
+    """The fast path for one schema built by `gateway.limits.gateway_schema`;
+    `Pipeline.of(schema)` is None for any other schema (it always runs through
+    `Schema.execute`)."""
+
+    def __init__(self, schema: Any, spec: Any, known: tuple[Any, ...]) -> None:
+        self.schema = schema
+        self.graphql_schema = schema._schema
+        self.settings = spec.settings
+        self.rules = [*specified_rules, *spec.rules]
+        self.max_tokens = spec.settings.max_query_tokens
+        self.default_cap = spec.settings.max_input_string_length
+        self.deadline = spec.settings.request_timeout_seconds
+        self.executor_class = schema.execution_context_class
+        #: The schema's own masking (one source for what a client may read).
+        self.masker: MaskErrors | None = None
+        for instance in schema.get_extensions():
+            if isinstance(instance, MaskErrors):
+                self.masker = instance
+        self._cache: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
+
+    @classmethod
+    def of(cls, schema: Any, known: tuple[Any, ...] = ()) -> Pipeline | None:
+        """The pipeline for `schema` when its extensions are exactly those of
+        `gateway_schema` plus `known` (the handler's own), none of them a resolver
+        middleware; None otherwise."""
+        spec = getattr(schema, "gateway_spec", None)
+        if spec is None:
+            return None
+        extensions = list(schema.extensions)
+        if extensions[: len(spec.extensions)] != list(spec.extensions):
+            return None
+        if any(extension not in known for extension in extensions[len(spec.extensions):]):
+            return None
+        for instance in schema.get_extensions():
+            if instance._implements_resolve():  # a resolver middleware: not ours to skip
+                return None
+        return cls(schema, spec, known)
+
+    # --- once per document ---------------------------------------------------------------
+
+    def prepared(self, query: str, operation_name: str | None) -> Prepared | None:
+        key = (query, operation_name)
+        cache = self._cache
+        try:
+            found = cache[key]
+        except KeyError:
+            pass
+        else:
+            cache.move_to_end(key)
+            return found
+        found = self._prepare(query, operation_name)
+        if len(query) <= MAX_CACHED_TEXT:
+            cache[key] = found
+            if len(cache) > CACHE_SIZE:
+                cache.popitem(last=False)
+        return found
+
+    def _prepare(self, query: str, operation_name: str | None) -> Prepared | None:
+        try:
+            document = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError:
+            return None
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        if operation_name is None and len(operations) > 1:
+            return None  # HttpRules: a name is needed
+        operation = get_operation_ast(document, operation_name)
+        if operation is None:
+            return None
+        kind = OperationType(operation.operation.value)
+        if kind is OperationType.SUBSCRIPTION:
+            return None
+        if pgn_in_document(document) is not None:
+            return None
+        if validate_document(self.graphql_schema, document, self.rules):
+            return None
+        if asks_for_introspection(document):
+            return None  # the token rule for introspection: the extensions answer
+        try:
+            usages = Checker(self.default_cap).document(self.graphql_schema, document)
+        except InputRefused:
+            return None
+        name = operation_name or (operation.name.value if operation.name else None)
+        return Prepared(document, operation, kind, operation_label(name), usages)
+
+    # --- per request -----------------------------------------------------------------------
+
+    def ready(
+        self,
+        prepared: Prepared,
+        variables: dict[str, Any] | None,
+    ) -> bool:
+        """Whether the variables pass every rule (else the extensions answer)."""
+        if tracing.tracer is not None:
+            return False
+        definitions = prepared.operation.variable_definitions
+        if not definitions and not variables:
+            return True
+        variables = variables or {}
+        if pgn_in_variables(variables) is not None:
+            return False
+        try:
+            Checker(self.default_cap).variables(
+                self.graphql_schema, prepared.operation, variables, prepared.usages
+            )
+        except InputRefused:
+            return False
+        coerced = get_variable_values(self.graphql_schema, definitions or (), variables)
+        return not isinstance(coerced, list)
+
+    async def execute(
+        self,
+        prepared: Prepared,
+        variables: dict[str, Any] | None,
+        context: Any,
+        compiled: Any,
+    ) -> GraphQLExecutionResult:
+        execution = _Execution(context, prepared, variables)
+        try:
+            if self.deadline > 0:
+                try:
+                    async with asyncio.timeout(self.deadline):
+                        result = await self._execute(prepared, execution, compiled)
+                except TimeoutError:
+                    raise RequestTimedOut(
+                        f"the request took longer than {self.deadline:g} s and was stopped; "
+                        "ask for less at once",
+                        limit=self.deadline,
+                    ) from None
+            else:
+                result = await self._execute(prepared, execution, compiled)
+        except GraphQLError as error:
+            result = GraphQLExecutionResult(data=None, errors=[error])
+        except Exception as error:  # as strawberry: the error, masked below
+            result = GraphQLExecutionResult(
+                data=None, errors=[GraphQLError(str(error), original_error=error)]
+            )
+        if result.errors:
+            self.schema.process_errors(result.errors, execution)
+            if self.masker is not None:
+                result.errors = self.masker._process_errors(result.errors)
+        note_outcome(context, prepared.name, result)
+        return result
+
+    async def _execute(
+        self, prepared: Prepared, execution: _Execution, compiled: Any
+    ) -> GraphQLExecutionResult:
+        if compiled is not None and prepared.kind is OperationType.QUERY:
+            answer = await compiled.answer(execution)
+            if answer is not None:
+                return answer
+        return await await_maybe(
+            graphql_execute(
+                self.graphql_schema,
+                prepared.document,
+                variable_values=execution.variables,
+                operation_name=prepared.name,
+                context_value=execution.context,
+                is_awaitable=optimized_is_awaitable,
+                operation_extensions=None,  # as strawberry passes it
+                **({"executor_class": self.executor_class} if self.executor_class else {}),
+            )
+        )

@@ -1,0 +1,170 @@
+"""The HTTP handler's pipeline (gateway/pipeline.py): the same answers, status codes,
+media types and observer notes as strawberry's `Schema.execute` with every extension
+(the pipeline switched off on a second app over the same database), for requests it
+takes and for every refusal it leaves to the extensions; its cache is bounded."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app import create_app
+from db.engine import create_sessionmaker
+from gateway import pipeline as pipeline_module
+from tests.conftest import TEST_SETTINGS, Backend, token_for
+
+SPEC = "application/graphql-response+json"
+PGN = "123456782"  # passes the 11-test
+PAGE = "query Page($n: Int, $name: String) { products(first: $n, filter: {nameContains: $name}) { totalCount nodes { productId } } }"  # noqa: E501
+
+
+def bearer(*who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(*who)}"}
+
+
+OPERATOR = bearer("operator", "operator")
+SHOP = bearer("demo-shop", "seller")
+
+#: (method, json body or query params, headers): requests the pipeline takes and
+#: requests it leaves to the extensions, each refused the same way either path.
+REQUESTS: list[tuple[str, dict[str, Any], dict[str, str]]] = [
+    ("POST", {"query": "{ __typename }"}, OPERATOR),
+    ("POST", {"query": "{ __typename }"}, {}),  # no token: a typename needs none
+    ("POST", {"query": "{ products(first: 2) { nodes { productId } } }"}, {}),  # 401
+    ("POST", {"query": PAGE, "variables": {"n": 2}}, OPERATOR),
+    ("POST", {"query": PAGE, "variables": {"n": 2, "name": "x"}}, OPERATOR),
+    ("POST", {"query": PAGE, "variables": {"n": "many"}}, OPERATOR),  # no coercion
+    ("POST", {"query": PAGE, "variables": {"name": "x" * 201}}, OPERATOR),  # too long
+    ("POST", {"query": PAGE, "variables": {"name": f"a {PGN} b"}}, OPERATOR),  # BSN
+    ("POST", {"query": PAGE, "variables": {"name": "a\x00b"}}, OPERATOR),  # NUL
+    ("POST", {"query": "query Q($n: Int!) { products(first: $n) { totalCount } }"}, OPERATOR),
+    ("POST", {"query": f'{{ products(filter: {{nameContains: "{PGN}"}}) {{ totalCount }} }}'},
+     OPERATOR),
+    ("POST", {"query": '{ products(filter: {nameContains: "' + "y" * 300 + '"}) { totalCount } }'},
+     OPERATOR),
+    ("POST", {"query": "{ products { noSuchField } }"}, OPERATOR),  # validation
+    ("POST", {"query": "{ products { nodes { productId } "}, OPERATOR),  # syntax
+    ("POST", {"query": "query A { __typename } query B { __typename }"}, OPERATOR),
+    ("POST", {"query": "query A { __typename } query B { __typename }", "operationName": "B"},
+     OPERATOR),
+    ("POST", {"query": "query A { __typename }", "operationName": "C"}, OPERATOR),
+    ("POST", {"query": "{ __schema { queryType { name } } }"}, {}),  # introspection
+    ("POST", {"query": '{ auditTrail(school: {value: "104A158"}) { totalCount } }'}, SHOP),
+    ("POST", {"query": "subscription { __typename }"}, OPERATOR),
+    ("POST", {"query": "{ " + "a: __typename " * 200 + "}"}, OPERATOR),  # aliases
+    ("GET", {"query": "{ __typename }"}, OPERATOR),
+    ("GET", {"query": "mutation { __typename }"}, OPERATOR),
+]
+
+
+@pytest.fixture
+async def clients(backend: Backend) -> AsyncIterator[tuple[Any, httpx.AsyncClient, Any]]:
+    """(the app with the pipeline, a client of it, the app without the pipeline)."""
+    sessionmaker = create_sessionmaker(backend.engine)
+    fast = create_app(TEST_SETTINGS, sessionmaker=sessionmaker)
+    slow = create_app(TEST_SETTINGS, sessionmaker=sessionmaker)
+    assert fast.state.graphql.pipeline is not None
+    slow.state.graphql.pipeline = None
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=fast), base_url="http://gateway"
+    ) as client:
+        yield fast, client, slow
+
+
+async def _ask(
+    client: httpx.AsyncClient, method: str, body: dict[str, Any], headers: dict[str, str]
+) -> httpx.Response:
+    if method == "GET":
+        return await client.get("/graphql", params=body, headers=headers)
+    return await client.post("/graphql", json=body, headers=headers)
+
+
+@pytest.mark.parametrize("accept", ["application/json", SPEC])
+async def test_the_pipeline_answers_as_the_extensions_do(
+    clients: tuple[Any, httpx.AsyncClient, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    accept: str,
+) -> None:
+    fast, client, slow = clients
+    lines: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        "gateway.observe.request_logging.request_line", lambda **line: lines.append(line)
+    )
+    taken = 0
+    original = pipeline_module.Pipeline.execute
+
+    async def counted(self: Any, *args: Any) -> Any:
+        nonlocal taken
+        taken += 1
+        return await original(self, *args)
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "execute", counted)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=slow), base_url="http://gateway"
+    ) as reference:
+        for method, body, headers in REQUESTS:
+            asked = {**headers, "Accept": accept}
+            before = taken
+            ours = await _ask(client, method, body, asked)
+            took = taken > before
+            theirs = await _ask(reference, method, body, asked)
+            assert taken == before + took  # the reference never takes the pipeline
+            what = (method, str(body)[:120], took)
+            assert ours.status_code == theirs.status_code, what
+            assert ours.headers["content-type"] == theirs.headers["content-type"], what
+            assert ours.headers.get("www-authenticate") == theirs.headers.get(
+                "www-authenticate"
+            ), what
+            assert ours.json() == theirs.json(), what
+            mine, reference_line = lines[-2], lines[-1]
+            for key in ("status", "outcome", "code", "supplier", "role", "operation"):
+                assert mine[key] == reference_line[key], (what, key)
+    # The requests every rule lets through ran on the pipeline; the refusals did not.
+    assert taken == 8, taken
+
+
+async def test_the_document_cache_is_bounded(
+    clients: tuple[Any, httpx.AsyncClient, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, client, _slow = clients
+    monkeypatch.setattr(pipeline_module, "CACHE_SIZE", 8)
+    pipeline = fast.state.graphql.pipeline
+    for number in range(30):
+        answer = await client.post(
+            "/graphql", json={"query": f"{{ n{number}: __typename }}"}, headers=OPERATOR
+        )
+        assert answer.json() == {"data": {f"n{number}": "Query"}}
+    assert len(pipeline._cache) == 8
+    # A text over the kept size is answered, not kept.
+    monkeypatch.setattr(pipeline_module, "MAX_CACHED_TEXT", 10)
+    answer = await client.post(
+        "/graphql", json={"query": "{ longer: __typename }"}, headers=OPERATOR
+    )
+    assert answer.json() == {"data": {"longer": "Query"}}
+    assert ("{ longer: __typename }", None) not in pipeline._cache
+
+
+def test_a_schema_with_other_extensions_is_not_taken() -> None:
+    from strawberry.extensions import SchemaExtension
+
+    from gateway.limits import gateway_schema
+    from gateway.pipeline import Pipeline
+    from schema import build_schema
+
+    schema = gateway_schema(TEST_SETTINGS)
+    assert Pipeline.of(schema) is not None
+
+    class Resolving(SchemaExtension):
+        def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kw: Any) -> Any:
+            return _next(root, info, *args, **kw)
+
+    built = list(schema.extensions)
+    schema.extensions = [*built, Resolving]  # a resolver middleware
+    assert Pipeline.of(schema) is None
+    schema.extensions = built[1:]  # one of the gateway's extensions left out
+    assert Pipeline.of(schema) is None
+    schema.extensions = built
+    assert Pipeline.of(build_schema()) is None  # not the gateway's schema
