@@ -1,11 +1,13 @@
 """The HTTP front's fixed cost (issue 14: `{ __typename }` ≤ 0.2 ms gateway CPU): one
 uvicorn process serving the gateway, N keep-alive clients posting `{ __typename }`
 with an operator's bearer token, the server's CPU read from /proc (its process tree)
-before and after; the gateway's own handler (gateway/http.py) and strawberry's ASGI
-view over the same app and schema (what the front was before), alternated in the
-same run so that the machine's noise falls on both.
+before and after; the gateway's own handler (gateway/http.py) with and without its
+pipeline (gateway/pipeline.py), and strawberry's ASGI view over the same app and
+schema (what the front was before), alternated in the same run so that the
+machine's noise falls on all. First, in-process: the handler and the whole ASGI
+app called directly (no socket), pipeline on and off.
 
-    .venv/bin/python -m bench.front [--clients 1,8] [--seconds 5] [--rounds 3]
+    .venv/bin/python -m bench.front [--clients 1,8] [--seconds 5] [--rounds 3] [--calls 4000]
 
 Writes its section of bench/RESULTS.md.
 """
@@ -29,7 +31,83 @@ from bench.load import http_request, http_run, process_tree
 from bench.support import ROOT, free_port, machine, throwaway_database, token, write_section
 
 TYPENAME = {"query": "{ __typename }"}
-VARIANTS = {"own": "app:create_app", "strawberry": "bench.front:strawberry_app"}
+VARIANTS = {
+    "own": "app:create_app",
+    "own, no pipeline": "bench.front:extensions_app",
+    "strawberry": "bench.front:strawberry_app",
+}
+
+
+def extensions_app() -> Any:
+    """The gateway with its own handler but without the pipeline (gateway/pipeline.py):
+    every request through strawberry's `Schema.execute` and its extensions."""
+    from app import create_app
+
+    app = create_app()
+    app.state.graphql.pipeline = None
+    return app
+
+
+async def in_process(calls: int, rounds: int) -> dict[str, list[float]]:
+    """CPU per `{ __typename }` of the handler alone and of the whole ASGI app
+    (middleware, routing, handler), called directly (no socket, no uvicorn):
+    `time.process_time()` over `calls` calls, pipeline on and off alternated."""
+    from app import create_app
+    from settings import Environment, Settings
+
+    settings = Settings(
+        environment=Environment.TEST, rate_limit_per_second=0, log_level="WARNING"
+    )
+    bearer = token("operator", "operator")
+    body = b'{"query":"{ __typename }"}'
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "root_path": "",
+        "scheme": "http",
+        "query_string": b"",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5000),
+        "http_version": "1.1",
+        "asgi": {"version": "3.0"},
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {bearer}".encode()),
+        ],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    sent: list[Any] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            sent.append(message["body"])
+
+    app = create_app(settings, sessionmaker=lambda: None)  # type: ignore[arg-type,return-value]
+    handler = app.state.graphql
+    pipeline = handler.pipeline
+    found: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for label, target, on in (
+            ("handler, pipeline", handler, True),
+            ("handler, no pipeline", handler, False),
+            ("app, pipeline", app, True),
+            ("app, no pipeline", app, False),
+        ):
+            handler.pipeline = pipeline if on else None
+            for _ in range(50):  # warm (caches)
+                await target(dict(scope), receive, send)
+            started = time.process_time()
+            for _ in range(calls):
+                await target(dict(scope), receive, send)
+            spent = time.process_time() - started
+            found.setdefault(label, []).append(spent / calls * 1e6)
+    assert sent[-1] == b'{"data":{"__typename":"Query"}}', sent[-1]
+    return found
 
 
 def strawberry_app() -> Any:
@@ -159,12 +237,16 @@ async def measure(
     }
 
 
-async def main(clients_list: list[int], seconds: float, rounds: int) -> str:
+async def main(
+    clients_list: list[int], seconds: float, rounds: int, calls: int
+) -> str:
     from db.migrate import upgrade
 
     bearer = token("operator", "operator")
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
-    loads: list[float] = []
+    loads: list[float] = [os.getloadavg()[0]]
+    direct = await in_process(calls, rounds) if calls else {}
+    loads.append(os.getloadavg()[0])
     async with throwaway_database("ketenpoort_front") as url:
         await asyncio.to_thread(upgrade, url)
         # The registry (the operator supplier): the caller is resolved as in production.
@@ -185,7 +267,7 @@ async def main(clients_list: list[int], seconds: float, rounds: int) -> str:
                         print(f"  round {round_ + 1}, {variant}, {clients} clients …", flush=True)
                         found = await measure(base, pid, bearer, clients, seconds)
                         results.setdefault((variant, clients), []).append(found)
-    return report(results, clients_list, seconds, rounds, loads)
+    return report(results, clients_list, seconds, rounds, loads, direct, calls)
 
 
 def report(
@@ -194,6 +276,8 @@ def report(
     seconds: float,
     rounds: int,
     loads: list[float],
+    direct: dict[str, list[float]],
+    calls: int,
 ) -> str:
     def med(variant: str, clients: int, key: str) -> float:
         return statistics.median(r[key] for r in results[(variant, clients)])
@@ -202,12 +286,16 @@ def report(
         "## The HTTP front's fixed cost (issue 14: `{ __typename }`)",
         "",
         f"Command: `.venv/bin/python -m bench.front --clients "
-        f"{','.join(map(str, clients_list))} --seconds {seconds:g} --rounds {rounds}` "
+        f"{','.join(map(str, clients_list))} --seconds {seconds:g} --rounds {rounds} "
+        f"--calls {calls}` "
         "(one uvicorn worker, uvloop + httptools, PostgreSQL throwaway database, rate limit "
         "off, request log off; `{ __typename }` posted with an operator's bearer token over "
         "keep-alive connections; CPU of the server's process tree from /proc). `own` is "
-        "gateway/http.py, `strawberry` strawberry's ASGI view on the same app, schema and "
-        "context (the front before); alternated in one run, medians of the rounds.",
+        "gateway/http.py with its pipeline (gateway/pipeline.py), `own, no pipeline` the same "
+        "handler running every request through strawberry's `Schema.execute` and the "
+        "schema's extensions (the front before the pipeline), `strawberry` strawberry's "
+        "ASGI view on the same app, schema and context (the front before gateway/http.py); "
+        "alternated in one run, medians of the rounds.",
         "",
         "| front | clients | gateway CPU per request | req/s | p50 | p99 | rounds (CPU µs) |",
         "|---|---|---|---|---|---|---|",
@@ -225,11 +313,29 @@ def report(
     lines.append("")
     for clients in clients_list:
         own, old = med("own", clients, "cpu_us"), med("strawberry", clients, "cpu_us")
+        before = med("own, no pipeline", clients, "cpu_us")
         verdict = "met" if own <= 200 else "missed"
         lines.append(
-            f"- {clients} clients: own / strawberry CPU = **{own / old:.2f}** "
-            f"({own:.0f} vs {old:.0f} µs); target ≤ 200 µs: **{verdict}**."
+            f"- {clients} clients: own / own without pipeline CPU = **{own / before:.2f}** "
+            f"({own:.0f} vs {before:.0f} µs); own / strawberry = **{own / old:.2f}** "
+            f"({old:.0f} µs); target ≤ 200 µs: **{verdict}**."
         )
+    if direct:
+        lines += [
+            "",
+            f"In-process (the same run, before the servers: the ASGI app and the handler "
+            f"called directly {calls:,} times a round with `{{ __typename }}`, no socket; "
+            "`time.process_time()` of the one process; rounds alternated):",
+            "",
+            "| what | CPU per request (median) | rounds (µs) |",
+            "|---|---|---|",
+        ]
+        for label, values in direct.items():
+            lines.append(
+                f"| {label} | **{statistics.median(values):.0f} µs** | "
+                + ", ".join(f"{v:.0f}" for v in values)
+                + " |"
+            )
     lines += [
         "",
         f"Load average (1 min) during the runs: {min(loads):.1f}–{max(loads):.1f} "
@@ -246,6 +352,9 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", default="1,8")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--calls", type=int, default=4000, help="in-process calls a round (0: none)"
+    )
     arguments = parser.parse_args(argv)
     try:
         import uvloop
@@ -254,7 +363,7 @@ def cli(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     clients = [int(c) for c in arguments.clients.split(",")]
-    text = asyncio.run(main(clients, arguments.seconds, arguments.rounds))
+    text = asyncio.run(main(clients, arguments.seconds, arguments.rounds, arguments.calls))
     write_section("front", text)
     print(text)
 
