@@ -80,6 +80,15 @@ class RequestTimedOut(GatewayError):
     code = "REQUEST_TIMEOUT"
 
 
+def timed_out(seconds: float) -> RequestTimedOut:
+    """The answer to a query or mutation cut off after `seconds` of execution (the
+    deadline below; the HTTP pipeline, gateway/pipeline.py, applies it itself)."""
+    return RequestTimedOut(
+        f"the request took longer than {seconds:g} s and was stopped; ask for less at once",
+        limit=seconds,
+    )
+
+
 def request_deadline(seconds: float) -> type[SchemaExtension]:
     """Queries and mutations are cut off after `seconds` of execution (awaiting
     resolvers are cancelled; other requests of the process never waited for them)
@@ -101,11 +110,7 @@ def request_deadline(seconds: float) -> type[SchemaExtension]:
                 if not self._expired or task is None:
                     raise
                 task.uncancel()
-                raise RequestTimedOut(
-                    f"the request took longer than {seconds:g} s and was stopped; ask for "
-                    "less at once",
-                    limit=seconds,
-                ) from None
+                raise timed_out(seconds) from None
             finally:
                 self._stop()
 

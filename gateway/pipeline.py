@@ -52,7 +52,7 @@ from strawberry.utils.await_maybe import await_maybe
 
 from gateway import tracing
 from gateway.inputs import Checker, InputRefused
-from gateway.limits import RequestTimedOut, asks_for_introspection
+from gateway.limits import asks_for_introspection, timed_out
 from gateway.observe import note_outcome, operation_label
 from resolvers.privacy import pgn_in_document, pgn_in_variables
 
@@ -213,11 +213,7 @@ class Pipeline:
                     async with asyncio.timeout(self.deadline):
                         result = await self._execute(prepared, execution, compiled)
                 except TimeoutError:
-                    raise RequestTimedOut(
-                        f"the request took longer than {self.deadline:g} s and was stopped; "
-                        "ask for less at once",
-                        limit=self.deadline,
-                    ) from None
+                    raise timed_out(self.deadline) from None
             else:
                 result = await self._execute(prepared, execution, compiled)
         except GraphQLError as error:
