@@ -152,7 +152,7 @@ def test_a_schema_with_other_extensions_is_not_taken() -> None:
 
     from gateway.limits import gateway_schema
     from gateway.pipeline import Pipeline
-    from schema import build_schema
+    from resolvers.api import build_schema
 
     schema = gateway_schema(TEST_SETTINGS)
     assert Pipeline.of(schema) is not None
