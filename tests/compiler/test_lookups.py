@@ -356,7 +356,9 @@ async def test_a_shops_own_dashboard_compiles(
     from resolvers.auth import Principal
 
     base = await _principal(session, code, roles[0])
-    caller = Principal(base.supplier_id, code, frozenset(Role(r) for r in roles), None)
+    caller = Principal(
+        base.supplier_id, frozenset(Role(r) for r in roles), None, supplier_code=code
+    )
     day = today()
     variables = (
         {"from": str(day - timedelta(days=300)), "until": str(day)}
