@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,8 +40,15 @@ class Gateway:
 
 
 def start_gateway(
-    database_url: str, *, demo: bool = True, extra_env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    demo: bool = True,
+    extra_env: dict[str, str] | None = None,
+    log_level: str = "warning",
+    output: Any = None,
 ) -> Gateway:
+    """uvicorn on a free port, returned once /healthz answers; `output`, a file open
+    for writing, takes the process's stdout and stderr (else they are inherited)."""
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
     subprocess.run([*CLI, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
     if demo:
@@ -60,10 +68,12 @@ def start_gateway(
             "--host",
             "127.0.0.1",
             "--log-level",
-            "warning",
+            log_level,
         ],
         env=env,
         cwd=ROOT,
+        stdout=output,
+        stderr=output,
     )
     url = f"http://127.0.0.1:{port}"
     # /healthz is the readiness probe (database, migrations, live broker listening).

@@ -5,9 +5,6 @@ the log; the path does."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -15,48 +12,17 @@ from urllib.parse import quote
 import httpx
 
 from tests.conftest import token_for
-from tests.e2e.conftest import CLI, ROOT, free_port
+from tests.e2e.conftest import start_gateway, stop_gateway
 
 PGN = "123456782"
 
 
 def test_the_access_log_holds_paths_only(tmp_path: Path) -> None:
     database = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    env = {**os.environ, "DATABASE_URL": database}
-    subprocess.run([*CLI, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
-    port = free_port()
     log = (tmp_path / "stderr.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--log-level",
-            "info",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=log,
-    )
-    base = f"http://127.0.0.1:{port}"
+    gateway = start_gateway(database, demo=False, log_level="info", output=log)
+    base = gateway.url
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/livez", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the gateway stopped"
-            assert time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.1)
         token = token_for("operator", "operator")
         headers = quote(f'{{"Authorization": "Bearer {token}"}}')
         page = httpx.get(f"{base}/graphql?headers={headers}", headers={"Accept": "text/html"})
@@ -81,8 +47,7 @@ def test_the_access_log_holds_paths_only(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, (tmp_path / "stderr.log").read_text()
             time.sleep(0.1)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_gateway(gateway)
         log.close()
     text = (tmp_path / "stderr.log").read_text()
     assert token not in text
