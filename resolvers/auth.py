@@ -32,7 +32,9 @@ async def principal(context: Context) -> Principal:
         raise Unauthenticated(context.auth_error or "missing bearer token")
     caller = context.caller
     if context.limiter is not None:
-        wait = await context.limiter.acquire(caller.supplier_code)
+        if context.rate_wait is None:
+            context.rate_wait = await context.limiter.acquire(caller.supplier_code)
+        wait = context.rate_wait
         if wait:
             if context.response is not None and not isinstance(context.response, WebSocket):
                 context.response.status_code = 429

@@ -138,6 +138,9 @@ class Context:
     _loaders: Loaders | None = field(default=None, init=False)
     #: The authenticated caller, once `resolvers.auth.principal` resolved it.
     principal: Principal | None = field(default=None, init=False)
+    #: The rate limiter's answer for this request, once asked (the compiled front and
+    #: then the resolvers may both ask: one request takes one token).
+    rate_wait: float | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.db = Database(self.sessionmaker)
