@@ -214,7 +214,7 @@ class ReadCompiler:
                 )
                 refusal = self._role_gate(field_def, caller)
                 if refusal is not None:
-                    plan.error = located_error(refusal, plan.nodes, [key]).formatted
+                    plan.error = dict(located_error(refusal, plan.nodes, [key]).formatted)
                 else:
                     args = get_argument_values(
                         field_def, node, coerced, details[0].fragment_variable_values
@@ -281,7 +281,7 @@ class ReadCompiler:
                 refusal = plan.root.refuse(problem, run.values[plan.key])
                 if refusal is None:
                     return self.fallback(f"{plan.key}: {problem}")
-                errors.append(located_error(refusal, plan.nodes, [plan.key]).formatted)
+                errors.append(dict(located_error(refusal, plan.nodes, [plan.key]).formatted))
                 if not plan.nullable:
                     null_data = True
                 parts.append(f'"{plan.key}":null')

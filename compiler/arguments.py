@@ -224,7 +224,7 @@ def access_rank(c: Compiler, school: str, data_type: DataType) -> str:
     if Role.OPERATOR in scope.roles:
         return "0"
     ranks = RANK
-    school_col = literal_column(school)
+    school_col: Any = literal_column(school)
     mandate = c.st.scalar(mandated(school_col, scope.supplier_id, scope.today))
     per_role = []
     for role in sorted(scope.roles):

@@ -15,11 +15,12 @@ deliveries, callers in several reading roles) runs on the resolvers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
-from graphql import get_named_type
+from graphql import GraphQLObjectType, get_named_type
 from graphql.execution.collect_fields import collect_subfields
 from sqlalchemy import select
 
@@ -107,7 +108,7 @@ def dashboard(
     school = args.get("school")
     named_arg = board if board is not None else school
     setup = []
-    refusals = None
+    refusals: dict[str, Callable[[dict[str, Any]], Any]] | None = None
     if named_arg is not None:
         level = figures.OrgLevel.BOARD if board is not None else figures.OrgLevel.PROVIDER
         if named_arg.get("scheme") is None:
@@ -192,10 +193,13 @@ def dashboard(
     if not operator and no_readers and _own_deliveries_only(roles):
         shape = figures.Shape("all", False, True, ranged)
     dates = {
-        "from_date": st.lazy(lambda run, k=key: run.values[k]["from_date"], "date"),
-        "until_date": st.lazy(lambda run, k=key: run.values[k]["until_date"], "date"),
+        "from_date": st.lazy(_value_getter(key, "from_date"), "date"),
+        "until_date": st.lazy(_value_getter(key, "until_date"), "date"),
     }
-    summary_type = get_named_type(c.schema.query_type.fields["dashboard"].type)  # type: ignore[union-attr]
+    summary_type = cast(
+        GraphQLObjectType,
+        get_named_type(c.schema.query_type.fields["dashboard"].type),  # type: ignore[union-attr]
+    )
     collected = collect_subfields(
         c.schema, c.fragments, c.variables, c.operation, summary_type, details
     )
@@ -248,8 +252,8 @@ def dashboard(
                     **params,
                     **dates,
                     "schools": licence_ids,
-                    "first_day": st.lazy(lambda run, k=key: _curve_days(run, k)[0], "date"),
-                    "last_day": st.lazy(lambda run, k=key: _curve_days(run, k)[1], "date"),
+                    "first_day": st.lazy(_curve_day(key, 0), "date"),
+                    "last_day": st.lazy(_curve_day(key, 1), "date"),
                 },
             )
             pairs.append((field_key, _curve(c, field_details, curve)))
@@ -299,7 +303,10 @@ def _own_deliveries_only(roles: frozenset[Role]) -> bool:
 def _asks_licence_figures(c: Compiler, details: Details) -> bool:
     """Whether the selection holds a field the resolvers refuse at its own path when
     only the school's licence figures are refused (`resolvers.dashboard._licences`)."""
-    summary_type = get_named_type(c.schema.query_type.fields["dashboard"].type)  # type: ignore[union-attr]
+    summary_type = cast(
+        GraphQLObjectType,
+        get_named_type(c.schema.query_type.fields["dashboard"].type),  # type: ignore[union-attr]
+    )
     collected = collect_subfields(
         c.schema, c.fragments, c.variables, c.operation, summary_type, details
     )
@@ -444,3 +451,13 @@ def _curve(c: Compiler, details: Details, curve: str) -> str:
         f"(SELECT coalesce(json_agg({obj} ORDER BY x.day), '[]'::json) "
         f"FROM {curve} AS x(day, activations, cumulative, cumulative_open, bought))"
     )
+
+
+def _value_getter(key: str, name: str) -> Any:
+    """A getter of the value `name` the root field `key` prepared."""
+    return lambda run: run.values[key][name]
+
+
+def _curve_day(key: str, index: int) -> Any:
+    """A getter of the first (0) or last (1) day of the root field's curve."""
+    return lambda run: _curve_days(run, key)[index]

@@ -156,13 +156,10 @@ def _school_refusals(data_type: DataType) -> dict[str, Callable[[dict[str, Any]]
     """The refusal for each answer a named school can get (`resolvers.queries.school_refusal`)."""
     from resolvers.queries import school_refusal
 
-    return {
-        f"school refused:{rank}": (
-            lambda values, access=access: school_refusal([access], data_type, values["shown"])
-        )
-        for access, rank in RANK.items()
-        if rank
-    }
+    def refusal(access: Any) -> Callable[[dict[str, Any]], Any]:
+        return lambda values: school_refusal([access], data_type, values["shown"])
+
+    return {f"school refused:{rank}": refusal(access) for access, rank in RANK.items() if rank}
 
 
 def _prepare_school_and_product(values: dict[str, Any], flt: dict[str, Any]) -> None:
@@ -196,7 +193,7 @@ def licences(
     if _filled(flt.get("entitlementId")):
         conditions.append(f"licence.entitlement_id = {st.value(key, 'entitlement_id', 'bigint')}")
     if flt.get("status") is not None:
-        status = literal_column(st.value(key, "status", "text"))
+        status: Any = literal_column(st.value(key, "status", "text"))
         conditions.append(
             st.condition(Licence.__table__, licence_status_matches(status, _today(c)))
         )

@@ -37,6 +37,11 @@ class Run:
 
 Getter = Callable[[Run], Any]
 
+
+def fixed(value: Any) -> Getter:
+    """A getter that answers `value` on every run (a constant the plan carries)."""
+    return lambda run: value
+
 _DIALECT = postgresql.dialect()
 _PARAM = re.compile(r"%\(([A-Za-z0-9_]+)\)s")
 
@@ -84,7 +89,7 @@ class Statement:
         return f"${len(self.getters)}" + (f"::{cast}" if cast else "")
 
     def constant(self, value: Any, cast: str | None = None) -> str:
-        return self.param(lambda run, v=value: v, cast or _cast_of(value))
+        return self.param(fixed(value), cast or _cast_of(value))
 
     def value(self, root: str, name: str, cast: str) -> str:
         """A value the root field `root` prepared from its arguments."""
@@ -145,7 +150,7 @@ class Statement:
             if name in _SCOPE_GETTERS:
                 return self.param(_SCOPE_GETTERS[name], None)
             value = constants[name]
-            return self.param(lambda run, v=value: v, _cast_of(value) if typed else None)
+            return self.param(fixed(value), _cast_of(value) if typed else None)
 
         return "(" + _PARAM.sub(substitute, where).replace("%%", "%") + ")"
 

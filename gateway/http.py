@@ -242,7 +242,12 @@ class CompiledFront:
             context.record_read(*read)
         context.compiled = True
         errors = [_Formatted(error) for error in answer.errors]
-        return GraphQLExecutionResult(data=RawJSON(answer.data), errors=errors or None)
+        # PostgreSQL's JSON text and formatted errors stand in for `data` and the
+        # GraphQLErrors: the handler writes both through as they are.
+        return GraphQLExecutionResult(
+            data=RawJSON(answer.data),  # type: ignore[arg-type]
+            errors=errors or None,  # type: ignore[arg-type]
+        )
 
 
 async def open_compiled_reads(settings: Settings, schema: Any, engine: Any) -> CompiledFront | None:

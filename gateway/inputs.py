@@ -209,11 +209,11 @@ class Checker:
         # stands for (`$f.nameContains (filter.nameContains)`).
         stack: list[tuple[Any, Any, Path, str | None]] = []
         for definition in operation.variable_definitions or ():
-            name = definition.variable.name.value
-            if name in values:
+            variable = definition.variable.name.value
+            if variable in values:
                 declared = type_from_ast(schema, definition.type)
-                used = usages.get(name)
-                stack.append((values[name], declared, (None, f"${name}"),
+                used = usages.get(variable)
+                stack.append((values[variable], declared, (None, f"${variable}"),
                               used[1] if used else None))
 
         def where(path: Path) -> str:
@@ -324,7 +324,7 @@ def input_checks(default_cap: int) -> type[SchemaExtension]:
     class CheckInputs(SchemaExtension):
         def on_validate(self) -> Iterator[None]:
             context = self.execution_context
-            if validated(context):
+            if validated(context) and context.graphql_document is not None:
                 refusals = check_request(
                     context.schema._schema,
                     context.graphql_document,

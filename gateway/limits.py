@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
-from graphql import FieldNode, OperationType, ValidationRule, Visitor, visit
+from graphql import ASTValidationRule, FieldNode, OperationType, Visitor, visit
 from graphql.language.visitor import BREAK
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.extensions.disable_introspection import DisableIntrospection
@@ -58,9 +58,9 @@ class RateLimiter:
         return self.allow(client)
 
 
-def validation_rules(settings: Settings) -> list[type[ValidationRule]]:
+def validation_rules(settings: Settings) -> list[type[ASTValidationRule]]:
     """The configured limits, as validation rules."""
-    rules = [
+    rules: list[type[ASTValidationRule]] = [
         shape_rule(
             Limits(
                 max_depth=settings.max_query_depth,
@@ -204,5 +204,5 @@ def gateway_schema(settings: Settings) -> strawberry.Schema:
 @dataclass(frozen=True)
 class GatewaySpec:
     settings: Settings
-    rules: tuple[type[ValidationRule], ...]
+    rules: tuple[type[ASTValidationRule], ...]
     extensions: tuple[Any, ...]

@@ -55,7 +55,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         if "request_id" in record.__dict__:  # the request line names its id itself
-            return f"{text} [{record.request_id}]"
+            return f"{text} [{record.__dict__['request_id']}]"
         request_id = REQUEST_ID.get()
         return f"{text} [{request_id}]" if request_id else text
 

@@ -51,7 +51,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
 
 from gateway import tracing
-from gateway.inputs import Checker, InputRefused
+from gateway.inputs import Checker, InputRefused, Path
 from gateway.limits import asks_for_introspection, timed_out
 from gateway.observe import note_outcome, operation_label
 from resolvers.privacy import pgn_in_document, pgn_in_variables
@@ -73,7 +73,7 @@ class Prepared:
     #: The observer's operation name (redaction needless: the document holds no BSN).
     name: str | None
     #: Where each variable is used (its cap), from the door's document check.
-    usages: dict[str, str]
+    usages: dict[str, Path]
 
 
 class _Execution:
@@ -98,7 +98,7 @@ class Pipeline:
         self.schema = schema
         self.graphql_schema = schema._schema
         self.settings = spec.settings
-        self.rules = [*specified_rules, *spec.rules]
+        self.rules = (*specified_rules, *spec.rules)
         self.max_tokens = spec.settings.max_query_tokens
         self.default_cap = spec.settings.max_input_string_length
         self.deadline = spec.settings.request_timeout_seconds
@@ -243,7 +243,7 @@ class Pipeline:
                 variable_values=execution.variables,
                 operation_name=prepared.name,
                 context_value=execution.context,
-                is_awaitable=optimized_is_awaitable,
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # a TypeGuard at heart
                 operation_extensions=None,  # as strawberry passes it
                 **({"executor_class": self.executor_class} if self.executor_class else {}),
             )

@@ -181,7 +181,10 @@ class _Measurer:
                 self.shape.work += 1
                 if isinstance(selection, FragmentSpreadNode):
                     yield selection.name.value
-                elif selection.selection_set is not None:
+                elif (
+                    isinstance(selection, FieldNode | InlineFragmentNode)
+                    and selection.selection_set is not None
+                ):
                     stack.append(selection.selection_set)
 
     def measure_fragments(self) -> None:
@@ -322,7 +325,7 @@ class _Measurer:
                         return
                 elif isinstance(selection, InlineFragmentNode):
                     stack.append(selection.selection_set)
-                else:
+                elif isinstance(selection, FragmentSpreadNode):
                     spreads.add(selection.name.value)
                     if len(spreads) > MAX_SPREADS:
                         self.shape.too_wide = ("distinct fragment", MAX_SPREADS, selection_set)

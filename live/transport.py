@@ -679,6 +679,8 @@ class LiveEndpoint:
         self.supplier_cache = supplier_cache
         self.audit_buffer: Any = None
         self.broker: Any = None
+        #: The process's activation resources (gateway/resources.py), from the lifespan.
+        self.activation: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "websocket"

@@ -95,7 +95,7 @@ async def resolve_public(host: str, port: int) -> str:
         infos = await loop.getaddrinfo(host, port, type=0, proto=6)
     except OSError as error:
         raise AddressRefused(f"{host} cannot be resolved: {error}") from error
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise AddressRefused(f"{host} resolves to no address")
     bad = [a for a in addresses if not is_public(a)]

@@ -240,9 +240,9 @@ class Worker:
         if self.secret_problem is not None:
             return await self._failed(Outcome(False, error=self.secret_problem), now, 0)
         if self.seeds_due:
-            outcome = await self._seeds(now)
-            if outcome is not None:
-                return outcome
+            seeded = await self._seeds(now)
+            if seeded is not None:
+                return seeded
         if not self.synced and len(self.queue) < self.batch_size:
             await self.catch_up()
         batch = self._next_batch()
