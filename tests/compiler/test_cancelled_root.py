@@ -6,6 +6,7 @@ answers the next statement, and nothing is left for the pool to reconnect."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,11 +74,12 @@ async def test_a_cancelled_statement_runs_to_its_end(
         pytest.skip("pg_stat_activity: PostgreSQL")
     database = Database(create_sessionmaker(backend.engine))
     marker = "ketenpoort-test-cancelled-statement"
-    slow = database.run(lambda s: s.execute(text(f"SELECT pg_sleep(0.3) /* {marker} */")))
+    slow = database.run(lambda s: s.execute(text(f"SELECT pg_sleep(2) /* {marker} */")))
     task = asyncio.ensure_future(slow)
     # Wait (bounded) until PostgreSQL runs it, then cancel the caller mid-statement.
     async with backend.engine.connect() as observer:
-        for _ in range(500):
+        deadline = time.monotonic() + 60  # a busy machine may take long to start it
+        while time.monotonic() < deadline:
             running = await observer.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
