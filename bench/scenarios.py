@@ -101,7 +101,8 @@ def _uvicorn_pids(port: str) -> list[int]:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"uvicorn" in b" ".join(argv) and port.encode() in argv:
+            line = b" ".join(argv)
+            if (b"uvicorn" in line or b"serve" in argv) and port.encode() in argv:
                 return process_tree(int(entry.name))
     return []
 

@@ -122,28 +122,20 @@ def gateway(
 ) -> Iterator[GatewayURL]:
     """uvicorn serving the gateway on `database_url`; yields its base URL."""
     port = free_port()
+    # As an operator runs it: `ketenpoort serve` (uvloop and httptools, a socket per
+    # worker, gateway/workers.py, the gateway's request lines, no uvicorn access log).
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "app:create_app",
-            "--factory",
+            "cli",
+            "serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
             "--workers",
             str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--ws-per-message-deflate",
-            "false",  # as `ketenpoort serve`
         ],
         cwd=ROOT,
         env={
@@ -159,7 +151,10 @@ def gateway(
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if (
+                    httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+                    and listening(port) >= workers
+                ):
                     break
             except httpx.TransportError:
                 pass
@@ -173,6 +168,21 @@ def gateway(
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on `port` (one per worker: gateway/workers.py)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
 
 
 def token(supplier: str, *roles: str, hours: int = 2) -> str:

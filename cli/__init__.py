@@ -181,8 +181,6 @@ def serve(
     import shutil
     import tempfile
 
-    import uvicorn
-
     settings = get_settings()
     # Metrics from every worker (gateway/metrics.py): a fresh folder per start, unless
     # the operator names one (PROMETHEUS_MULTIPROC_DIR, emptied here).
@@ -197,21 +195,27 @@ def serve(
         from gateway.metrics import serve_on_port
 
         serve_on_port(settings.metrics_port, host)
-    uvicorn.run(
-        "app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # the gateway's own logging (gateway/logging.py)
-        access_log=False,  # one request line from the gateway instead
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
-        lifespan="on",
-        # Live messages are small JSON; compressing them would cost every
-        # subscription a compressor (tens of KiB) and every message a deflate,
-        # per subscriber: at thousands of subscribers, more than the fan-out itself.
-        ws_per_message_deflate=False,
+    from gateway import workers as worker_processes
+
+    # Several workers each listen on a socket of their own (SO_REUSEPORT), so that the
+    # kernel spreads connections over them (gateway/workers.py).
+    worker_processes.serve(
+        dict(
+            app="app:create_app",
+            factory=True,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # the gateway's own logging (gateway/logging.py)
+            access_log=False,  # one request line from the gateway instead
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+            lifespan="on",
+            # Live messages are small JSON; compressing them would cost every
+            # subscription a compressor (tens of KiB) and every message a deflate,
+            # per subscriber: at thousands of subscribers, more than the fan-out itself.
+            ws_per_message_deflate=False,
+        ),
+        host,
+        port,
+        workers,
     )
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -137,3 +139,125 @@ def _websocket_and_live_figures(url: str, metrics_port: int) -> None:
     while time.monotonic() < deadline and value(scrape(), "ketenpoort_websocket_connections"):
         time.sleep(0.2)
     assert value(scrape(), "ketenpoort_websocket_connections") == 0
+
+
+def _serve(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """`ketenpoort serve --workers N` on a fresh SQLite database, JSON request lines
+    on standard error; returns once N sockets listen (one per worker)."""
+    from bench.support import listening
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        "KETENPOORT_LOG_FORMAT": "json",
+        "KETENPOORT_RATE_LIMIT_PER_SECOND": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    subprocess.run([*CLI, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
+    errors = tmp_path / "stderr.log"
+    with errors.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*CLI, "serve", "--workers", str(workers), "--port", str(port)],
+            env=env, cwd=ROOT, stderr=stderr, stdout=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + 120
+    while listening(port) < workers:
+        assert process.poll() is None, errors.read_text()[-2000:]
+        assert time.monotonic() < deadline, errors.read_text()[-2000:]
+        time.sleep(0.05)
+    return process, f"http://127.0.0.1:{port}", errors
+
+
+def _burst(url: str, clients: int) -> None:
+    """`clients` connections opened at once, one request on each, all kept open
+    until every answer is in (as a pool of keep-alive clients connects)."""
+    import asyncio
+
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps({"query": "query Counted { __typename }"}).encode()
+    request = (
+        f"POST /graphql HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token_for('demo-shop', 'seller')}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+    async def burst() -> None:
+        connections = await asyncio.gather(
+            *[asyncio.open_connection(host, int(port)) for _ in range(clients)]
+        )
+        for _, writer in connections:
+            writer.write(request)
+        for reader, _ in connections:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+            assert head.startswith(b"HTTP/1.1 200"), head
+        for _, writer in connections:
+            writer.close()
+
+    asyncio.run(burst())
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers(tmp_path: Path) -> None:
+    """Each worker listens on a socket of its own (gateway/workers.py): 32 connections
+    opened at once are shared out by the kernel, not all taken by the worker that
+    woke first (with one shared socket, all 32 landed on one worker)."""
+    process, url, errors = _serve(tmp_path, 2)
+    try:
+        _burst(url, 32)
+        deadline = time.monotonic() + 60
+        while len(_counted(errors)) < 32 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0
+    per_worker = Counter(line["pid"] for line in _counted(errors))
+    assert sum(per_worker.values()) == 32
+    # By the connections' addresses: fewer than 4 of 32 on one of two workers has a
+    # chance of about 3 in a million.
+    assert len(per_worker) == 2, per_worker
+    assert min(per_worker.values()) >= 4, per_worker
+
+
+def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(tmp_path: Path) -> None:
+    process, url, errors = _serve(tmp_path, 2)
+    try:
+        workers = _children(process.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            now = _children(process.pid)
+            if len(now) == 2 and workers[0] not in now and listening_on(url) == 2:
+                break
+            time.sleep(0.05)
+        assert workers[0] not in _children(process.pid)
+        assert listening_on(url) == 2
+        _burst(url, 8)
+    finally:
+        process.terminate()
+        code = process.wait(60)
+    assert code == 0
+    assert _children(process.pid) == []
+    assert "starting another" in errors.read_text()
+
+
+def listening_on(url: str) -> int:
+    from bench.support import listening
+
+    return listening(int(url.rsplit(":", 1)[1]))
+
+
+def _children(pid: int) -> list[int]:
+    """The live worker processes of the supervisor `pid`."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    workers = []
+    for child in text.split():
+        try:  # multiprocessing's resource tracker is a child too
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(int(child))
+        except OSError:
+            continue
+    return workers
