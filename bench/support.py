@@ -170,6 +170,21 @@ def gateway(
             process.kill()
 
 
+def worker_pids(master: int) -> list[int]:
+    """The worker processes of `ketenpoort serve` (its spawned children; not
+    multiprocessing's resource tracker); the master itself with one worker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == master and b"spawn_main" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return sorted(found) or [master]
+
+
 def listening(port: int) -> int:
     """How many sockets listen on `port` (one per worker: gateway/workers.py)."""
     count = 0
