@@ -46,7 +46,9 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from compiler.dashboard import dashboard
+from compiler.marks import MARKED_JSON, unmark
 from compiler.objects import REDACT_MARK, Compiler
+from compiler.persons import PERSON_ROOTS
 from compiler.plan import CompiledAnswer, Fallback, Plan, _Compiled, _RootPlan
 from compiler.roots import ROOTS
 from compiler.sql import NotCompiled, Run, Statement, TooBig, plan_scope
@@ -57,7 +59,7 @@ log = logging.getLogger("ketenpoort.compiler")
 REDACT_MARK_JSON = json.dumps(REDACT_MARK)[1:-1]
 
 #: The root fields that compile (the others run on the resolvers).
-COMPILED_ROOTS = {**ROOTS, "dashboard": dashboard}
+COMPILED_ROOTS = {**ROOTS, **PERSON_ROOTS, "dashboard": dashboard}
 
 __all__ = ["CompiledAnswer", "Fallback", "Plan", "ReadCompiler"]
 
@@ -220,6 +222,7 @@ class ReadCompiler:
                         field_def, node, coerced, details[0].fragment_variable_values
                     )
                     plan.root = compile_root(compiler, key, details, args, self.settings)
+                    plan.root.marks = compiler.marks
                 roots.append(plan)
         except (NotCompiled, TooBig) as reason:
             return Fallback(f"not compiled: {reason}")
@@ -289,6 +292,10 @@ class ReadCompiler:
             data = row[f"d{index}"]
             if data is not None and REDACT_MARK_JSON in data:
                 return self.fallback(f"{plan.key}: free text to redact")
+            if data is not None and MARKED_JSON in data:
+                data, refused, marked_reads = unmark(data, plan.key, plan.root.marks)
+                errors.extend(refused)
+                reads.extend(marked_reads)
             parts.append(f'"{plan.key}":{data if data is not None else "null"}')
             audited = row[f"a{index}"]
             if audited is not None and plan.root.action is not None:

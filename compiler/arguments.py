@@ -9,7 +9,7 @@ raises `Replay`: the request runs on the resolvers.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,6 +45,7 @@ class Root:
     action: str | None = None  # audit action of the reads column
     object_type: str | None = None
     refusals: dict[str, Callable[[dict[str, Any]], Any]] | None = None
+    marks: list[Any] = field(default_factory=list)  # the plan's `Compiler.marks`
 
     def refuse(self, problem: str, values: dict[str, Any]) -> Any:
         """The error the rules give for `problem` (a refusal the statement found),

@@ -25,6 +25,7 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetails, collect_subfields
 from sqlalchemy import Date, bindparam, literal_column
 
+from compiler.marks import MARK, MARKED_JSON, READ, REFUSED, Mark, Read, Refusal
 from compiler.sql import (
     TODAY,
     NotCompiled,
@@ -58,19 +59,38 @@ class Compiler:
     st: Statement
     max_page: int = 100
     _joins: dict[str, list[str]] = field(default_factory=dict)
+    #: What nested fields answer beside their values (`compiler.marks`).
+    marks: list[Mark] = field(default_factory=list)
+
+    def refusal(self, details: Details, error: Callable[[], Exception]) -> str:
+        """SQL: the JSON value that stands for `error` at this field's path."""
+        self.marks.append(Refusal([d.node for d in details], error))
+        return f"to_json({quote(f'{REFUSED}{len(self.marks) - 1}{MARK}')}::text)"
+
+    def read(self, action: str, object_type: str) -> str:
+        """The key of an object's member whose value (a school id) is an audit read."""
+        self.marks.append(Read(action, object_type))
+        return f"{READ}{len(self.marks) - 1}"
 
     def type(self, name: str) -> Any:
         return self.schema.type_map[name]
 
-    def object(self, type_name: str, alias: str, details: Details) -> str:
-        """JSON of one row of `type_name` (at `alias`) for the selection in `details`."""
+    def object(
+        self,
+        type_name: str,
+        alias: str,
+        details: Details,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> str:
+        """JSON of one row of `type_name` (at `alias`) for the selection in `details`
+        (after the `extra` members: marks)."""
         object_type = self.type(type_name)
         assert isinstance(object_type, GraphQLObjectType)
         collected = collect_subfields(
             self.schema, self.fragments, self.variables, self.operation, object_type, details
         )
         fields = FIELDS.get(type_name, {})
-        pairs = []
+        pairs = list(extra or [])
         for key, field_details in collected.grouped_field_set.items():
             node = field_details[0].node
             name = node.name.value
@@ -165,7 +185,10 @@ _NINE_DIGITS = "'[[:digit:]]([ \u00a0.-]*[[:digit:]]){8}'"
 def free_text(name: str) -> Field:
     def compile_field(c: Compiler, a: str, details: Details) -> str:
         value = f"{a}.{name}"
-        return f"(CASE WHEN {value} ~ {_NINE_DIGITS} THEN {quote(REDACT_MARK)} ELSE {value} END)"
+        return (
+            f"(CASE WHEN {value} ~ {_NINE_DIGITS} OR strpos({value}, {quote(MARK)}) > 0 "
+            f"THEN {quote(REDACT_MARK)} ELSE {value} END)"
+        )
 
     return compile_field
 
@@ -173,8 +196,10 @@ def free_text(name: str) -> Field:
 def free_json(name: str) -> Field:
     def compile_field(c: Compiler, a: str, details: Details) -> str:
         value = f"{a}.{name}"
+        # JSON text writes the marks' control character escaped.
         return (
-            f"(CASE WHEN {value}::text ~ {_NINE_DIGITS} THEN to_json({quote(REDACT_MARK)}::text) "
+            f"(CASE WHEN {value}::text ~ {_NINE_DIGITS} OR strpos({value}::text, "
+            f"{quote(MARKED_JSON[:6])}) > 0 THEN to_json({quote(REDACT_MARK)}::text) "
             f"ELSE {value} END)"
         )
 

@@ -22,19 +22,25 @@ from db.models import (
 from domain.identifiers import PersonIdScheme
 
 
-async def by_identifier(
-    session: AsyncSession, scheme: PersonIdScheme, value: str, scope: str = ""
-) -> Person | None:
-    return await session.scalar(
+def by_identifier_statement(scheme: Any, value: Any, scope: Any) -> Any:
+    """The (not erased) person with this identifier; the values may be SQL (the
+    compiled reads embed this statement with parameters)."""
+    return (
         select(Person)
         .join(PersonIdentifier, PersonIdentifier.person_id == Person.id)
         .where(
-            PersonIdentifier.scheme == scheme.value,
+            PersonIdentifier.scheme == scheme,
             PersonIdentifier.scope == scope,
             PersonIdentifier.value == value,
             Person.erased_at.is_(None),
         )
     )
+
+
+async def by_identifier(
+    session: AsyncSession, scheme: PersonIdScheme, value: str, scope: str = ""
+) -> Person | None:
+    return await session.scalar(by_identifier_statement(scheme.value, value, scope))
 
 
 async def by_ids(session: AsyncSession, ids: list[int]) -> dict[int, Person]:
