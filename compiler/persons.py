@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.arguments import Root, _drive, organisation_ids
+from compiler.arguments import Replay, Root, _drive, organisation_ids
 from compiler.objects import FIELDS, Compiler, Details, column, enum, gid, organisation
 from compiler.sql import quote
 from db.access import (
@@ -352,3 +352,47 @@ def _person_args(args: dict[str, Any]) -> tuple[PersonIdScheme, str, Any]:
 
 
 PERSON_ROOTS = {"pupil": _lookup(_pupil_args), "person": _lookup(_person_args)}
+
+
+def eck_filter(c: Compiler, key: str) -> tuple[str, str]:
+    """A list filtered by a pupil's ECK iD (`resolvers.queries.licences_list`): the
+    `person_filter_` CTE naming the person the rule shows (else no person: the
+    unknown and the not-the-caller's list the same nothing), and the problem
+    "person consent" for a caller told CONSENT_REQUIRED."""
+    st = c.st
+    found = st.embed(
+        by_identifier_statement(
+            _param("p_scheme"), _param("p_value"), _param("p_scope")
+        ).with_only_columns(Person.id),
+        {
+            "p_scheme": quote(PersonIdScheme.ECK_ID.value),
+            "p_value": st.value(key, "eck_id", "text"),
+            "p_scope": quote(""),
+        },
+    )
+    setup = (
+        f"person_filter_ AS (SELECT CASE WHEN y.access_ = {SHOWN} THEN y.id ELSE 0 END "
+        "AS person_id, y.access_ FROM (SELECT x.id, (SELECT "
+        f"{access(c)} FROM person WHERE person.id = x.id) AS access_ FROM "
+        f"(SELECT (SELECT z.id FROM {found} AS z LIMIT 1) AS id) AS x) AS y), "
+    )
+    problem = (
+        f"(SELECT CASE WHEN access_ = {CONSENT_REQUIRED} THEN 'person consent' END "
+        "FROM person_filter_)"
+    )
+    return setup, problem
+
+
+def prepare_eck_filter(values: dict[str, Any], eck_id: str) -> None:
+    from domain.identifiers import IdentifierError, validate_person_identifier
+
+    try:
+        values["eck_id"] = validate_person_identifier(PersonIdScheme.ECK_ID, eck_id)
+    except IdentifierError as exc:
+        raise Replay("malformed eckId") from exc
+
+
+def person_refusals() -> dict[str, Any]:
+    from schema.errors import person_consent_required
+
+    return {"person consent": lambda values: person_consent_required()}

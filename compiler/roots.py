@@ -34,6 +34,7 @@ from compiler.arguments import (
 )
 from compiler.connections import connection
 from compiler.objects import Compiler, Details
+from compiler.persons import eck_filter, person_refusals, prepare_eck_filter
 from compiler.sql import TODAY, NotCompiled, quote
 from db import derived
 from db.access import entitlement_scope, licence_scope
@@ -187,9 +188,10 @@ def licences(
     if _filled(flt.get("productId")):
         conditions.append("licence.product_id = (SELECT product_id FROM filter_)")
     if _filled(flt.get("eckId")):
-        # Whether a caller may learn anything about a person (and what) is the
-        # person rule's answer (resolvers): a pupil's licences run there.
-        raise NotCompiled("licences(filter: {eckId})")
+        # Checked first, as the resolver does: the person rule decides.
+        person_setup, person_problem = eck_filter(c, key)
+        setup, problems = person_setup + setup, f"coalesce({person_problem}, {problems})"
+        conditions.append("licence.person_id = (SELECT person_id FROM person_filter_)")
     if _filled(flt.get("entitlementId")):
         conditions.append(f"licence.entitlement_id = {st.value(key, 'entitlement_id', 'bigint')}")
     if flt.get("status") is not None:
@@ -217,6 +219,8 @@ def licences(
             "first": page_size(settings, args.get("first")),
             "after": after_key("licence", args.get("after")),
         }
+        if _filled(flt.get("eckId")):
+            prepare_eck_filter(values, flt["eckId"])
         _prepare_school_and_product(values, flt)
         if _filled(flt.get("entitlementId")):
             values["entitlement_id"] = gateway_id(flt["entitlementId"])
@@ -224,9 +228,8 @@ def licences(
             values["status"] = flt["status"].value
         return values
 
-    return Root(
-        key, sql, prepare, "read.licences", "licence", _school_refusals(DataType.ACTIVATIONS)
-    )
+    refusals = {**_school_refusals(DataType.ACTIVATIONS), **person_refusals()}
+    return Root(key, sql, prepare, "read.licences", "licence", refusals)
 
 
 def entitlement(
