@@ -276,6 +276,66 @@ def entitlement(
     return Root(key, sql, prepare, "read.entitlement", "entitlement")
 
 
+def licence_holders(
+    c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
+) -> Root:
+    """`licenceHolders(school, productId, first, after)` (`resolvers.activation.holders`):
+    the school named must be one the caller may read ACTIVATIONS of, the product a
+    known one; `db.licences.holders_condition` for it and the sets containing it."""
+    from sqlalchemy import select, table
+
+    from db.activation import PRODUCT_BY_CODE
+    from db.licences import holders_condition
+
+    st = c.st
+    flt = {"school": args["school"], "productId": args["productId"]}
+    setup, problems = _school_and_product(c, key, flt, DataType.ACTIVATIONS)
+    code = st.value(key, "product_code", "text")
+    product = st.embed(PRODUCT_BY_CODE, {"code": code})
+    setup += f"products_ AS (SELECT unnest(ARRAY[r.id, r.product_id]) AS id FROM {product} AS r), "
+    holders = holders_condition(
+        select(literal_column("school_id")).select_from(table("filter_")),
+        select(literal_column("id")).select_from(table("products_")),
+        _today(c),
+    )
+    conditions = [
+        st.condition(Licence.__table__, licence_scope(c.scope)),
+        st.condition(Licence.__table__, holders),
+    ]
+    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
+    sql = connection(
+        c,
+        key,
+        details,
+        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
+        node_type="Licence",
+        table="licence",
+        where=" AND ".join(conditions),
+        kind="licence",
+        with_school=True,
+        setup=setup,
+    ).replace("{problem}", problems)
+
+    def prepare(args: dict[str, Any], caller: Any) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "first": page_size(settings, args.get("first")),
+            "after": after_key("licence", args.get("after")),
+        }
+        _prepare_school_and_product(values, {"school": args["school"], **_product(args)})
+        return values
+
+    return Root(
+        key, sql, prepare, "read.licences", "licence", _school_refusals(DataType.ACTIVATIONS)
+    )
+
+
+def _product(args: dict[str, Any]) -> dict[str, Any]:
+    """The product argument as a filter's (an empty productId is malformed here)."""
+    if not args["productId"]:
+        raise Replay("empty productId")
+    return {"productId": args["productId"]}
+
+
 # --- organisations and products --------------------------------------------------------------
 
 
@@ -577,6 +637,7 @@ ROOTS: dict[str, RootCompiler] = {
     "products": products,
     "entitlements": entitlements,
     "licences": licences,
+    "licenceHolders": licence_holders,
     "entitlement": entitlement,
     "delivery": delivery,
     "auditTrail": audit_trail,

@@ -68,7 +68,9 @@ class ActivationRequest:
     activation_code: str | None = None
 
 
-_PRODUCT = (
+#: A product by code with each set or combi containing it (`ProductRef`; the compiled
+#: reads embed it).
+PRODUCT_BY_CODE = (
     select(Product.id, Product.publisher_id, ProductComponent.product_id)
     .outerjoin(ProductComponent, ProductComponent.component_id == Product.id)
     .where(Product.code == bindparam("code"))
@@ -76,7 +78,7 @@ _PRODUCT = (
 
 
 async def product_by_code(session: AsyncSession, code: str) -> ProductRef | None:
-    rows = (await session.execute(_PRODUCT, {"code": code})).all()
+    rows = (await session.execute(PRODUCT_BY_CODE, {"code": code})).all()
     if not rows:
         return None
     containers = tuple(sorted(row[2] for row in rows if row[2] is not None))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.activation import LICENCE_COLUMNS, LicenceRow, ProductRef, licence_row, recipients, watchers
@@ -97,19 +97,25 @@ async def change_licence(
 # --- reads -----------------------------------------------------------------------------------
 
 
-def holders_statement(school_ids: Sequence[int], product: ProductRef, today: date) -> Any:
-    """Licences at the school that give access to the product today: on the product
-    itself or on a set or combi containing it, ACTIVATED, not past expirationDate,
-    and on an entitlement that is not BLOCKED."""
-    return (
-        select(Licence)
-        .join(Entitlement, Entitlement.id == Licence.entitlement_id)
-        .where(
-            Licence.school_id.in_(school_ids),
-            Licence.product_id.in_(product.ids),
-            Licence.status == LicenceStatus.ACTIVATED.value,
-            Licence.expiration_date >= today,
-            Licence.person_id.is_not(None),
+def holders_condition(school_ids: Any, product_ids: Any, today: Any) -> Any:
+    """SQL on `Licence`: licences at one of the schools that give access to one of the
+    products today (the product itself or a set or combi containing it,
+    `ProductRef.ids`): ACTIVATED, not past expirationDate, with a holder, and on an
+    entitlement that is not BLOCKED. The ids are anything `in_` takes (the compiled
+    reads give selects)."""
+    return and_(
+        Licence.school_id.in_(school_ids),
+        Licence.product_id.in_(product_ids),
+        Licence.status == LicenceStatus.ACTIVATED.value,
+        Licence.expiration_date >= today,
+        Licence.person_id.is_not(None),
+        exists().where(
+            Entitlement.id == Licence.entitlement_id,
             Entitlement.status != EntitlementStatus.BLOCKED.value,
-        )
+        ),
     )
+
+
+def holders_statement(school_ids: Sequence[int], product: ProductRef, today: date) -> Any:
+    """The licences of `holders_condition` for one product."""
+    return select(Licence).where(holders_condition(school_ids, product.ids, today))
