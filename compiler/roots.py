@@ -236,7 +236,7 @@ def entitlement(
     c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
 ) -> Root:
     """`entitlement(id)` (`resolvers.delivery.entitlement`): the row if the caller
-    may see it; a recipient without consent is refused (by the resolvers)."""
+    may see it; a recipient without the school's consent is told CONSENT_REQUIRED."""
     from domain.roles import Role
 
     st = c.st
@@ -273,7 +273,10 @@ def entitlement(
             raise Replay("id out of range")
         return {"id": pk}
 
-    return Root(key, sql, prepare, "read.entitlement", "entitlement")
+    from schema.errors import entitlement_consent_required
+
+    refusals = {"consent refused": lambda values: entitlement_consent_required()}
+    return Root(key, sql, prepare, "read.entitlement", "entitlement", refusals)
 
 
 def licence_holders(

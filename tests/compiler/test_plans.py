@@ -70,11 +70,11 @@ def test_skip_and_include_follow_their_variables() -> None:
         ("subscription { licenceActivations { cursor } }", {}, "subscription"),
         ("{ __schema { queryType { name } } }", {}, "Query.__schema"),
         (
-            '{ licenceHolders(school: {value: "104A158"}, productId: "x") { totalCount } }',
+            '{ dashboard(productId: "9789000000012") { schools { rioId } } }',
             {},
-            "Query.licenceHolders",
+            "dashboard(productId)",
         ),
-        ("query ($v: String!) { pupil(eckId: $v) { __typename } }", {"v": "x"}, "Query.pupil"),
+        ("{ dashboard { failures { code } } }", {}, "DashboardSummary.failures"),
         (
             "query ($v: String!) { products(filter: {nameContains: $v}) { totalCount } }",
             {"v": "123456782"},
