@@ -13,7 +13,7 @@ consent scopes from `db/access.py` compiled into the statement, derived statuses
 from `db/derived.py` (held equal to `domain/`), audit reads returned beside the
 JSON, the BSN guard run on the input. What the compiler does not take (mutations,
 subscriptions, introspection, a field it has no SQL for) and input the resolvers
-must answer (unknown or malformed identifiers, refused consent, bad cursors) run
+must answer (unknown, ambiguous or malformed identifiers, bad cursors) run
 on the resolvers: counted in `fallbacks` and logged at debug with the reason.
 
 Plans are cached (bounded LRU) per operation text, operation name, the caller's

@@ -1,7 +1,8 @@
 """The root fields of the read API as SQL: each becomes one subquery of the plan's
-statement with three columns: `data` (the field's JSON), `problem` (why the
-resolvers must answer this request after all: an unknown, ambiguous or malformed
-identifier, a refused consent, a bad cursor; NULL when none) and `reads` (the
+statement with three columns: `data` (the field's JSON), `problem` (a refusal
+the root answers with the rules' error, `Root.refusals`, or why the resolvers must
+answer this request after all: an unknown, ambiguous or malformed identifier; NULL
+when none) and `reads` (the
 audit reads, `[[school_id, object_id], …]`).
 
 Each root field also prepares, per request and in Python, the values its SQL takes
