@@ -8,7 +8,9 @@ input objects and lists included, is checked for:
   (`STRING_CAPS`: a name filter 200, a url 2,048, a cursor 16,384). A 4 MiB
   `nameContains` would otherwise be scanned by the database row by row;
 - NUL characters: PostgreSQL refuses `\\x00` in text, so one would end as an
-  unexpected database error;
+  unexpected database error; the other C0 control characters but tab, line feed
+  and carriage return: no name, code or message of the chain holds one, and the
+  compiled reads mark refusals in their JSON with one (compiler/marks.py);
 - range: an id (the ID type) or a cursor (`after`) holding a number beyond 64 bits
   cannot be a row of ours, and would overflow the database's integer.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,6 +126,10 @@ class InputRefused(Exception):
         return BadInput(f"the input at {where} {self.problem}", field=where, reason=self.reason)
 
 
+#: C0 control characters but NUL (its own refusal), tab, line feed and carriage return.
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f]")
+
+
 class Checker:
     """The string, NUL and range checks for one request."""
 
@@ -138,6 +145,8 @@ class Checker:
             raise InputRefused(where, f"is longer than {cap} characters", "too_long")
         if "\x00" in value:
             raise InputRefused(where, "holds a NUL character (\\u0000)", "nul")
+        if _CONTROL.search(value):
+            raise InputRefused(where, "holds a control character", "control")
         if is_id and _beyond_64_bits(value):
             raise InputRefused(where, "is not an id of ours: beyond 64 bits", "out_of_range")
         if name in CURSORS and cursor_beyond_64_bits(value):

@@ -62,6 +62,15 @@ async def test_http_refuses_the_attack_and_bad_input(gateway: tuple[Gateway, Pat
     assert attack["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
     nul = await post(started, {"query": NUL_QUERY, "variables": {"v": "09QQ\x00"}})
     assert nul["errors"][0]["extensions"]["reason"] == "nul"
+    # The compiled reads' refusal mark (compiler/marks.py) cannot be written by anyone.
+    mark = await post(started, {"query": NUL_QUERY,
+                                "variables": {"v": "\u0001ketenpoort:refused:0\u0001"}})
+    assert mark["errors"][0]["extensions"]["reason"] == "control"
+    literal = await post(started, {"query": NUL_QUERY.replace("($v: String!) ", "")
+                                   .replace("$v", '"09\\u0007QQ"')})
+    assert literal["errors"][0]["extensions"]["reason"] == "control"
+    fine = await post(started, {"query": NUL_QUERY, "variables": {"v": "09QQ\t\r\n"}})
+    assert "reason" not in fine.get("errors", [{}])[0].get("extensions", {})
     coercion = await post(started, {"query": COERCION_QUERY, "variables": {"n": "ten"}})
     assert coercion["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "Int cannot represent" in coercion["errors"][0]["message"]
@@ -80,6 +89,9 @@ async def test_websockets_refuse_the_attack_and_bad_input(
         await operation(ws, "nul", NUL_QUERY, protocol, v="09QQ\x00")
         nul = errors_in([await first_of(ws, "nul")])
         assert nul[0]["extensions"]["reason"] == "nul", nul
+        await operation(ws, "control", NUL_QUERY, protocol, v="09\u0001QQ")
+        control = errors_in([await first_of(ws, "control")])
+        assert control[0]["extensions"]["reason"] == "control", control
         await operation(ws, "coercion", COERCION_QUERY, protocol, n="ten")
         coercion = errors_in([await first_of(ws, "coercion")])
         assert coercion[0]["extensions"]["code"] == "BAD_USER_INPUT", coercion
