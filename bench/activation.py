@@ -392,8 +392,8 @@ async def use_case(
     `gateway` CPU (this process)."""
     from db.activation import ActivationRequest, ProductRef
     from db.engine import create_engine
-    from db.outbox import Actor
     from domain.identifiers import PersonIdScheme
+    from domain.roles import Actor
     from gateway.resources import EnginePool
     from resolvers.clock import today
     from services.group_commit import GroupCommit

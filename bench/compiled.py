@@ -555,7 +555,7 @@ async def audit_flush_cpu(url: str, requests: int = 250, rounds: int = 5) -> flo
     """The gateway's CPU milliseconds per request to write one page's read-audit row
     through the audit buffer (gateway/caches.py), flushed `requests` at a time."""
     from db.engine import create_engine, create_sessionmaker
-    from db.outbox import Actor
+    from domain.roles import Actor
     from gateway.caches import AuditBuffer
 
     engine = create_engine(url)

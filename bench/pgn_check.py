@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import time
-from collections.abc import Callable
-from typing import Any
 
 import resolvers.api  # noqa: F401  (it imports resolvers.privacy; import order)
+from bench.support import best
 from domain.privacy import contains_pgn
 from resolvers.privacy import pgn_in_document, pgn_in_variables
 
@@ -24,15 +22,6 @@ PAGE = """query ($first: Int, $after: String) {
     nodes { id variant status quantity licencesUsed licencesAvailable startDate
       activationUntilDate product { productId name } school { rioId name }
       recipients { role state failureCode failureMessage supplier { code } } } } }"""
-
-
-def best(work: Callable[[], Any], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.process_time()
-        work()
-        times.append(time.process_time() - started)
-    return min(times)
 
 
 def main() -> None:

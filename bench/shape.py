@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from collections.abc import Callable
-from typing import Any
 
 from graphql import parse, specified_rules, validate
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 
+from bench.support import best
 from gateway.limits import gateway_schema, validation_rules
 from settings import Settings
 
@@ -49,15 +47,6 @@ def widest() -> str:
     )
     spreads = " ".join(f"...F{i}" for i in range(30))
     return f"{fragments} {{ products(first: 1) {{ nodes {{ {spreads} }} }} }}"
-
-
-def best(work: Callable[[], Any], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.process_time()
-        work()
-        times.append(time.process_time() - started)
-    return min(times)
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ from compiler.objects import REDACT_MARK, Compiler
 from compiler.persons import PERSON_ROOTS
 from compiler.plan import CompiledAnswer, Fallback, Plan, _Compiled, _RootPlan
 from compiler.roots import ROOTS
-from compiler.sql import NotCompiled, Run, Statement, TooBig, plan_scope
+from compiler.sql import NotCompiled, Run, Statement, TooBig, plan_caller, plan_today
 from settings import Settings
 
 log = logging.getLogger("ketenpoort.compiler")
@@ -190,7 +190,8 @@ class ReadCompiler:
             fragments,
             coerced,
             operation,
-            plan_scope(frozenset(caller.roles), caller.school_id is not None),
+            plan_caller(frozenset(caller.roles), caller.school_id is not None),
+            plan_today(),
             st,
             self.settings.max_page_size,
         )

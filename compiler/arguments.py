@@ -221,12 +221,12 @@ def access_rank(c: Compiler, school: str, data_type: DataType) -> str:
     from domain.consent import ConsentFacts, decide
     from domain.roles import Role
 
-    scope = c.scope
+    scope = c.caller
     if Role.OPERATOR in scope.roles:
         return "0"
     ranks = RANK
     school_col: Any = literal_column(school)
-    mandate = c.st.scalar(mandated(school_col, scope.supplier_id, scope.today))
+    mandate = c.st.scalar(mandated(school_col, scope.supplier_id, c.today))
     per_role = []
     for role in sorted(scope.roles):
         involved = (

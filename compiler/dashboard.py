@@ -82,7 +82,7 @@ def _missing() -> str:
 def dashboard(
     c: Compiler, key: str, details: Details, args: dict[str, Any], settings: Settings
 ) -> Root:
-    roles = frozenset(c.scope.roles)
+    roles = frozenset(c.caller.roles)
     no_readers = not roles & figures.READERS  # a shop (its own deliveries), say
     if roles not in _READING and not no_readers:
         raise NotCompiled("dashboard for this combination of roles")
@@ -103,7 +103,7 @@ def dashboard(
         "today": st.lazy(lambda run: run.today, "date"),
         "seller_id": st.lazy(lambda run: run.caller.supplier_id, "int"),
     }
-    entitlements, activations = figures._consent_columns(figures._scope_key(c.scope))
+    entitlements, activations = figures._consent_columns(figures._scope_key(c.caller))
     board = args.get("board")
     school = args.get("school")
     named_arg = board if board is not None else school
@@ -124,7 +124,7 @@ def dashboard(
         )
         if board is not None:
             schools = st.embed(
-                figures._board_statement(figures._scope_key(c.scope)),
+                figures._board_statement(figures._scope_key(c.caller)),
                 {**params, "board": "(SELECT board_.ids[1] FROM board_)"},
             )
             setup.append(
@@ -135,7 +135,7 @@ def dashboard(
             # One school: the decision for it (`figures.school_consent`), refused as
             # `resolvers.dashboard._decide` refuses it (`_school_refusal`).
             decided = st.embed(
-                figures._school_consent_statement("postgresql", figures._scope_key(c.scope)),
+                figures._school_consent_statement("postgresql", figures._scope_key(c.caller)),
                 {**params, "schools": "(SELECT board_.ids[1:1] FROM board_)"},
             )
             setup.append(
@@ -159,7 +159,7 @@ def dashboard(
     else:
         # Nothing named: a dashboard's consenting schools, a school administrator's own.
         if dashboard_role:
-            scope = c.scope
+            scope = c.caller
             consenting = (
                 select(DataExchange.school_id)
                 .where(
@@ -167,7 +167,13 @@ def dashboard(
                     DataExchange.role == Role.DASHBOARD.value,
                     DataExchange.data_type == DataType.ENTITLEMENTS.value,
                     DataExchange.revoked_at.is_(None),
-                    consented(DataExchange.school_id, scope, Role.DASHBOARD, DataType.ENTITLEMENTS),
+                    consented(
+                        DataExchange.school_id,
+                        scope,
+                        c.today,
+                        Role.DASHBOARD,
+                        DataType.ENTITLEMENTS,
+                    ),
                 )
                 .distinct()
             )
@@ -175,7 +181,7 @@ def dashboard(
         else:
             ids = f"(SELECT {params['own_school']} AS i)"
         decided = st.embed(
-            figures._school_consent_statement("postgresql", figures._scope_key(c.scope)),
+            figures._school_consent_statement("postgresql", figures._scope_key(c.caller)),
             {**params, "schools": f"(SELECT array_agg(i) FROM {ids} AS x(i))"},
         )
         setup.append(
@@ -328,7 +334,7 @@ def _school_refusal(values: dict[str, Any]) -> Any:
     detail = values["detail"]
     entitlements, activations, rio_id = detail[0] == "t", detail[1] == "t", detail[2:]
     caller = values["caller"]
-    decided = figures._decided(caller.scope, [(0, entitlements, activations)])
+    decided = figures._decided(caller, [(0, entitlements, activations)])
     row = SimpleNamespace(id=0, rio_id=rio_id)
     info = SimpleNamespace(context=SimpleNamespace(db=None))
     try:
@@ -366,7 +372,7 @@ def _excluded(c: Compiler, details: Details, named: bool, operator: bool) -> str
         elif name == "missing":
             pairs.append((key, _missing()))
         elif name == "reason":
-            pairs.append((key, _reason(Role.DASHBOARD in c.scope.roles)))
+            pairs.append((key, _reason(Role.DASHBOARD in c.caller.roles)))
         else:
             raise NotCompiled(f"ExcludedSchool.{name}")
     return (

@@ -37,9 +37,10 @@ from compiler.sql import (
     timestamp,
 )
 from db import derived
-from db.access import Scope, entitlement_scope, licence_scope
+from db.access import entitlement_scope, licence_scope
 from db.models import Entitlement, Licence
 from domain.identifiers import PRIMARY_SCHEME
+from domain.roles import Principal
 
 #: Nested licence lists are bounded per entitlement (`resolvers.loaders.NESTED_LICENCES`).
 NESTED_LICENCES = 50
@@ -55,7 +56,8 @@ class Compiler:
     fragments: dict[str, Any]
     variables: Any
     operation: OperationDefinitionNode
-    scope: Scope
+    caller: Principal
+    today: Any
     st: Statement
     max_page: int = 100
     _joins: dict[str, list[str]] = field(default_factory=dict)
@@ -342,7 +344,7 @@ def _history(c: Compiler, a: str, details: Details) -> str:
 def _entitlement_licences(c: Compiler, a: str, details: Details) -> str:
     """The first 50 licences the caller may see (`licences_of_entitlement` loader)."""
     b = c.st.alias()
-    visible = c.st.condition(Licence.__table__, licence_scope(c.scope))
+    visible = c.st.condition(Licence.__table__, licence_scope(c.caller, c.today))
     source = (
         f"(SELECT licence.* FROM licence WHERE licence.entitlement_id = {a}.id AND {visible} "
         f"ORDER BY licence.id LIMIT {NESTED_LICENCES}) AS {b}"
@@ -376,7 +378,7 @@ def _has_access(c: Compiler, a: str, details: Details) -> str:
 def _visible_entitlement(c: Compiler, a: str, details: Details) -> str:
     """The licence's entitlement if the caller may see it (`visible_entitlement` loader)."""
     b = c.st.alias()
-    visible = c.st.condition(Entitlement.__table__, entitlement_scope(c.scope))
+    visible = c.st.condition(Entitlement.__table__, entitlement_scope(c.caller, c.today))
     obj = c.object("Entitlement", b, details)
     return (
         f"(SELECT {obj} FROM (SELECT entitlement.* FROM entitlement "
@@ -421,7 +423,7 @@ def _delivery_totals(c: Compiler, a: str, details: Details) -> str:
 def _delivery_entitlements(c: Compiler, a: str, details: Details) -> str:
     """`resolvers.delivery.delivery_entitlements`: the ones the caller may see, by id."""
     b = c.st.alias()
-    visible = c.st.condition(Entitlement.__table__, entitlement_scope(c.scope))
+    visible = c.st.condition(Entitlement.__table__, entitlement_scope(c.caller, c.today))
     source = (
         f"(SELECT entitlement.* FROM entitlement WHERE entitlement.delivery_id = {a}.id "
         f"AND {visible}) AS {b}"

@@ -64,7 +64,7 @@ def entitlements(
     """`entitlements(first, after, filter)` (`resolvers.queries.entitlements_list`)."""
     flt = args.get("filter") or {}
     st = c.st
-    conditions = [st.condition(Entitlement.__table__, entitlement_scope(c.scope))]
+    conditions = [st.condition(Entitlement.__table__, entitlement_scope(c.caller, c.today))]
     setup, problems = _school_and_product(c, key, flt, DataType.ENTITLEMENTS)
     if flt.get("school"):
         conditions.append("entitlement.school_id = (SELECT school_id FROM filter_)")
@@ -155,8 +155,8 @@ def _school_and_product(
 
 
 def _school_refusals(data_type: DataType) -> dict[str, Callable[[dict[str, Any]], Any]]:
-    """The refusal for each answer a named school can get (`resolvers.queries.school_refusal`)."""
-    from resolvers.queries import school_refusal
+    """The refusal for each answer a named school can get (`resolvers.auth.school_refusal`)."""
+    from resolvers.auth import school_refusal
 
     def refusal(access: Any) -> Callable[[dict[str, Any]], Any]:
         return lambda values: school_refusal([access], data_type, values["shown"])
@@ -182,7 +182,7 @@ def licences(
     """`licences(first, after, filter)` (`resolvers.queries.licences_list`)."""
     flt = args.get("filter") or {}
     st = c.st
-    conditions = [st.condition(Licence.__table__, licence_scope(c.scope))]
+    conditions = [st.condition(Licence.__table__, licence_scope(c.caller, c.today))]
     setup, problems = _school_and_product(c, key, flt, DataType.ACTIVATIONS)
     if flt.get("school"):
         conditions.append("licence.school_id = (SELECT school_id FROM filter_)")
@@ -242,14 +242,14 @@ def entitlement(
 
     st = c.st
     b = st.alias()
-    visible = st.condition(Entitlement.__table__, entitlement_scope(c.scope))
+    visible = st.condition(Entitlement.__table__, entitlement_scope(c.caller, c.today))
     pk = st.value(key, "id", "bigint")
     obj = c.object("Entitlement", b, details)
     source = (
         f"(SELECT entitlement.* FROM entitlement WHERE entitlement.id = {pk} AND {visible}) AS {b}"
     )
     recipient_roles = [
-        role.value.upper() for role in c.scope.roles if role in (Role.PORTAL, Role.DASHBOARD)
+        role.value.upper() for role in c.caller.roles if role in (Role.PORTAL, Role.DASHBOARD)
     ]
     problem = "NULL::text"
     if recipient_roles:
@@ -521,7 +521,7 @@ def delivery(
         reference = st.value(key, "reference", "text")
         where = f"{b}.seller_id = {supplier} AND {b}.reference_id = {reference}"
     elif args.get("id") is not None and args.get("referenceId") is None:
-        own = "TRUE" if Role.OPERATOR in c.scope.roles else f"{b}.seller_id = {supplier}"
+        own = "TRUE" if Role.OPERATOR in c.caller.roles else f"{b}.seller_id = {supplier}"
         where = f"{b}.id = {st.value(key, 'id', 'bigint')} AND {own}"
     else:
         raise NotCompiled("delivery needs exactly one of id or referenceId")
@@ -563,7 +563,7 @@ def _school_list(
         b = st.alias()
         obj = c.object(type_name, b, details)
         own = "FALSE"
-        if Role.OPERATOR not in c.scope.roles:
+        if Role.OPERATOR not in c.caller.roles:
             school = st.param(lambda run: run.caller.school_id, "int")
             own = f"f.ids[1] IS DISTINCT FROM {school}"
         sql = (
@@ -593,7 +593,7 @@ def audit_trail(
     st = c.st
     ids = organisation_ids(c, key, "school_", level="PROVIDER")
     own = "FALSE"
-    if Role.OPERATOR not in c.scope.roles:
+    if Role.OPERATOR not in c.caller.roles:
         school = st.param(lambda run: run.caller.school_id, "int")
         own = f"school_ids[1] IS DISTINCT FROM {school}"
     conditions = ["audit_log.school_id = (SELECT school_ids[1] FROM filter_)"]

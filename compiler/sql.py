@@ -21,8 +21,7 @@ from graphql import GraphQLEnumType
 from sqlalchemy import Date, Integer, bindparam, literal_column, select
 from sqlalchemy.dialects import postgresql
 
-from db.access import Scope
-from domain.roles import Role
+from domain.roles import Principal, Role
 
 
 @dataclass
@@ -54,15 +53,19 @@ _SCOPE_GETTERS: dict[str, Getter] = {
 }
 
 
-def plan_scope(roles: frozenset[Role], has_school: bool) -> Scope:
-    """A consent scope whose supplier, school and day are parameters, so that one
-    plan serves every caller with these roles."""
-    return Scope(
+def plan_caller(roles: frozenset[Role], has_school: bool) -> Principal:
+    """A caller whose supplier and school are parameters, so that one plan serves
+    every caller with these roles."""
+    return Principal(
         bindparam(SUPPLIER, type_=Integer()),  # type: ignore[arg-type]
         roles,
         bindparam(SCHOOL, type_=Integer()) if has_school else None,  # type: ignore[arg-type]
-        bindparam(TODAY, type_=Date()),  # type: ignore[arg-type]
     )
+
+
+def plan_today() -> Any:
+    """The day the consent rules apply on, as a parameter."""
+    return bindparam(TODAY, type_=Date())
 
 
 def _cast_of(value: Any) -> str:

@@ -28,13 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import consent
 from db.models import Licence, Product, ProductComponent
-from db.outbox import Actor
 from domain.activation import ActivationFacts, CandidateEntitlement, ExistingLicence, PersonFacts
 from domain.entitlements import ActivationCodeState, EntitlementStatus, Variant
 from domain.identifiers import PersonIdScheme
 from domain.licences import LicenceStatus, LicenceTerm
 from domain.persons import PersonKind
-from domain.roles import DataType, Role
+from domain.roles import Actor, DataType, Role
 
 #: The variants a school buys for its pupils at large (quantity, no names).
 OPEN_VARIANTS = tuple(v.value for v in Variant if v.is_open)

@@ -19,8 +19,8 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import DataExchange, Organisation, ProcessingAgreement
-from db.outbox import Actor, record_event
-from domain.roles import DataType, Role
+from db.outbox import record_event
+from domain.roles import Actor, DataType, Role
 from domain.visibility import ConsentChange
 
 

@@ -45,7 +45,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.access import Scope, consented
+from db.access import consented
 from db.models import (
     DataExchange,
     Delivery,
@@ -66,7 +66,7 @@ from db.models import (
 from domain.consent import Access
 from domain.entitlements import EntitlementStatus, RecipientRole, RecipientState
 from domain.identifiers import OrgLevel
-from domain.roles import DataType, Role
+from domain.roles import DataType, Principal, Role
 
 #: The longest date range a dashboard may ask for at once.
 MAX_RANGE_DAYS = 366
@@ -136,36 +136,36 @@ class SchoolConsent:
         ]
 
 
-def _reads(scope: Scope, data_type: DataType) -> Any:
+def _reads(caller: Principal, today: date, data_type: DataType) -> Any:
     """SQL on `Organisation.id`: the caller may see this school's `data_type` in
     aggregate. A dashboard by the school's activation and mandate, a school
     administrator for its own school, the operator for all."""
-    if Role.OPERATOR in scope.roles:
+    if Role.OPERATOR in caller.roles:
         return true()
     conditions = []
-    if Role.DASHBOARD in scope.roles:
-        conditions.append(consented(Organisation.id, scope, Role.DASHBOARD, data_type))
-    if Role.SCHOOL in scope.roles and scope.school_id is not None:
-        conditions.append(Organisation.id == scope.school_id)
+    if Role.DASHBOARD in caller.roles:
+        conditions.append(consented(Organisation.id, caller, today, Role.DASHBOARD, data_type))
+    if Role.SCHOOL in caller.roles and caller.school_id is not None:
+        conditions.append(Organisation.id == caller.school_id)
     return or_(false(), *conditions)
 
 
-def _refusal(scope: Scope) -> Access:
+def _refusal(caller: Principal) -> Access:
     # A dashboard is told to ask the school; a school administrator asking about
     # another school is simply not involved.
-    return Access.CONSENT_REQUIRED if Role.DASHBOARD in scope.roles else Access.NOT_INVOLVED
+    return Access.CONSENT_REQUIRED if Role.DASHBOARD in caller.roles else Access.NOT_INVOLVED
 
 
-def _scope_key(scope: Scope) -> tuple[bool, bool, bool]:
+def _scope_key(caller: Principal) -> tuple[bool, bool, bool]:
     return (
-        Role.OPERATOR in scope.roles,
-        Role.DASHBOARD in scope.roles,
-        Role.SCHOOL in scope.roles and scope.school_id is not None,
+        Role.OPERATOR in caller.roles,
+        Role.DASHBOARD in caller.roles,
+        Role.SCHOOL in caller.roles and caller.school_id is not None,
     )
 
 
-def _scope_params(scope: Scope) -> dict[str, Any]:
-    return {"supplier_id": scope.supplier_id, "own_school": scope.school_id, "today": scope.today}
+def _scope_params(caller: Principal, today: date) -> dict[str, Any]:
+    return {"supplier_id": caller.supplier_id, "own_school": caller.school_id, "today": today}
 
 
 @lru_cache(maxsize=64)
@@ -180,20 +180,20 @@ def _consent_columns(key: tuple[bool, bool, bool]) -> tuple[Any, Any]:
     }
     if school:
         roles.add(Role.SCHOOL)
-    scope = Scope(
+    caller = Principal(
         bindparam("supplier_id", type_=Integer()),  # type: ignore[arg-type]
         frozenset(roles),
         bindparam("own_school", type_=Integer()) if school else None,  # type: ignore[arg-type]
-        bindparam("today", type_=Date()),  # type: ignore[arg-type]
     )
+    today = bindparam("today", type_=Date())
     return (
-        _reads(scope, DataType.ENTITLEMENTS).label("entitlements"),
-        _reads(scope, DataType.ACTIVATIONS).label("activations"),
+        _reads(caller, today, DataType.ENTITLEMENTS).label("entitlements"),  # type: ignore[arg-type]
+        _reads(caller, today, DataType.ACTIVATIONS).label("activations"),  # type: ignore[arg-type]
     )
 
 
-def _decided(scope: Scope, rows: Any) -> dict[int, SchoolConsent]:
-    refused = _refusal(scope)
+def _decided(caller: Principal, rows: Any) -> dict[int, SchoolConsent]:
+    refused = _refusal(caller)
     return {
         school_id: SchoolConsent(
             school_id,
@@ -213,15 +213,15 @@ def _school_consent_statement(dialect: str, key: tuple[bool, bool, bool]) -> Any
 
 
 async def school_consent(
-    session: AsyncSession, scope: Scope, school_ids: Sequence[int]
+    session: AsyncSession, caller: Principal, today: date, school_ids: Sequence[int]
 ) -> dict[int, SchoolConsent]:
     """The decision for each school, for ENTITLEMENTS and ACTIVATIONS, in one
     statement (a board of a hundred schools is not two hundred round trips)."""
     if not school_ids:
         return {}
-    statement = _school_consent_statement(_dialect(session), _scope_key(scope))
-    rows = await _fetch(session, statement, {**_scope_params(scope), "schools": list(school_ids)})
-    return _decided(scope, rows)
+    statement = _school_consent_statement(_dialect(session), _scope_key(caller))
+    params = {**_scope_params(caller, today), "schools": list(school_ids)}
+    return _decided(caller, await _fetch(session, statement, params))
 
 
 @dataclass(frozen=True)
@@ -273,29 +273,28 @@ def _board_statement(key: tuple[bool, bool, bool]) -> Any:
 
 
 async def board_schools(
-    session: AsyncSession, scope: Scope, board_id: int
+    session: AsyncSession, caller: Principal, today: date, board_id: int
 ) -> tuple[list[School], dict[int, SchoolConsent]]:
     """A board's schools and the decision for each, in one statement."""
-    rows = await _fetch(
-        session, _board_statement(_scope_key(scope)), {**_scope_params(scope), "board": board_id}
-    )
+    params = {**_scope_params(caller, today), "board": board_id}
+    rows = await _fetch(session, _board_statement(_scope_key(caller)), params)
     return (
         [School(*row[:4]) for row in rows],
-        _decided(scope, [(row[0], row[4], row[5]) for row in rows]),
+        _decided(caller, [(row[0], row[4], row[5]) for row in rows]),
     )
 
 
-async def consenting_schools(session: AsyncSession, scope: Scope) -> list[int]:
+async def consenting_schools(session: AsyncSession, caller: Principal, today: date) -> list[int]:
     """Every school that activated ENTITLEMENTS for this dashboard (with a valid
     mandate), for a dashboard that names no school or board."""
     statement = (
         select(DataExchange.school_id)
         .where(
-            DataExchange.supplier_id == scope.supplier_id,
+            DataExchange.supplier_id == caller.supplier_id,
             DataExchange.role == Role.DASHBOARD.value,
             DataExchange.data_type == DataType.ENTITLEMENTS.value,
             DataExchange.revoked_at.is_(None),
-            consented(DataExchange.school_id, scope, Role.DASHBOARD, DataType.ENTITLEMENTS),
+            consented(DataExchange.school_id, caller, today, Role.DASHBOARD, DataType.ENTITLEMENTS),
         )
         .distinct()
         .order_by(DataExchange.school_id)

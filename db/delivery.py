@@ -33,7 +33,7 @@ from db.models import (
     SchoolSubject,
     TeachingGroup,
 )
-from db.outbox import Actor, EventRow, audit, record_events
+from db.outbox import EventRow, audit, record_events
 from domain.delivery import (
     BuyerFacts,
     DeliverySpec,
@@ -63,7 +63,7 @@ from domain.identifiers import (
 )
 from domain.persons import PersonKind
 from domain.products import ProductType
-from domain.roles import DataType, Role
+from domain.roles import Actor, DataType, Role
 
 # Above this many identifiers a lookup is planned for its actual values (db/bulk.py).
 BULK = 100

@@ -7,6 +7,7 @@ step may do is `domain.entitlements`' decision and who may take it the use case'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, literal, select, update
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.access import consented
 from db.models import Delivery, Entitlement, EntitlementRecipient
-from db.outbox import Actor, EventRow, audit, record_events
+from db.outbox import EventRow, audit, record_events
 from domain.entitlements import (
     EntitlementAction,
     EntitlementState,
@@ -25,7 +26,7 @@ from domain.entitlements import (
 )
 from domain.errors import DomainError, StatusCode
 from domain.events import ENTITLEMENT_EVENT, EventKind
-from domain.roles import DataType, Role, Scope
+from domain.roles import Actor, DataType, Principal, Role
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,17 @@ async def is_recipient(
 
 
 async def receives(
-    session: AsyncSession, school_id: int, scope: Scope, role: Role, data_type: DataType
+    session: AsyncSession,
+    school_id: int,
+    caller: Principal,
+    today: date,
+    role: Role,
+    data_type: DataType,
 ) -> bool:
-    """The school lets this supplier receive `data_type` in `role` today."""
-    return bool(await session.scalar(select(consented(school_id, scope, role, data_type))))
+    """The school lets this supplier receive `data_type` in `role` on `today`."""
+    return bool(
+        await session.scalar(select(consented(school_id, caller, today, role, data_type)))
+    )
 
 
 async def _save_status(

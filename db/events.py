@@ -39,7 +39,7 @@ from sqlalchemy import Select, event, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from db.access import RECIPIENT_ROLE, Scope, entitlement_scope
+from db.access import RECIPIENT_ROLE, entitlement_scope
 from db.engine import read_only
 from db.entitlements import entitlement_list_statement
 from db.models import (
@@ -53,7 +53,7 @@ from db.visibility import Facts, load_facts
 from domain.consent import Access
 from domain.entitlements import EntitlementStatus
 from domain.events import EventKind
-from domain.roles import DataType, Role
+from domain.roles import DataType, Principal, Role
 
 log = logging.getLogger("ketenpoort.events")
 
@@ -393,7 +393,7 @@ async def notify(connection: Any, sender: str) -> None:
 # --- what a subscription may ask for ----------------------------------------------------------
 
 
-def snapshot_statement(scope: Scope, topic: Topic, today: date) -> Select[Any]:
+def snapshot_statement(caller: Principal, topic: Topic, today: date) -> Select[Any]:
     """The entitlements an initial state sends: those of the topic the caller may
     see, by the same rule as the `entitlements` list (db/access.py)."""
     statement = entitlement_list_statement(
@@ -404,7 +404,7 @@ def snapshot_statement(scope: Scope, topic: Topic, today: date) -> Select[Any]:
     )
     if topic.entitlement_id is not None:
         statement = statement.where(Entitlement.id == topic.entitlement_id)
-    return statement.where(entitlement_scope(scope))
+    return statement.where(entitlement_scope(caller, today))
 
 
 async def topic_schools(
@@ -420,34 +420,36 @@ async def topic_schools(
 
 
 async def delivery_access_and_schools(
-    session: AsyncSession, scope: Scope, delivery_id: int
+    session: AsyncSession, caller: Principal, today: date, delivery_id: int
 ) -> tuple[Access, frozenset[int]]:
     """`delivery_access`, and the delivery's schools (`topic_schools`) when allowed:
     one session for both."""
-    access = await delivery_access(session, scope, delivery_id)
+    access = await delivery_access(session, caller, today, delivery_id)
     if access is not Access.ALLOWED:
         return access, frozenset()
     return access, await topic_schools(session, delivery_id=delivery_id)
 
 
-async def delivery_access(session: AsyncSession, scope: Scope, delivery_id: int) -> Access:
+async def delivery_access(
+    session: AsyncSession, caller: Principal, today: date, delivery_id: int
+) -> Access:
     """ALLOWED when the caller may see an entitlement of the delivery;
     CONSENT_REQUIRED when it is a recipient of one but the school withholds
     consent; NOT_INVOLVED otherwise (also for an unknown delivery: nothing leaks)."""
     visible = await session.scalar(
         select(Entitlement.id)
-        .where(Entitlement.delivery_id == delivery_id, entitlement_scope(scope))
+        .where(Entitlement.delivery_id == delivery_id, entitlement_scope(caller, today))
         .limit(1)
     )
     if visible is not None:
         return Access.ALLOWED
-    roles = [RECIPIENT_ROLE[r].value for r in scope.roles if r in (Role.PORTAL, Role.DASHBOARD)]
+    roles = [RECIPIENT_ROLE[r].value for r in caller.roles if r in (Role.PORTAL, Role.DASHBOARD)]
     if roles and await session.scalar(
         select(EntitlementRecipient.entitlement_id)
         .join(Entitlement, Entitlement.id == EntitlementRecipient.entitlement_id)
         .where(
             Entitlement.delivery_id == delivery_id,
-            EntitlementRecipient.supplier_id == scope.supplier_id,
+            EntitlementRecipient.supplier_id == caller.supplier_id,
             EntitlementRecipient.role.in_(roles),
         )
         .limit(1)

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.activation import LICENCE_COLUMNS, LicenceRow, ProductRef, licence_row, recipients, watchers
 from db.models import Delivery, Entitlement, Licence, Product
-from db.outbox import Actor, EventRow, audit, record_events
+from db.outbox import EventRow, audit, record_events
 from domain.entitlements import EntitlementStatus
 from domain.events import LICENCE_EVENT
 from domain.licences import LicenceAction, LicenceStatus, transition
+from domain.roles import Actor
 
 # --- blocking one licence ------------------------------------------------------------------
 

@@ -23,16 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditLog, Event
 from domain.events import EventKind
+from domain.roles import Actor
 
 log = logging.getLogger("ketenpoort.events")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who caused a change: the supplier and the role it acted in."""
-
-    supplier_id: int | None
-    role: str | None
 
 
 @dataclass(frozen=True)

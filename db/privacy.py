@@ -26,7 +26,8 @@ from db.models import (
     PersonIdentifier,
     SubjectEnrolment,
 )
-from db.outbox import Actor, audit
+from db.outbox import audit
+from domain.roles import Actor
 
 
 def trail_statement(

@@ -34,9 +34,10 @@ from db.models import (
     SubjectEnrolment,
     TeachingGroup,
 )
-from db.outbox import Actor, audit
+from db.outbox import audit
 from domain.identifiers import Sector
 from domain.persons import PersonKind
+from domain.roles import Actor
 from domain.roster import Change, Match, PersonKey, Roster, StoredPerson, plan
 
 LOOKUP_CHUNK = 5000

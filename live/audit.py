@@ -23,19 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.events import Position
 from db.models import AuditLog
 from db.pagination import event_cursor
-from domain.roles import Role
+from domain.roles import role_name
 from domain.visibility import Viewer
 
 log = logging.getLogger("ketenpoort.live")
 
 ACTION = "live.deliver"
-
-
-def role_of(viewer: Viewer) -> str:
-    """The role an audit row names, as HTTP reads name it."""
-    if Role.OPERATOR in viewer.roles:
-        return Role.OPERATOR.value
-    return ",".join(sorted(r.value for r in viewer.roles))[:16]
 
 
 @dataclass
@@ -61,7 +54,7 @@ class DeliveryAudit:
         """What one subscription calls for each item it sends: (school, position).
         Its tally of the last school is kept at hand (a fan-out calls this thousands
         of times per event: no allocation unless the school or the batch changes)."""
-        supplier_id, role = viewer.supplier_id, role_of(viewer)
+        supplier_id, role = viewer.supplier_id, role_name(viewer.roles)
         last: list[Any] = [None, None, None]  # school, its tally, the batch it is in
 
         def delivered(school_id: int | None, at: Position) -> None:

@@ -68,7 +68,6 @@ class LiveContext(Context):
     def open_stream(
         self,
         viewer: Viewer,
-        scope: Any,
         topic: Topic,
         start: Cut | None,
         initial_state: bool,
@@ -78,4 +77,4 @@ class LiveContext(Context):
         broker = self.broker
         if broker is None or not broker.running:
             return None
-        return open_stream(self, broker, viewer, scope, topic, start, initial_state)
+        return open_stream(self, broker, viewer, topic, start, initial_state)

@@ -74,7 +74,6 @@ async def open_stream(
     context: Any,
     broker: Broker,
     viewer: Viewer,
-    scope: Any,
     topic: Topic,
     start: Cut | None,
     initial_state: bool,
@@ -120,7 +119,7 @@ async def open_stream(
             sent = Cut(max(sent.at, subscriber.registered_at), sent.reflected)
         elif initial_state:
             subscriber.last = None  # dropped before the state is complete: start over
-            state, sent = await _initial_state(context, broker, scope, topic, subscriber)
+            state, sent = await _initial_state(context, broker, viewer, topic, subscriber)
             while state:  # popped, so the rows do not stay referenced by this frame
                 item = state.pop(0)
                 note(item)
@@ -259,7 +258,7 @@ def observed(task: asyncio.Task[Any]) -> None:
 
 
 async def _initial_state(
-    context: Any, broker: Broker, scope: Any, topic: Topic, subscriber: Subscriber
+    context: Any, broker: Broker, viewer: Viewer, topic: Topic, subscriber: Subscriber
 ) -> tuple[list[Item], Cut]:
     """The topic's entitlements now, as items, and the cut they reflect: the live
     stream goes on after it."""
@@ -268,7 +267,7 @@ async def _initial_state(
         async with broker.sessionmaker() as session:
             snapshot = await events.snapshot(
                 session,
-                events.snapshot_statement(scope, topic, today()),
+                events.snapshot_statement(viewer, topic, today()),
                 limit,
                 topic,
                 below=broker.horizon,

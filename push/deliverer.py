@@ -51,7 +51,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import events
 from db import push as store
-from db.access import Scope
 from db.engine import read_only
 from db.events import START, Position, Topic
 from db.models import Entitlement, Event, Licence
@@ -351,9 +350,8 @@ class Worker:
             seeds = await store.open_seeds(session, self.id)
         self.seeds_due = False
         for seed in seeds:
-            scope = Scope(self.viewer.supplier_id, self.viewer.roles, None, today())
             statement = events.snapshot_statement(
-                scope, Topic(school_ids=frozenset({seed.school_id})), today()
+                self.viewer, Topic(school_ids=frozenset({seed.school_id})), today()
             )
             async with service.sessionmaker() as session:
                 snapshot = await events.snapshot(

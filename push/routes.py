@@ -31,9 +31,9 @@ from starlette.routing import Route
 from db import events, suppliers
 from db import push as store
 from db.engine import read_only
-from db.outbox import Actor, audit
+from db.outbox import audit
 from domain.identifiers import OrgLevel
-from domain.roles import Role
+from domain.roles import Principal, Role
 from domain.visibility import Viewer
 from gateway.tokens import TokenError
 from push.deliverer import Bodies
@@ -55,7 +55,9 @@ def _refuse(http: int, status: int, message: str) -> JSONResponse:
     return JSONResponse({"status": status, "statusMessage": message}, status_code=http)
 
 
-async def _caller(request: Request) -> tuple[int, str, frozenset[Role]] | JSONResponse:
+async def _caller(request: Request) -> Principal | JSONResponse:
+    """The token's supplier in the roles it is registered for (not as a school
+    administrator: these routes serve suppliers)."""
     gateway = request.app.state.graphql
     try:
         caller = gateway.verifier.verify(request.headers.get("authorization"))
@@ -69,7 +71,7 @@ async def _caller(request: Request) -> tuple[int, str, frozenset[Role]] | JSONRe
     roles = frozenset(r for r in caller.roles if r in registered) - {Role.SCHOOL}
     if not roles:
         return _refuse(401, 3, "the token grants no role this supplier is registered for")
-    return supplier_id, caller.supplier_code, roles
+    return Principal(supplier_id, roles, supplier_code=caller.supplier_code)
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -82,10 +84,10 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 
 
 async def get_events(request: Request) -> Response:
-    who = await _caller(request)
-    if isinstance(who, JSONResponse):
-        return who
-    supplier_id, _code, roles = who
+    viewer = await _caller(request)
+    if isinstance(viewer, JSONResponse):
+        return viewer
+    supplier_id = viewer.supplier_id
     settings = request.app.state.settings
     try:
         limit = _int(request, "limit", 20, 1, MAX_LIMIT)
@@ -110,7 +112,6 @@ async def get_events(request: Request) -> Response:
             after = max(after, oldest)
     except ValueError as error:
         return _refuse(400, 1, str(error))
-    viewer = Viewer(supplier_id, roles)
     # Only the events of the caller's own entitlements are read (by index), then judged.
     topic = store.PartyTopic(
         kinds=KINDS_OF[chain_type] if chain_type is not None else None, party=supplier_id
@@ -162,7 +163,7 @@ async def request_seed(request: Request) -> Response:
     who = await _caller(request)
     if isinstance(who, JSONResponse):
         return who
-    supplier_id, code, roles = who
+    supplier_id, code = who.supplier_id, who.supplier_code
     api = request.path_params["api"]
     if api != "entitlement-api":
         return _refuse(
@@ -188,7 +189,7 @@ async def request_seed(request: Request) -> Response:
                 await store.add_seed(session, row.id, organisation.row.id, code)
                 await audit(
                     session,
-                    Actor(supplier_id, ",".join(sorted(roles))[:16]),
+                    who.actor,
                     "pushSeed.request",
                     "push_endpoint",
                     row.id,

@@ -51,7 +51,6 @@ from schema.types import Connection, Licence
 from services import activation
 from services import licences as licence_service
 from services.unit_of_work import Answered, Click, Reference
-from services.writes import actor
 
 
 async def login_school(
@@ -151,9 +150,7 @@ async def _request(
         )
         # A licence office activates only its own products; to anyone else another
         # publisher's product is as unknown as a product that does not exist.
-        if product is None or not (
-            caller.is_operator or product.publisher_id == caller.supplier_id
-        ):
+        if product is None or not caller.owns(product.publisher_id):
             problems.append(
                 FieldError(
                     StatusCode.PRODUCT_UNKNOWN,
@@ -229,7 +226,7 @@ async def activate(info: Info, input: LicenceActivateInput) -> LicenceActivatePa
     caller = await principal(context)
     request = await _request(context, caller, input)
     if isinstance(request, ValidationFailed):
-        return refusal(request, None)
+        return refusal(request, None, LicenceActivatePayload)
     role = Role.OPERATOR if caller.is_operator else Role.LICENSOR
     reference = (
         Reference(
@@ -239,7 +236,7 @@ async def activate(info: Info, input: LicenceActivateInput) -> LicenceActivatePa
         if input.reference_id is not None
         else None
     )
-    click = Click(request, actor(caller, role.value), reference)
+    click = Click(request, caller.acting_as(role), reference)
     try:
         if context.activations is not None:
             await context.db.close()  # the click needs nothing more of the request's session
@@ -247,7 +244,7 @@ async def activate(info: Info, input: LicenceActivateInput) -> LicenceActivatePa
         else:
             result = await _in_transaction(context, click)
     except ReferenceConflict as conflict:
-        return refusal(conflict, input.reference_id)
+        return refusal(conflict, input.reference_id, LicenceActivatePayload)
     answer = result.answer
     if answer["granted"]:
         return LicenceGranted.build(answer, result.replayed, licence_from_answer(answer["licence"]))
@@ -279,7 +276,8 @@ async def change(
     try:
         licence_id = int(input.licence_id)
     except (TypeError, ValueError):
-        return refusal(licence_service.unknown_licence(input.licence_id), None)
+        unknown = licence_service.unknown_licence(input.licence_id)
+        return refusal(unknown, None, LicenceChangePayload)
     try:
         pk, replayed = await licence_service.change(
             context.db,
@@ -292,7 +290,7 @@ async def change(
             context.fresh_loaders,
         )
     except REFUSED as error:
-        return refusal(error, input.reference_id)
+        return refusal(error, input.reference_id, LicenceChangePayload)
     row = await context.loaders.licence.load(pk)
     return LicenceChanged(licence=Licence.from_row(row), replayed=replayed)
 
@@ -314,7 +312,9 @@ async def holders(
     code, _kind = validate_product_id(product_id)
     product = await info.context.db.run(lambda s: store.product_by_code(s, code))
     assert product is not None
-    scope = (await principal(info.context)).scope
-    statement = licences.holders_statement(ids, product, today()).where(access.licence_scope(scope))
+    caller, day = await principal(info.context), today()
+    statement = licences.holders_statement(ids, product, day).where(
+        access.licence_scope(caller, day)
+    )
     page = await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)
     return _audited(info, page, "licence")  # the school's trail shows who read its licences

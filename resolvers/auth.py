@@ -1,10 +1,12 @@
-"""Authentication and role checks for every root field.
+"""Authentication and the permission checks, each kind in one place.
 
 Every root field of the schema carries one of the permission classes built by
 `requires(...)`: the token must be valid, its supplier registered, and the
 supplier must hold one of the roles the field names (the token's scopes
-intersected with the roles registered for the supplier). Consent checks per
-school come on top of this in the resolvers that read school data.
+intersected with the roles registered for the supplier). On top of that, for the
+resolvers that name a school: `require_school` (may the caller read this school's
+data of a kind: its consent, `db/access.py`) and `managed_school` (may the caller
+manage this school's consent: `Principal.manages`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,24 @@ from starlette.websockets import WebSocket
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
+from db import access
 from db import suppliers as supplier_queries
+from domain.consent import Access
+from domain.errors import StatusCode
 from domain.identifiers import OrgLevel
-from domain.roles import Principal, Role
+from domain.roles import DataType, Principal, Role
+from resolvers import lookup
+from resolvers.clock import today
 from resolvers.context import Context
-from schema.errors import Forbidden, RateLimited, Unauthenticated
+from schema.errors import (
+    BadInput,
+    ConsentRequired,
+    Forbidden,
+    GatewayError,
+    RateLimited,
+    Unauthenticated,
+)
+from schema.lookups import OrganisationIdentifierInput
 
 
 async def principal(context: Context) -> Principal:
@@ -84,13 +99,11 @@ async def principal(context: Context) -> Principal:
 
 async def _token_school(context: Context, claim: str | None) -> int:
     """A school administrator's token must name one school (any RIO identifier)."""
-    from resolvers.lookup import OrgFound, find_organisation
-
     if not claim:  # gateway/tokens.py refuses such a token already
         _status(context, 401)
         raise Unauthenticated("a token with the school scope must carry a `school` claim")
-    found = await find_organisation(context.db, None, claim, OrgLevel.PROVIDER)
-    if not isinstance(found, OrgFound):
+    found = await lookup.find_organisation(context.db, None, claim, OrgLevel.PROVIDER)
+    if not isinstance(found, lookup.OrgFound):
         _status(context, 401)
         raise Unauthenticated(f"the token's school {claim!r} is not one known school")
     return found.row.id
@@ -121,3 +134,52 @@ def requires(*roles: Role) -> type[BasePermission]:
 
     RequiresRole.__name__ = f"Requires_{'_'.join(r.value for r in roles) or 'any'}"
     return RequiresRole
+
+
+# --- a named school -------------------------------------------------------------------------
+
+
+async def require_school(info: Info, ids: list[int], data_type: DataType, shown: str) -> None:
+    """Refuse, with the agreed 'consent required', a school the caller may not read
+    `data_type` of: never an empty list that hides the reason."""
+    caller, day = await principal(info.context), today()
+    answers = [
+        await info.context.db.run(
+            lambda s, i=i: access.school_access(s, caller, day, i, data_type)
+        )
+        for i in ids
+    ]
+    refusal = school_refusal(answers, data_type, shown)
+    if refusal is not None:
+        raise refusal
+
+
+def school_refusal(answers: list[Access], data_type: DataType, shown: str) -> GatewayError | None:
+    """The error for a named school (`shown` as the caller named it) given the
+    access answers for the organisations it names; None when one is allowed.
+    One text for the resolvers and the compiled reads."""
+    if Access.ALLOWED in answers:
+        return None
+    if Access.CONSENT_REQUIRED in answers:
+        return ConsentRequired(
+            f"consent required: school {shown!r} has not activated the data exchange "
+            f"{data_type.value} for this supplier, or has no valid processing agreement with it"
+        )
+    return Forbidden(f"scope required: this caller cannot read {data_type.value} of {shown!r}")
+
+
+async def managed_school(
+    info: Info, identifier: OrganisationIdentifierInput
+) -> tuple[Principal, int]:
+    """The school whose consent a call manages (`Principal.manages`): a school
+    administrator its own, the operator any."""
+    caller = await principal(info.context)
+    found = await lookup.find_organisation(
+        info.context.db, identifier.scheme, identifier.value, OrgLevel.PROVIDER
+    )
+    if not isinstance(found, lookup.OrgFound):
+        message = str(found.error) if isinstance(found, lookup.Malformed) else found.message
+        raise BadInput(message, field="school", statusCode=int(StatusCode.SCHOOL_UNKNOWN))
+    if not caller.manages(found.row.id):
+        raise Forbidden("a school administrator manages the data exchanges of its own school only")
+    return caller, found.row.id

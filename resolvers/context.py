@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from domain.roles import Principal, Role, Scope
+from domain.roles import Principal, Role
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -151,12 +151,8 @@ class Context:
         if self._loaders is None:
             from resolvers.loaders import Loaders
 
-            self._loaders = Loaders(self.db, self.scope)
+            self._loaders = Loaders(self.db, lambda: self.principal)
         return self._loaders
-
-    def scope(self) -> Scope | None:
-        """The consent scope of the resolved caller (None before authentication)."""
-        return self.principal.scope if self.principal is not None else None
 
     def record_read(
         self, school_id: int | None, action: str, object_type: str, object_id: Any = None
@@ -172,14 +168,11 @@ class Context:
         read-only request stays read-only until its answer is complete), close."""
         await self.db.close()
         if self.reads and self.principal is not None:
-            from db.outbox import Actor
             from db.privacy import record_reads
 
-            caller = self.principal
-            role = "operator" if caller.is_operator else ",".join(sorted(caller.roles))
             reads = sorted(self.reads, key=lambda r: (r[0] or 0, r[1], r[2], r[3] or ""))
             self.reads.clear()
-            who = Actor(caller.supplier_id, role[:16])
+            who = self.principal.actor
             if self.audit_buffer is not None:
                 self.audit_buffer.add(who, reads)  # written in the next batch
                 return

@@ -134,9 +134,11 @@ async def summary(
         named = [await _organisation(info, school, OrgLevel.PROVIDER, "school")]
     elif board is not None:
         board_row = await _organisation(info, board, OrgLevel.BOARD, "board")
-        scope = caller.scope
+        day = today()
         # The board's schools and the consent decision for each, in one statement.
-        named, decided = await db.run(lambda s: figures.board_schools(s, scope, board_row.id))
+        named, decided = await db.run(
+            lambda s: figures.board_schools(s, caller, day, board_row.id)
+        )
 
     piece = Slice(
         product_id=await product_pk(info, product_id, "productId") if product_id else None,
@@ -208,11 +210,11 @@ async def _decide(
         limited = piece.only(ids)
         return Scoped(limited, limited, piece.from_date, piece.until_date)
 
-    scope = caller.scope
+    day = today()
     db = info.context.db
     if named is None:
         if Role.DASHBOARD in readers:
-            ids = await db.run(lambda s: figures.consenting_schools(s, scope))
+            ids = await db.run(lambda s: figures.consenting_schools(s, caller, day))
         else:
             ids = [caller.school_id] if caller.school_id is not None else []
         if Role.SCHOOL in readers and caller.school_id is not None and caller.school_id not in ids:
@@ -220,7 +222,7 @@ async def _decide(
     else:
         ids = [row.id for row in named]
     if decided is None:
-        decided = await db.run(lambda s: figures.school_consent(s, scope, ids))
+        decided = await db.run(lambda s: figures.school_consent(s, caller, day, ids))
 
     excluded: list[tuple[Organisation, list[DataType], str]] = []
     refusal = None

@@ -91,7 +91,7 @@ async def submit(info: Info, input: DeliveryInput) -> DeliverySubmitPayload:
             context.db, caller, request, today(), context.fresh_loaders
         )
     except REFUSED as error:
-        return refusal(error, request.reference_id)
+        return refusal(error, request.reference_id, DeliverySubmitPayload)
     return DeliverySubmitted(delivery=Delivery.from_row(row), replayed=replayed)
 
 
@@ -125,13 +125,13 @@ async def _step(
     except ConsentMissing as missing:
         raise entitlement_consent_required() from missing
     except REFUSED as error:
-        return refusal(error, reference_id)
+        return refusal(error, reference_id, EntitlementChangePayload)
     # The entitlement in the answer is read like any read, with the caller's rights
     # of now: a repeated message after the school revoked its consent gets
     # CONSENT_REQUIRED, not the stored or current entitlement.
     changed = await _read_entitlement(info, pk, audit=replayed)
     if changed is None:
-        return refusal(service.unknown_entitlement(pk), None)
+        return refusal(service.unknown_entitlement(pk), None, EntitlementChangePayload)
     return EntitlementChanged(entitlement=changed, replayed=replayed)
 
 
@@ -155,7 +155,7 @@ async def report_failure(info: Info, input: EntitlementFailureInput) -> Entitlem
     try:
         code = service.failure_code(input.code)
     except REFUSED as error:
-        return refusal(error, input.reference_id)
+        return refusal(error, input.reference_id, EntitlementChangePayload)
     acting = service.reporting_role(caller)
     role = RecipientRole.LICENSOR if acting == Role.LICENSOR else RecipientRole.PORTAL
     return await _step(
@@ -204,8 +204,10 @@ async def _read_entitlement(info: Info, pk: int, *, audit: bool = True) -> Entit
     exist or is not the caller's (`domain.consent.disclose`). `audit`: note the read
     in the school's trail (not for the answer to a change, which has its own row;
     a repeated message's answer is a read)."""
-    scope = (await principal(info.context)).scope
-    answer, row = await info.context.db.run(lambda s: access.entitlement_access(s, scope, pk))
+    caller, day = await principal(info.context), today()
+    answer, row = await info.context.db.run(
+        lambda s: access.entitlement_access(s, caller, day, pk)
+    )
     match disclose(answer):
         case Disclosure.CONSENT_REQUIRED:
             raise entitlement_consent_required()
@@ -237,6 +239,6 @@ async def delivery(info: Info, id: Any, reference_id: str | None) -> Delivery | 
         pk = _id(id)
         rows = await info.context.db.run(lambda s: store.deliveries_by_ids(s, [pk or -1]))
         row = rows.get(pk or -1)
-        if row is not None and row.seller_id != caller.supplier_id and not caller.is_operator:
+        if row is not None and not caller.owns(row.seller_id):
             row = None
     return Delivery.from_row(row) if row is not None else None

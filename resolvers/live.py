@@ -20,6 +20,7 @@ from domain.entitlements import EntitlementStatus
 from domain.events import EventKind
 from domain.roles import DataType
 from resolvers.auth import principal
+from resolvers.clock import today
 from resolvers.queries import school_ids
 from schema.errors import BadInput, ConsentRequired, GatewayError
 from schema.lookups import OrganisationIdentifierInput
@@ -68,11 +69,13 @@ async def delivery_progress(
     if len(given) != 1:
         raise BadInput("give exactly one of deliveryId, school or entitlementId")
     caller = await principal(info.context)
-    scope = caller.scope
+    day = today()
     db = info.context.db
     if delivery_id is not None:
         pk = _id(delivery_id, "deliveryId")
-        answer, schools = await db.run(lambda s: events.delivery_access_and_schools(s, scope, pk))
+        answer, schools = await db.run(
+            lambda s: events.delivery_access_and_schools(s, caller, day, pk)
+        )
         if answer is Access.CONSENT_REQUIRED:
             raise _consent_error(DataType.ENTITLEMENTS.value)
         if answer is not Access.ALLOWED:
@@ -82,7 +85,7 @@ async def delivery_progress(
         from db import access
 
         pk = _id(entitlement_id, "entitlementId")
-        answer, row = await db.run(lambda s: access.entitlement_access(s, scope, pk))
+        answer, row = await db.run(lambda s: access.entitlement_access(s, caller, day, pk))
         if answer is Access.CONSENT_REQUIRED:
             raise _consent_error(DataType.ENTITLEMENTS.value)
         if answer is not Access.ALLOWED:
@@ -127,7 +130,6 @@ async def _stream(
     if open_stream is None:
         raise LiveUnavailable("subscriptions are served over websockets at /graphql")
     caller = await principal(info.context)
-    viewer = caller
     start: Cut | None = None
     if after is not None:
         if initial_state:
@@ -141,7 +143,7 @@ async def _stream(
         problem = await info.context.db.run(lambda s: events.resume_problem(s, at, oldest))
         if problem:
             raise BadInput(problem, argument="after")
-    stream = open_stream(viewer, caller.scope, topic, start, initial_state)
+    stream = open_stream(caller, topic, start, initial_state)
     if stream is None:
         raise LiveUnavailable("live subscriptions are not running in this gateway process")
     return stream  # type: ignore[no-any-return]

@@ -4,6 +4,7 @@ statement per field, not one per row (tests assert the statement count)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy import false, literal, select
@@ -11,11 +12,10 @@ from strawberry.dataloader import DataLoader
 
 from db import access, catalogue, entitlements, organisations, persons, push, suppliers
 from db import delivery_reads as deliveries
-from db.access import Scope
 from domain.calendar import today
 from domain.consent import Access
 from domain.identifiers import OrgLevel
-from domain.roles import DataType
+from domain.roles import DataType, Principal
 from resolvers.context import Database
 
 K = TypeVar("K")
@@ -44,20 +44,20 @@ def _many(
 
 
 class Loaders:
-    """`scope` gives the caller's consent scope when a loader runs (after the
-    permission check resolved the caller); loaders of school data filter by it in
-    SQL, so a nested field never shows what the caller may not read."""
+    """`caller` gives the caller when a loader runs (after the permission check
+    resolved it); loaders of school data filter by the consent rules for it and
+    today in SQL, so a nested field never shows what the caller may not read."""
 
-    def __init__(self, db: Database, scope: Callable[[], Scope | None]) -> None:
-        def visible(condition: Callable[[Scope], Any]) -> Any:
-            current = scope()
-            return condition(current) if current is not None else false()
+    def __init__(self, db: Database, caller: Callable[[], Principal | None]) -> None:
+        def visible(condition: Callable[[Principal, date], Any]) -> Any:
+            current = caller()
+            return condition(current, today()) if current is not None else false()
 
         def schools() -> Any:
-            current = scope()
+            current = caller()
             if current is None:
                 return select(literal(None))
-            return access.visible_schools(current, DataType.SCHOOL_ORGANISATION)
+            return access.visible_schools(current, today(), DataType.SCHOOL_ORGANISATION)
 
         self.organisation = _one(db, organisations.by_ids)
         self.organisation_identifiers = _many(db, organisations.identifiers_for)
@@ -83,10 +83,10 @@ class Loaders:
         self.group = _one(db, catalogue.groups_by_ids)
 
         async def persons_with_access(session: Any, ids: list[int]) -> dict[int, Any]:
-            current = scope()
+            current = caller()
             if current is None:
                 return {}
-            answers = await access.persons_access(session, current, ids)
+            answers = await access.persons_access(session, current, today(), ids)
             shown = [i for i, answer in answers.items() if answer is Access.ALLOWED]
             rows = await persons.by_ids(session, shown) if shown else {}
             return {i: (answer, rows.get(i)) for i, answer in answers.items()}

@@ -195,10 +195,10 @@ async def audit_trail(
     """The school's audit trail: who read or changed what, when, in which role."""
     from db.models import AuditLog as Row
     from db.privacy import trail_statement
-    from resolvers.consent import school_for_admin
+    from resolvers.auth import managed_school
     from resolvers.queries import _page
 
-    _caller, school_id = await school_for_admin(info, school)
+    _caller, school_id = await managed_school(info, school)
     statement = trail_statement(school_id, since, until)
     return await _page(info, statement, Row.id, "audit", first, after, AuditEntry.from_row)
 
@@ -215,9 +215,8 @@ async def erase(info: Info, input: PersonEraseInput) -> PersonErasePayload:
     school = (identifier.school.scheme, identifier.school.value) if identifier.school else None
     found = await lookup.find_person(info.context.db, identifier.scheme, identifier.value, school)
     if not isinstance(found, lookup.PersonFound):
-        return refusal(
-            DomainError(StatusCode.PERSON_UNKNOWN, "no such person", field="identifier")
-        , None)
+        unknown = DomainError(StatusCode.PERSON_UNKNOWN, "no such person", field="identifier")
+        return refusal(unknown, None, PersonErasePayload)
     person_id = found.row.id
     erased = await service.erase(info.context.db, caller, person_id, input.reason)
     return PersonErased(

@@ -21,10 +21,9 @@ from domain.endpoints import check_registration
 from domain.errors import DomainError, StatusCode
 from domain.events import EventKind
 from domain.identifiers import OrgLevel
-from domain.roles import Role
 from resolvers import lookup
 from resolvers.auth import Principal, principal
-from resolvers.writes import actor, refusal
+from resolvers.writes import refusal
 from schema.errors import BadInput
 from schema.lookups import OrganisationIdentifierInput
 from schema.push import (
@@ -41,10 +40,6 @@ from schema.push import (
 )
 
 KNOWN_KINDS = frozenset(k.value for k in EventKind)
-
-
-def _role_of(caller: Principal) -> str:
-    return Role.OPERATOR.value if caller.is_operator else ",".join(sorted(caller.roles))[:16]
 
 
 def _poke(info: Info, endpoint_id: int | None = None) -> None:
@@ -68,7 +63,7 @@ async def _owned(info: Info, caller: Principal, endpoint_id: Any) -> store.PushE
     except (TypeError, ValueError):
         raise _not_found(endpoint_id) from None
     row = await info.context.db.run(lambda s: store.endpoint(s, key))
-    if row is None or (not caller.is_operator and row.supplier_id != caller.supplier_id):
+    if row is None or not caller.owns(row.supplier_id):
         raise _not_found(endpoint_id)
     return row
 
@@ -142,14 +137,14 @@ async def register(info: Info, input: PushEndpointInput) -> PushEndpointPayload:
             )
             await audit(
                 session,
-                actor(caller, _role_of(caller)),
+                caller.actor,
                 "pushEndpoint.register",
                 "push_endpoint",
                 row.id,
                 detail={"url": input.url, "auth": input.auth.value, "supplierId": supplier_id},
             )
     except DomainError as error:
-        return refusal(error, None)
+        return refusal(error, None, PushEndpointPayload)
     _poke(info, row.id)
     return PushEndpointSaved(endpoint=PushEndpoint.from_row(row))
 
@@ -203,14 +198,14 @@ async def change(info: Info, input: PushEndpointChangeInput) -> PushEndpointPayl
             row = await store.change_endpoint(session, current.id, values)
             await audit(
                 session,
-                actor(caller, _role_of(caller)),
+                caller.actor,
                 "pushEndpoint.change",
                 "push_endpoint",
                 row.id,
                 detail={"changed": changed, "url": row.url},
             )
     except DomainError as error:
-        return refusal(error, None)
+        return refusal(error, None, PushEndpointPayload)
     _poke(info, row.id)
     return PushEndpointSaved(endpoint=PushEndpoint.from_row(row))
 
@@ -228,13 +223,13 @@ async def retry_now(info: Info, endpoint_id: Any) -> PushEndpointPayload:
             )
             await audit(
                 session,
-                actor(caller, _role_of(caller)),
+                caller.actor,
                 "pushEndpoint.retryNow",
                 "push_endpoint",
                 row.id,
             )
     except DomainError as error:
-        return refusal(error, None)
+        return refusal(error, None, PushEndpointPayload)
     _poke(info, row.id)
     return PushEndpointSaved(endpoint=PushEndpoint.from_row(row))
 
@@ -248,14 +243,14 @@ async def remove(info: Info, endpoint_id: Any) -> PushEndpointRemovePayload:
             await store.remove_endpoint(session, current.id)
             await audit(
                 session,
-                actor(caller, _role_of(caller)),
+                caller.actor,
                 "pushEndpoint.remove",
                 "push_endpoint",
                 current.id,
                 detail={"url": current.url},
             )
     except DomainError as error:
-        return refusal(error, None)
+        return refusal(error, None, PushEndpointRemovePayload)
     _poke(info)
     return PushEndpointRemoved(id=strawberry.ID(str(current.id)))
 
@@ -276,14 +271,14 @@ async def request_seed(
             row = await store.add_seed(session, current.id, found.row.id, caller.supplier_code)
             await audit(
                 session,
-                actor(caller, _role_of(caller)),
+                caller.actor,
                 "pushSeed.request",
                 "push_endpoint",
                 current.id,
                 school_id=found.row.id,
             )
     except DomainError as error:
-        return refusal(error, None)
+        return refusal(error, None, PushSeedPayload)
     _poke(info, current.id)
     return PushSeedRequested(seed=PushSeed.from_row(row))
 

@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from db import access, catalogue, entitlements, organisations
 from db.pagination import InvalidCursor, count, fetch_page
-from domain.consent import Access, Disclosure, disclose
+from domain.consent import Disclosure, disclose
 from domain.identifiers import (
     IdentifierError,
     OrgLevel,
@@ -19,13 +19,10 @@ from domain.identifiers import (
 )
 from domain.roles import DataType
 from resolvers import lookup
-from resolvers.auth import principal
+from resolvers.auth import principal, require_school
 from resolvers.clock import today
 from schema.errors import (
     BadInput,
-    ConsentRequired,
-    Forbidden,
-    GatewayError,
     person_consent_required,
 )
 from schema.filters import EntitlementFilter, LicenceFilter, OrganisationFilter, ProductFilter
@@ -113,10 +110,10 @@ async def person_disclosure(info: Info, found: lookup.PersonResult) -> Disclosur
     """The person rule for a person named by identifier (`domain.consent`): None
     when the identifier is malformed (nothing was looked up)."""
     if isinstance(found, lookup.PersonFound):
-        scope = (await principal(info.context)).scope
+        caller, day = await principal(info.context), today()
         person_id = found.row.id
         answer = await info.context.db.run(
-            lambda s: access.person_access_of(s, scope, person_id)
+            lambda s: access.person_access_of(s, caller, day, person_id)
         )
         return disclose(answer)
     if isinstance(found, lookup.PersonMissing):
@@ -232,33 +229,6 @@ async def school_ids(
     return ids
 
 
-async def require_school(info: Info, ids: list[int], data_type: DataType, shown: str) -> None:
-    """Refuse, with the agreed 'consent required', a school the caller may not read
-    `data_type` of: never an empty list that hides the reason."""
-    scope = (await principal(info.context)).scope
-    answers = [
-        await info.context.db.run(lambda s, i=i: access.school_access(s, scope, i, data_type))
-        for i in ids
-    ]
-    refusal = school_refusal(answers, data_type, shown)
-    if refusal is not None:
-        raise refusal
-
-
-def school_refusal(answers: list[Access], data_type: DataType, shown: str) -> GatewayError | None:
-    """The error for a named school (`shown` as the caller named it) given the
-    access answers for the organisations it names; None when one is allowed.
-    One text for the resolvers and the compiled reads."""
-    if Access.ALLOWED in answers:
-        return None
-    if Access.CONSENT_REQUIRED in answers:
-        return ConsentRequired(
-            f"consent required: school {shown!r} has not activated the data exchange "
-            f"{data_type.value} for this supplier, or has no valid processing agreement with it"
-        )
-    return Forbidden(f"scope required: this caller cannot read {data_type.value} of {shown!r}")
-
-
 async def product_pk(info: Info, product_id: str, field: str) -> int:
     try:
         code, _kind = validate_product_id(product_id)
@@ -316,7 +286,7 @@ async def entitlements_list(
     from db.models import Entitlement as Row
 
     filter = filter or EntitlementFilter()
-    scope = (await principal(info.context)).scope
+    caller, day = await principal(info.context), today()
     statement = entitlements.entitlement_list_statement(
         school_ids=await school_ids(info, filter.school, "filter.school", DataType.ENTITLEMENTS)
         if filter.school
@@ -329,8 +299,8 @@ async def entitlements_list(
         else None,
         statuses=filter.status,
         variant=filter.variant,
-        today=today(),
-    ).where(access.entitlement_scope(scope))
+        today=day,
+    ).where(access.entitlement_scope(caller, day))
     page = await _page(info, statement, Row.id, "entitlement", first, after, Entitlement.from_row)
     return _audited(info, page, "entitlement")
 
@@ -355,7 +325,7 @@ async def licences_list(
             case _:
                 # Unknown, or not the caller's to know: the same empty list.
                 person_id = NO_PERSON
-    scope = (await principal(info.context)).scope
+    caller, day = await principal(info.context), today()
     statement = entitlements.licence_list_statement(
         school_ids=await school_ids(info, filter.school, "filter.school", DataType.ACTIVATIONS)
         if filter.school
@@ -368,7 +338,7 @@ async def licences_list(
         if filter.entitlement_id
         else None,
         status=filter.status,
-        today=today(),
-    ).where(access.licence_scope(scope))
+        today=day,
+    ).where(access.licence_scope(caller, day))
     page = await _page(info, statement, Row.id, "licence", first, after, Licence.from_row)
     return _audited(info, page, "licence")

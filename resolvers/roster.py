@@ -21,8 +21,7 @@ from domain.roster import (
     TeacherInput,
 )
 from resolvers import lookup
-from resolvers.auth import principal
-from resolvers.queries import require_school
+from resolvers.auth import principal, require_school
 from resolvers.writes import REFUSED, refusal
 from schema.roster import SchoolRosterInput, SchoolRosterUpserted, SchoolRosterUpsertPayload
 from services import roster as service
@@ -77,7 +76,7 @@ async def upsert(info: Info, input: SchoolRosterInput) -> SchoolRosterUpsertPayl
     try:
         school = await school_id(info, input.school)
     except REFUSED as error:
-        return refusal(error, input.reference_id)
+        return refusal(error, input.reference_id, SchoolRosterUpsertPayload)
     # The administration system processes the school's pupil data under its mandate.
     await require_school(info, [school], DataType.SCHOOL_ORGANISATION, input.school.value)
 
@@ -92,5 +91,5 @@ async def upsert(info: Info, input: SchoolRosterInput) -> SchoolRosterUpsertPayl
             context.fresh_loaders,
         )
     except REFUSED as error:
-        return refusal(error, input.reference_id)
+        return refusal(error, input.reference_id, SchoolRosterUpsertPayload)
     return SchoolRosterUpserted.build(school, input.period, answer, replayed)

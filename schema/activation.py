@@ -13,6 +13,7 @@ from schema.payloads import (
     MutationError,
     NotFoundError,
     ReferenceConflictError,
+    RuleViolationError,
     TransitionNotAllowedError,
     ValidationError,
 )
@@ -185,7 +186,11 @@ class LicenceChanged:
 
 
 LicenceChangePayload = Annotated[
-    LicenceChanged | NotFoundError | TransitionNotAllowedError | ReferenceConflictError,
+    LicenceChanged
+    | NotFoundError
+    | TransitionNotAllowedError
+    | RuleViolationError
+    | ReferenceConflictError,
     strawberry.union(
         "LicenceChangePayload",
         description="The changed licence, or why not (40: unknown to you; 99: not allowed in "

@@ -8,6 +8,8 @@ fields once with `... on MutationError { code field message }`.
 
 from __future__ import annotations
 
+from typing import Any, get_args
+
 import strawberry
 
 from domain.errors import DomainError, StatusCode, TransitionNotAllowed, ValidationFailed
@@ -89,6 +91,35 @@ def error_payload(error: DomainError) -> MutationError:
     if error.code == StatusCode.ENTITLEMENT_UNKNOWN:
         return NotFoundError(code=int(error.code), field=error.field, message=error.message)
     return RuleViolationError(code=int(error.code), field=error.field, message=error.message)
+
+
+def members(payload: Any) -> tuple[type, ...]:
+    """The types a payload union (`Annotated[A | B, strawberry.union(...)]`) lists."""
+    union, *_annotations = get_args(payload)
+    return get_args(union)
+
+
+def admitted(answer: MutationError, payload: Any) -> MutationError:
+    """`answer` as the mutation's payload union admits it: itself when the union
+    lists its type; otherwise, with the same code, field and message, the union's
+    general refusal: `RuleViolationError`, or `ValidationError` with it as the one
+    problem (the message refused as a whole, as a delivery is). A union with neither
+    is a defect of the schema (TypeError), which tests/api/test_payload_unions.py
+    finds for every mutation."""
+    listed = members(payload)
+    if type(answer) in listed:
+        return answer
+    code, field, message = answer.code, answer.field, answer.message
+    if RuleViolationError in listed:
+        return RuleViolationError(code=code, field=field, message=message)
+    if ValidationError in listed:
+        return ValidationError(
+            code=code,
+            field=field,
+            message=message,
+            problems=[Problem(code=code, field=field, message=message)],
+        )
+    raise TypeError(f"the payload union {payload} lists no general refusal type")
 
 
 def conflict_payload(reference_id: str, message: str) -> ReferenceConflictError:

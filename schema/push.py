@@ -260,7 +260,7 @@ PushEndpointPayload = Annotated[
     strawberry.union("PushEndpointPayload", description="Result of an endpoint change."),
 ]
 PushEndpointRemovePayload = Annotated[
-    PushEndpointRemoved | NotFoundError,
+    PushEndpointRemoved | NotFoundError | RuleViolationError,
     strawberry.union("PushEndpointRemovePayload", description="Result of removing."),
 ]
 PushSeedPayload = Annotated[

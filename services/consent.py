@@ -1,7 +1,7 @@
 """The school in control (DOMAIN.md §7): a school administrator (or the operator)
 activates and revokes data exchanges and registers processing agreements. Each
 change is one transaction with its audit row; which school the caller may manage
-is checked before (`resolvers/consent.py`)."""
+is checked before (`resolvers.auth.managed_school`)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import consent as store
 from db import suppliers
 from db.models import DataExchange, ProcessingAgreement
-from db.outbox import Actor, audit
+from db.outbox import audit
 from domain.consent import RECEIVERS
 from domain.errors import DomainError, StatusCode
-from domain.roles import DataType, Principal, Role
-from services.writes import Transactions, actor
+from domain.roles import Actor, DataType, Principal, Role
+from services.writes import Transactions
 
 
 def _actor(caller: Principal) -> Actor:
-    return actor(caller, Role.OPERATOR.value if caller.is_operator else Role.SCHOOL.value)
+    """A school administrator changes its school's consent; the operator as itself."""
+    return caller.acting_as(Role.OPERATOR if caller.is_operator else Role.SCHOOL)
 
 
 def check_receiver(role: Role, data_type: DataType) -> None:

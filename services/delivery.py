@@ -24,7 +24,6 @@ from db import entitlement_changes as changes
 from db.entitlement_changes import Locked
 from db.idempotency import request_hash
 from db.models import Delivery
-from db.outbox import Actor
 from domain.consent import ConsentMissing
 from domain.delivery import validate_delivery
 from domain.delivery_request import DeliveryRequest, bulk_paths, message_of
@@ -35,8 +34,8 @@ from domain.entitlements import (
     failure_allowed,
 )
 from domain.errors import DomainError, FieldError, StatusCode, ValidationFailed
-from domain.roles import DataType, Principal, Role, Scope
-from services.writes import Transactions, actor, run_once
+from domain.roles import Actor, DataType, Principal, Role
+from services.writes import Transactions, run_once
 
 #: The recipient role a supplier acts in when it takes a step in `role`.
 RECIPIENT_ROLE = {
@@ -90,7 +89,7 @@ async def submit(
             request,
             resolved,
             seller_id=caller.supplier_id,
-            actor=actor(caller, Role.SELLER.value),
+            actor=caller.acting_as(Role.SELLER),
             digest=request_hash(message),
             today=day,
         )
@@ -127,8 +126,9 @@ async def lock(
     if role in (Role.PORTAL, Role.DASHBOARD) and school_id is not None:
         # A portal or dashboard acts on a school's entitlement only while the school
         # lets it receive entitlements (a revocation stops it at once).
-        scope = Scope(caller.supplier_id, frozenset({role}), None, day)
-        if not await changes.receives(session, school_id, scope, role, DataType.ENTITLEMENTS):
+        if not await changes.receives(
+            session, school_id, caller, day, role, DataType.ENTITLEMENTS
+        ):
             raise ConsentMissing(
                 "consent required: the school has revoked or never activated the data "
                 "exchange ENTITLEMENTS for this supplier, or has no valid processing agreement"
@@ -156,7 +156,7 @@ async def step(
         if entitlement_id is None:
             raise unknown_entitlement(given_id)
         locked = await lock(session, entitlement_id, caller, role, day)
-        await change(session, locked, actor(caller, role.value))
+        await change(session, locked, caller.acting_as(role))
         return {"entitlementId": entitlement_id}
 
     answer, replayed = await run_once(db, caller, operation, reference_id, message, work, changed)

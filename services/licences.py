@@ -14,7 +14,7 @@ from db import licences
 from domain.errors import DomainError, StatusCode
 from domain.licences import LicenceAction
 from domain.roles import Principal, Role
-from services.writes import Transactions, actor, run_write
+from services.writes import Transactions, run_write
 
 
 def unknown_licence(licence_id: Any) -> DomainError:
@@ -50,7 +50,7 @@ async def change(
             role = Role.LICENSOR
         else:
             raise unknown_licence(licence_id)
-        row = await licences.change_licence(session, locked, action, actor(caller, role.value), day)
+        row = await licences.change_licence(session, locked, action, caller.acting_as(role), day)
         return {"licenceId": row.id}
 
     answer, replayed = await run_write(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from db.privacy import erase_person
 from domain.roles import Principal, Role
-from services.writes import Transactions, actor
+from services.writes import Transactions
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Erased:
 async def erase(db: Transactions, caller: Principal, person_id: int, reason: str) -> Erased:
     """Erase one person in one transaction."""
     async with db.transaction() as session:
-        counts = await erase_person(session, person_id, actor(caller, Role.OPERATOR.value), reason)
+        counts = await erase_person(session, person_id, caller.acting_as(Role.OPERATOR), reason)
     return Erased(
         identifiers_removed=counts["identifiers"],
         enrolments_removed=counts["enrolments"],

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import roster as store
 from domain.roles import Principal, Role
 from domain.roster import RosterInput, match_persons, validate_roster
-from services.writes import Transactions, actor, run_write
+from services.writes import Transactions, run_write
 
 
 async def upsert(
@@ -37,7 +37,7 @@ async def upsert(
         stored = await store.stored_persons(session, school_id, roster.keys)
         matches = match_persons(roster, stored)
         counts = await store.upsert(
-            session, school_id, roster, facts, matches, actor=actor(caller, Role.SIS.value)
+            session, school_id, roster, facts, matches, actor=caller.acting_as(Role.SIS)
         )
         return counts.as_dict()
 

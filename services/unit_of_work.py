@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from db.activation import ActivationRequest, Gathered, HeldLicence, Registration, SeatState
-from db.outbox import Actor
+from domain.roles import Actor
 
 #: (supplier id, operation, referenceId): one message, processed once.
 ReferenceKey = tuple[int, str, str]

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import idempotency
 from db.idempotency import ReferenceConflict, remember, replay, request_hash
-from db.outbox import Actor
 from domain.roles import Principal
 
 T = TypeVar("T")
@@ -33,11 +32,6 @@ class Transactions(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T: ...
-
-
-def actor(principal: Principal, role: str) -> Actor:
-    """The caller as the event and audit rows name it: acting in `role`."""
-    return Actor(principal.supplier_id, role)
 
 
 ATTEMPTS = 3
@@ -115,4 +109,4 @@ async def run_write(
     return await _retried(attempt)
 
 
-__all__ = ["ReferenceConflict", "Transactions", "actor", "run_once", "run_write"]
+__all__ = ["ReferenceConflict", "Transactions", "run_once", "run_write"]

@@ -330,8 +330,8 @@ async def test_a_click_the_store_cannot_hold_fails_alone(engine: AsyncEngine) ->
     """A referenceId longer than the store keeps (it passed no resolver here): its batch
     fails, each click runs alone, and only that click fails."""
     from db.activation import ActivationRequest, ProductRef
-    from db.outbox import Actor
     from domain.identifiers import PersonIdScheme
+    from domain.roles import Actor
     from services.unit_of_work import Click, Reference
 
     product, entitlement, pupils = await _setup(engine, 8)

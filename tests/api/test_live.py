@@ -24,9 +24,10 @@ from db import events, visibility
 from db.demo import ean13
 from db.engine import create_sessionmaker
 from db.models import Entitlement, Event
-from db.outbox import Actor, EventRow, record_events
+from db.outbox import EventRow, record_events
 from db.pagination import decode_event_cursor, event_cursor
 from domain.events import EventKind
+from domain.roles import Actor
 from gateway.tokens import TokenVerifier
 from live.context import LiveContext
 from resolvers.clock import today

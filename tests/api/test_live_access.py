@@ -18,7 +18,7 @@ from graphql import subscribe as graphql_subscribe
 from sqlalchemy import select
 
 from db import visibility
-from db.access import Scope, entitlement_scope
+from db.access import entitlement_scope
 from db.models import Entitlement, Organisation, Supplier
 from domain.roles import DataType, Role
 from domain.visibility import Viewer, may_see
@@ -105,14 +105,12 @@ async def test_the_stream_rule_is_the_list_rule(session: Any, role: str, state: 
             select(Organisation.id).where(Organisation.rio_id == SCHOOL)
         )
     roles = frozenset(Role(r) for r in caller[1:])
-    scope = Scope(supplier_id, roles, school_id, today())
     viewer = Viewer(supplier_id, roles, school_id)
     every = list(await session.scalars(select(Entitlement.id)))
     facts = await visibility.load_entitlement_facts(session, every, today())
     for data_type in (DataType.ENTITLEMENTS, DataType.ACTIVATIONS):
-        listed = set(
-            await session.scalars(select(Entitlement.id).where(entitlement_scope(scope, data_type)))
-        )
+        visible = entitlement_scope(viewer, today(), data_type)
+        listed = set(await session.scalars(select(Entitlement.id).where(visible)))
         streamed = {
             entitlement_id
             for entitlement_id, involved in facts.involved.items()

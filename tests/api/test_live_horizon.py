@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from db import events
 from db.engine import create_sessionmaker
 from db.models import Entitlement
-from db.outbox import Actor, EventRow, record_events
+from db.outbox import EventRow, record_events
 from domain.events import EventKind
+from domain.roles import Actor
 from tests.api.test_delivery import SHOP
 from tests.api.test_live import (
     PROGRESS,

@@ -11,9 +11,8 @@ from sqlalchemy import delete, select
 
 from compiler import CompiledAnswer, Fallback, ReadCompiler
 from db.models import AuditLog, Supplier
-from db.outbox import Actor
 from db.privacy import record_reads
-from domain.roles import Role
+from domain.roles import Actor, Role
 from resolvers.auth import Principal
 from resolvers.clock import today
 from tests.compiler.oracle import raw_connection

@@ -9,7 +9,7 @@ from sqlalchemy import event, func, select
 
 from db.engine import create_sessionmaker
 from db.models import AuditLog
-from db.outbox import Actor
+from domain.roles import Actor
 from gateway.caches import AuditBuffer
 
 
