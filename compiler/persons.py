@@ -42,8 +42,8 @@ SHOWN, CONSENT_REQUIRED, NOT_INVOLVED = 1, 2, 3
 def access(c: Compiler) -> str:
     """SQL on a row of `person` (named so): the person rule's answer about it
     (SHOWN, CONSENT_REQUIRED or NOT_INVOLVED)."""
-    allowed = c.st.condition(Person.__table__, person_scope(Person.id, c.scope))
-    related = c.st.condition(Person.__table__, person_related(Person.id, c.scope))
+    allowed = c.st.condition(Person.__table__, person_scope(Person.id, c.caller, c.today))
+    related = c.st.condition(Person.__table__, person_related(Person.id, c.caller))
     return (
         f"(CASE WHEN {allowed} THEN {SHOWN} WHEN {related} THEN {CONSENT_REQUIRED} "
         f"ELSE {NOT_INVOLVED} END)"
@@ -70,7 +70,7 @@ def _holder(c: Compiler, a: str, details: Details) -> str:
 
 
 def _identifiers_source(c: Compiler, a: str, b: str) -> str:
-    visible = c.st.condition(PersonIdentifier.__table__, visible_identifiers(c.scope))
+    visible = c.st.condition(PersonIdentifier.__table__, visible_identifiers(c.caller, c.today))
     return (
         f"(SELECT person_identifier.* FROM person_identifier "
         f"WHERE person_identifier.person_id = {a}.id AND {visible}) AS {b}"
@@ -96,7 +96,7 @@ def _at_visible_school(c: Compiler, table: Any, school: Any) -> str:
     """The loaders' `schools()`: rows of schools whose school organisation data the
     caller may read."""
     return c.st.condition(
-        table, school.in_(visible_schools(c.scope, DataType.SCHOOL_ORGANISATION))
+        table, school.in_(visible_schools(c.caller, c.today, DataType.SCHOOL_ORGANISATION))
     )
 
 
@@ -134,7 +134,7 @@ def _subjects(c: Compiler, a: str, details: Details) -> str:
 
 def _entitlements(c: Compiler, a: str, details: Details) -> str:
     b = c.st.alias()
-    visible = c.st.condition(Entitlement.__table__, entitlement_scope(c.scope))
+    visible = c.st.condition(Entitlement.__table__, entitlement_scope(c.caller, c.today))
     source = (
         f"(SELECT entitlement.* FROM entitlee JOIN entitlement ON entitlement.id = "
         f"entitlee.entitlement_id WHERE entitlee.person_id = {a}.id AND {visible}) AS {b}"
@@ -144,7 +144,7 @@ def _entitlements(c: Compiler, a: str, details: Details) -> str:
 
 def _licences(c: Compiler, a: str, details: Details) -> str:
     b = c.st.alias()
-    visible = c.st.condition(Licence.__table__, licence_scope(c.scope))
+    visible = c.st.condition(Licence.__table__, licence_scope(c.caller, c.today))
     source = (
         f"(SELECT licence.* FROM licence WHERE licence.person_id = {a}.id AND {visible}) AS {b}"
     )

@@ -303,7 +303,7 @@ def licence_holders(
         _today(c),
     )
     conditions = [
-        st.condition(Licence.__table__, licence_scope(c.scope)),
+        st.condition(Licence.__table__, licence_scope(c.caller, c.today)),
         st.condition(Licence.__table__, holders),
     ]
     field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
