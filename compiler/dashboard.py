@@ -22,14 +22,12 @@ from typing import Any, cast
 
 from graphql import GraphQLObjectType, get_named_type
 from graphql.execution.collect_fields import collect_subfields
-from sqlalchemy import select
 
 from compiler.arguments import Replay, Root, organisation_ids, organisation_search
 from compiler.objects import Compiler, Details
 from compiler.sql import NotCompiled, json_object, quote
 from db import dashboard as figures
-from db.access import consented
-from db.models import DataExchange
+from domain.identifiers import IdentifierError, validate_product_id
 from domain.roles import DataType, Role
 from settings import Settings
 
@@ -38,10 +36,6 @@ _READING = (
     frozenset({Role.SCHOOL}),
     frozenset({Role.OPERATOR}),
 )
-_SHAPE = figures.Shape("some", False, False, False)
-_RANGED = figures.Shape("some", False, False, True)
-_ALL = figures.Shape("all", False, False, False)
-_ALL_RANGED = figures.Shape("all", False, False, True)
 
 
 def _reason(refused_by_dashboard: bool) -> str:
@@ -86,29 +80,38 @@ def dashboard(
     no_readers = not roles & figures.READERS  # a shop (its own deliveries), say
     if roles not in _READING and not no_readers:
         raise NotCompiled("dashboard for this combination of roles")
-    if no_readers and (args.get("school") is not None or args.get("board") is not None):
-        raise NotCompiled("dashboard naming a school or board without a reading role")
-    for name in ("shopCode", "productId", "schoolPeriod"):
-        if args.get(name) is not None:
-            raise NotCompiled(f"dashboard({name})")
+    if args.get("schoolPeriod") is not None:
+        raise NotCompiled("dashboard(schoolPeriod)")
     if args.get("school") is not None and args.get("board") is not None:
         raise NotCompiled("dashboard(school, board)")  # the resolvers' BadInput
     ranged = args.get("fromDate") is not None or args.get("untilDate") is not None
     st = c.st
     operator = Role.OPERATOR in roles
     dashboard_role = Role.DASHBOARD in roles
-    params = {
+    # Figures not limited by consent: the operator's, a shop's (its own deliveries).
+    everyone = operator or no_readers
+    shop_only = _own_deliveries_only(roles)
+    # `resolvers.dashboard.summary` tests the product for truth, the shop for None.
+    product = bool(args.get("productId"))
+    shop = args.get("shopCode") is not None
+    params: dict[str, Any] = {
         "supplier_id": st.lazy(lambda run: run.caller.supplier_id, "int"),
         "own_school": st.lazy(lambda run: run.caller.school_id, "int"),
         "today": st.lazy(lambda run: run.today, "date"),
-        "seller_id": st.lazy(lambda run: run.caller.supplier_id, "int"),
+        "seller_id": (
+            "(SELECT seller_id FROM filter_)"
+            if shop
+            else st.lazy(lambda run: run.caller.supplier_id, "int")
+        ),
+        "product_id": "(SELECT product_id FROM filter_)",
     }
-    entitlements, activations = figures._consent_columns(figures._scope_key(c.caller))
     board = args.get("board")
     school = args.get("school")
     named_arg = board if board is not None else school
+    one_school = school is not None and not everyone
     setup = []
-    refusals: dict[str, Callable[[dict[str, Any]], Any]] | None = None
+    problems = []
+    refusals: dict[str, Callable[[dict[str, Any]], Any]] = {}
     if named_arg is not None:
         level = figures.OrgLevel.BOARD if board is not None else figures.OrgLevel.PROVIDER
         if named_arg.get("scheme") is None:
@@ -118,7 +121,7 @@ def dashboard(
         else:
             ids = organisation_ids(c, key, "board_", level=level.value)
             setup.append(f"board_ AS (SELECT {ids} AS ids)")
-        problem = (
+        problems.append(
             "(SELECT CASE WHEN ids IS NULL OR cardinality(ids) <> 1 THEN 'board not one' END "
             "FROM board_)"
         )
@@ -132,8 +135,7 @@ def dashboard(
                 f"FROM {schools} AS b(id, level, rio_id, name, entitlements, activations))"
             )
         else:
-            # One school: the decision for it (`figures.school_consent`), refused as
-            # `resolvers.dashboard._decide` refuses it (`_school_refusal`).
+            # One school: the decision for it (`figures.school_consent`).
             decided = st.embed(
                 figures._school_consent_statement("postgresql", figures._scope_key(c.caller)),
                 {**params, "schools": "(SELECT board_.ids[1:1] FROM board_)"},
@@ -143,41 +145,12 @@ def dashboard(
                 f"FROM {decided} AS d(id, entitlements, activations) "
                 "JOIN organisation AS o ON o.id = d.id)"
             )
-            licence_fields = _asks_licence_figures(c, details)
-            refused = f"NOT s.entitlements{' OR NOT s.activations' if licence_fields else ''}"
-            problem = (
-                "(SELECT CASE WHEN ids IS NULL OR cardinality(ids) <> 1 THEN 'board not one' "
-                f"WHEN {refused} THEN 'school refused:' || "
-                "CASE WHEN s.entitlements THEN 't' ELSE 'f' END || "
-                "CASE WHEN s.activations THEN 't' ELSE 'f' END || s.rio_id END "
-                "FROM board_ LEFT JOIN s_ AS s ON TRUE)"
-            )
-            refusals = {"school refused:*": _school_refusal}
-    elif operator or no_readers:
+    elif everyone:
         setup.append("s_ AS (SELECT NULL::int AS id WHERE FALSE)")
-        problem = "NULL::text"
     else:
         # Nothing named: a dashboard's consenting schools, a school administrator's own.
         if dashboard_role:
-            scope = c.caller
-            consenting = (
-                select(DataExchange.school_id)
-                .where(
-                    DataExchange.supplier_id == scope.supplier_id,
-                    DataExchange.role == Role.DASHBOARD.value,
-                    DataExchange.data_type == DataType.ENTITLEMENTS.value,
-                    DataExchange.revoked_at.is_(None),
-                    consented(
-                        DataExchange.school_id,
-                        scope,
-                        c.today,
-                        Role.DASHBOARD,
-                        DataType.ENTITLEMENTS,
-                    ),
-                )
-                .distinct()
-            )
-            ids = st.embed(consenting, {})
+            ids = st.embed(figures.consenting_statement(c.caller, c.today), {})
         else:
             ids = f"(SELECT {params['own_school']} AS i)"
         decided = st.embed(
@@ -188,16 +161,44 @@ def dashboard(
             f"s_ AS (SELECT d.id, NULL::text AS rio_id, d.entitlements, d.activations "
             f"FROM {decided} AS d(id, entitlements, activations))"
         )
-        problem = "NULL::text"
-    everything = operator or no_readers
+    # The product and the shop, found as `resolvers.dashboard.summary` finds them
+    # (after the school or board); unknown ones are the resolvers' BadInput.
+    found = []
+    if product:
+        code = st.value(key, "product_code", "text")
+        found.append(f"(SELECT p.id FROM product AS p WHERE p.code = {code}) AS product_id")
+        problems.append(
+            "(SELECT CASE WHEN product_id IS NULL THEN 'unknown product' END FROM filter_)"
+        )
+    if shop:
+        code = st.value(key, "shop_code", "text")
+        found.append(f"(SELECT s.id FROM supplier AS s WHERE s.code = {code}) AS seller_id")
+        forbidden = ""
+        if shop_only:
+            own = st.param(lambda run: run.caller.supplier_id, "int")
+            forbidden = f" WHEN seller_id <> {own} THEN 'shop forbidden'"
+        problems.append(
+            f"(SELECT CASE WHEN seller_id IS NULL THEN 'unknown shop'{forbidden} END FROM filter_)"
+        )
+        refusals["shop forbidden"] = _shop_refusal
+    if found:
+        setup.append(f"filter_ AS (SELECT {', '.join(found)})")
+    if one_school:
+        # Refused as `resolvers.dashboard._decide` refuses it (`_school_refusal`);
+        # its licence figures alone refused at their own paths (`_licence_refusal`).
+        problems.append(
+            "(SELECT CASE WHEN NOT s.entitlements THEN 'school refused:' || "
+            "CASE WHEN s.entitlements THEN 't' ELSE 'f' END || "
+            "CASE WHEN s.activations THEN 't' ELSE 'f' END || s.rio_id END FROM s_ AS s)"
+        )
+        refusals["school refused:*"] = _school_refusal
+    problem = f"coalesce({', '.join(problems)})" if problems else "NULL::text"
+    everything = everyone and named_arg is None
     entitlement_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_ WHERE s_.entitlements)"
     licence_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_ WHERE s_.activations)"
-    if operator and named_arg is not None:
+    if everyone and named_arg is not None:
         entitlement_ids = licence_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_)"
-        everything = False
-    shape = (_ALL_RANGED if ranged else _ALL) if everything else (_RANGED if ranged else _SHAPE)
-    if not operator and no_readers and _own_deliveries_only(roles):
-        shape = figures.Shape("all", False, True, ranged)
+    shape = figures.Shape("all" if everything else "some", product, shop or shop_only, ranged)
     dates = {
         "from_date": st.lazy(_value_getter(key, "from_date"), "date"),
         "until_date": st.lazy(_value_getter(key, "until_date"), "date"),
@@ -209,6 +210,14 @@ def dashboard(
     collected = collect_subfields(
         c.schema, c.fragments, c.variables, c.operation, summary_type, details
     )
+
+    def licence_figure(figure: str, field_details: Details) -> str:
+        """A licence figure, or (one named school without ACTIVATIONS) its refusal."""
+        if not one_school:
+            return figure
+        refused = c.refusal(field_details, _licence_refusal(roles), "(SELECT rio_id FROM s_)")
+        return f"(CASE WHEN (SELECT activations FROM s_) THEN {figure} ELSE {refused} END)"
+
     pairs = []
     for field_key, field_details in collected.grouped_field_set.items():
         name = field_details[0].node.name.value
@@ -221,7 +230,7 @@ def dashboard(
         elif name == "untilDate":
             pairs.append((field_key, str(dates["until_date"]) if ranged else "NULL::date"))
         elif name == "excludedSchools":
-            listed = _excluded(c, field_details, named_arg is not None, operator or no_readers)
+            listed = _excluded(c, field_details, named_arg is not None, everyone)
             pairs.append((field_key, listed))
         elif name == "schools":
             if everything:
@@ -250,7 +259,9 @@ def dashboard(
                 figures._totals_statement("postgresql", shape),
                 {**params, **dates, "schools": licence_ids},
             )
-            pairs.append((field_key, _totals(c, field_details, totals)))
+            pairs.append(
+                (field_key, licence_figure(_totals(c, field_details, totals), field_details))
+            )
         elif name == "activationsPerDay":
             curve = st.embed(
                 figures._curve_statement("postgresql", shape),
@@ -262,7 +273,9 @@ def dashboard(
                     "last_day": st.lazy(_curve_day(key, 1), "date"),
                 },
             )
-            pairs.append((field_key, _curve(c, field_details, curve)))
+            pairs.append(
+                (field_key, licence_figure(_curve(c, field_details, curve), field_details))
+            )
         else:
             raise NotCompiled(f"DashboardSummary.{name}")
     sql = (
@@ -289,10 +302,17 @@ def dashboard(
             else:
                 for name, found in organisation_search(named).items():
                     values[f"board_{name}"] = found
+        if args.get("productId"):
+            try:
+                values["product_code"], _kind = validate_product_id(args["productId"])
+            except IdentifierError as exc:
+                raise Replay("malformed productId") from exc
+        if args.get("shopCode") is not None:
+            values["shop_code"] = args["shopCode"]
         values["caller"] = caller  # for the refusal of a named school
         return values
 
-    return Root(key, sql, prepare, refusals=refusals)
+    return Root(key, sql, prepare, refusals=refusals or None)
 
 
 def _own_deliveries_only(roles: frozenset[Role]) -> bool:
@@ -306,20 +326,46 @@ def _own_deliveries_only(roles: frozenset[Role]) -> bool:
     return _drive(resolve._shop(None, caller, None)) is own  # type: ignore[arg-type]
 
 
-def _asks_licence_figures(c: Compiler, details: Details) -> bool:
-    """Whether the selection holds a field the resolvers refuse at its own path when
-    only the school's licence figures are refused (`resolvers.dashboard._licences`)."""
-    summary_type = cast(
-        GraphQLObjectType,
-        get_named_type(c.schema.query_type.fields["dashboard"].type),  # type: ignore[union-attr]
-    )
-    collected = collect_subfields(
-        c.schema, c.fragments, c.variables, c.operation, summary_type, details
-    )
-    return any(
-        found[0].node.name.value in ("licenceTotals", "activationsPerDay")
-        for found in collected.grouped_field_set.values()
-    )
+def _shop_refusal(values: dict[str, Any]) -> Any:
+    """The error `resolvers.dashboard._shop` raises for a shop naming another shop,
+    asked of it with that other shop found."""
+    from compiler.arguments import _drive
+    from resolvers import dashboard as resolve
+    from schema.errors import GatewayError
+
+    async def other_shop(work: Any) -> tuple[object, frozenset[Role]]:
+        return object(), frozenset()
+
+    info = SimpleNamespace(context=SimpleNamespace(db=SimpleNamespace(run=other_shop)))
+    try:
+        _drive(resolve._shop(info, values["caller"], values["shop_code"]))  # type: ignore[arg-type]
+    except GatewayError as refusal:
+        return refusal
+    return None
+
+
+def _licence_refusal(roles: frozenset[Role]) -> Callable[[str], Exception]:
+    """The error a licence figure of one named school gets when the school allows its
+    entitlement figures but not its licence figures (`resolvers.dashboard._licences`
+    on `_decide`'s answer), given the school's rio_id."""
+
+    def refusal(rio_id: str) -> Exception:
+        from compiler.arguments import _drive
+        from resolvers import dashboard as resolve
+        from schema.errors import GatewayError
+
+        caller = SimpleNamespace(roles=roles, is_operator=False, school_id=None)
+        decided = figures._decided(caller, [(0, True, False)])  # type: ignore[arg-type]
+        row = SimpleNamespace(id=0, rio_id=rio_id)
+        info = SimpleNamespace(context=SimpleNamespace(db=None))
+        scoped = _drive(resolve._decide(info, caller, [row], figures.Slice(), True, decided))  # type: ignore[arg-type]
+        try:
+            resolve._licences(scoped)
+        except GatewayError as error:
+            return error
+        raise AssertionError("the resolvers refuse no licence figure here")
+
+    return refusal
 
 
 def _school_refusal(values: dict[str, Any]) -> Any:

@@ -18,7 +18,7 @@ from graphql import located_error
 #: The control character that opens every mark (JSON text writes it `\\u0001`).
 MARK = "\u0001"
 _PREFIX = MARK + "ketenpoort:"
-REFUSED = _PREFIX + "refused:"  # a string value: REFUSED + index + MARK
+REFUSED = _PREFIX + "refused:"  # a string value: REFUSED + index [+ ":" + detail] + MARK
 READ = _PREFIX + "read:"  # an object key: READ + index; its value the school id
 #: How the marks start in PostgreSQL's JSON text (control characters escaped).
 MARKED_JSON = json.dumps(_PREFIX)[1:-1]
@@ -27,7 +27,7 @@ MARKED_JSON = json.dumps(_PREFIX)[1:-1]
 @dataclass(frozen=True)
 class Refusal:
     nodes: list[Any]  # the field's nodes, for the error's locations
-    error: Callable[[], Exception]
+    error: Callable[..., Exception]  # called with the mark's detail when it has one
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,11 @@ def unmark(
 
     def walk(value: Any, path: list[Any]) -> Any:
         if isinstance(value, str) and value.startswith(REFUSED):
-            mark = marks[int(value[len(REFUSED) : -1])]
+            index, has_detail, detail = value[len(REFUSED) : -1].partition(":")
+            mark = marks[int(index)]
             assert isinstance(mark, Refusal)
-            errors.append(dict(located_error(mark.error(), mark.nodes, path).formatted))
+            error = mark.error(detail) if has_detail else mark.error()
+            errors.append(dict(located_error(error, mark.nodes, path).formatted))
             return None
         if isinstance(value, list):
             return [walk(item, [*path, i]) for i, item in enumerate(value)]

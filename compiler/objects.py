@@ -64,10 +64,16 @@ class Compiler:
     #: What nested fields answer beside their values (`compiler.marks`).
     marks: list[Mark] = field(default_factory=list)
 
-    def refusal(self, details: Details, error: Callable[[], Exception]) -> str:
-        """SQL: the JSON value that stands for `error` at this field's path."""
+    def refusal(
+        self, details: Details, error: Callable[..., Exception], detail: str | None = None
+    ) -> str:
+        """SQL: the JSON value that stands for `error` at this field's path; with
+        `detail` (SQL text, e.g. the school's rio_id) `error` is called with its value."""
         self.marks.append(Refusal([d.node for d in details], error))
-        return f"to_json({quote(f'{REFUSED}{len(self.marks) - 1}{MARK}')}::text)"
+        head = f"{REFUSED}{len(self.marks) - 1}"
+        if detail is None:
+            return f"to_json({quote(head + MARK)}::text)"
+        return f"to_json(({quote(head + ':')} || coalesce({detail}, '') || {quote(MARK)})::text)"
 
     def read(self, action: str, object_type: str) -> str:
         """The key of an object's member whose value (a school id) is an audit read."""

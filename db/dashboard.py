@@ -284,10 +284,11 @@ async def board_schools(
     )
 
 
-async def consenting_schools(session: AsyncSession, caller: Principal, today: date) -> list[int]:
+def consenting_statement(caller: Principal, today: date) -> Any:
     """Every school that activated ENTITLEMENTS for this dashboard (with a valid
-    mandate), for a dashboard that names no school or board."""
-    statement = (
+    mandate), for a dashboard that names no school or board (the compiled read
+    embeds this statement with the plan's caller and day)."""
+    return (
         select(DataExchange.school_id)
         .where(
             DataExchange.supplier_id == caller.supplier_id,
@@ -299,7 +300,11 @@ async def consenting_schools(session: AsyncSession, caller: Principal, today: da
         .distinct()
         .order_by(DataExchange.school_id)
     )
-    return list(await session.scalars(statement))
+
+
+async def consenting_schools(session: AsyncSession, caller: Principal, today: date) -> list[int]:
+    """`consenting_statement`'s schools."""
+    return list(await session.scalars(consenting_statement(caller, today)))
 
 
 # --- what the figures are about ------------------------------------------------------------

@@ -316,10 +316,15 @@ async def test_a_named_schools_dashboard_compiles_with_its_refusals(
     answer, result = await both_ways(dashboard, SCHOOL_FIGURES)
     assert isinstance(answer, CompiledAnswer)
     assert result.data["dashboard"]["excludedSchools"][0]["missing"] == ["ACTIVATIONS"]
-    # Licence figures asked: refused at their own paths, by the resolvers.
+    # Licence figures asked: refused at their own paths, compiled (a mark in the JSON).
     answer, result = await both_ways(dashboard, WITH_LICENCES)
-    assert isinstance(answer, Fallback)
-    assert result.errors
+    assert isinstance(answer, CompiledAnswer)
+    assert [(e["path"], e["extensions"]["code"]) for e in answer.errors] == [
+        (["dashboard", "licenceTotals"], "CONSENT_REQUIRED")
+    ]
+    assert "104A158" in answer.errors[0]["message"]
+    assert json.loads(answer.data)["dashboard"]["licenceTotals"] is None
+    assert result.data["dashboard"]["entitlementsByStatus"]  # the entitlement figures shown
     await revoke("ENTITLEMENTS")
     answer, result = await both_ways(dashboard, SCHOOL_FIGURES)
     assert isinstance(answer, CompiledAnswer)
