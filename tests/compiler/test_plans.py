@@ -70,9 +70,9 @@ def test_skip_and_include_follow_their_variables() -> None:
         ("subscription { licenceActivations { cursor } }", {}, "subscription"),
         ("{ __schema { queryType { name } } }", {}, "Query.__schema"),
         (
-            '{ dashboard(productId: "9789000000012") { schools { rioId } } }',
+            '{ dashboard(schoolPeriod: "2026-2027") { schools { rioId } } }',
             {},
-            "dashboard(productId)",
+            "dashboard(schoolPeriod)",
         ),
         ("{ dashboard { failures { code } } }", {}, "DashboardSummary.failures"),
         (

@@ -1,0 +1,171 @@
+"""Dashboards compile (issue 14) for every caller of the dashboard's permission
+matrix (the operator, a dashboard provider, a school administrator, a shop, a shop
+that is also a licence office) and every consent state (the board of
+tests/api/test_dashboard.py: school A with ENTITLEMENTS and ACTIVATIONS, B with
+ENTITLEMENTS only, C with none): a named school or board, nothing named, and the
+`productId` and `shopCode` filters. Each case is answered compiled in one statement,
+and the test client compares it with the resolvers' answer (data, errors with their
+paths)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from graphql import parse
+from sqlalchemy import select
+
+from compiler import CompiledAnswer, Fallback, ReadCompiler
+from db.models import Organisation, Supplier, SupplierSchool
+from domain.roles import Role
+from resolvers.auth import Principal
+from resolvers.clock import today
+from tests.api.test_dashboard import Board
+from tests.api.test_dashboard import board as dashboard_board  # noqa: F401 (a fixture)
+from tests.compiler.oracle import raw_connection
+from tests.compiler.test_statements import Counting
+from tests.conftest import _SCHEMA, TEST_SETTINGS, GraphQLClient
+
+FIGURES = """query ($board: OrganisationIdentifierInput, $school: OrganisationIdentifierInput,
+    $shop: String, $product: String) {
+  dashboard(board: $board, school: $school, shopCode: $shop, productId: $product) {
+    schools { rioId }
+    excludedSchools { school { rioId } missing reason }
+    entitlementsByStatus { status entitlements openEntitlements quantity }
+    licenceTotals { entitlements quantityBought licencesActivated activationRate }
+    activationsPerDay { day activations cumulative activationRate }
+  }
+}"""
+
+#: The callers of the matrix: (supplier code or None for the board's dashboard,
+#: roles, administrator of the board's school B).
+CALLERS = {
+    "operator": ("operator", ("operator",), False),
+    "dashboard": (None, ("dashboard",), False),
+    "school": ("demo-school-admin", ("school",), True),
+    "shop": ("demo-shop", ("seller",), False),
+    "combined": ("demo-combined", ("seller", "licensor"), False),
+}
+
+
+@pytest.fixture
+def postgres_only(backend: Any) -> None:
+    if not backend.is_postgres:
+        pytest.skip("compiled reads run on PostgreSQL")
+
+
+@pytest.fixture
+async def board(session: Any, dashboard_board: Board) -> Board:  # noqa: F811
+    """The board, with demo-school-admin registered for its school B."""
+    admin = await session.scalar(select(Supplier.id).where(Supplier.code == "demo-school-admin"))
+    school = await session.scalar(
+        select(Organisation.id).where(Organisation.rio_id == dashboard_board.b)
+    )
+    session.add(SupplierSchool(supplier_id=admin, organisation_id=school))
+    await session.commit()
+    return dashboard_board
+
+
+async def both_ways(
+    session: Any, gql: GraphQLClient, board: Board, who: str, variables: dict[str, Any]
+) -> tuple[CompiledAnswer, Any]:
+    """The compiled answer (asserted compiled, in one statement) and the resolvers'
+    result, which the test client compared with it."""
+    code, roles, admin = CALLERS[who]
+    code = code or board.dashboard
+    pk = await session.scalar(select(Supplier.id).where(Supplier.code == code))
+    own = (
+        await session.scalar(select(Organisation.id).where(Organisation.rio_id == board.b))
+        if admin
+        else None
+    )
+    caller = replace(
+        Principal(pk, frozenset(Role(r) for r in roles), supplier_code=code), school_id=own
+    )
+    plan = ReadCompiler(_SCHEMA, TEST_SETTINGS).plan(parse(FIGURES), None, caller, variables)
+    assert not isinstance(plan, Fallback), (who, variables, plan)
+    connection = Counting(await raw_connection(session))
+    answer = await plan.execute(connection, variables, caller, today())
+    assert isinstance(answer, CompiledAnswer), (who, variables, answer)
+    assert len(connection.statements) == 1
+    result = await gql.execute(
+        FIGURES, variables, as_=(code, *roles), school=board.b if admin else None
+    )
+    return answer, result
+
+
+def _codes(answer: CompiledAnswer) -> list[tuple[Any, str]]:
+    return sorted((e["path"], e["extensions"]["code"]) for e in answer.errors)
+
+
+@pytest.mark.parametrize("who", list(CALLERS))
+async def test_a_named_school_in_every_consent_state_compiles(
+    postgres_only: None, session: Any, gql: GraphQLClient, board: Board, who: str
+) -> None:
+    for school in (board.a, board.b, board.c):
+        answer, _result = await both_ways(session, gql, board, who, {"school": board.ref(school)})
+        if who == "dashboard" and school == board.b:
+            # ENTITLEMENTS only: the licence figures refused at their own paths.
+            assert _codes(answer) == [
+                (["dashboard", "activationsPerDay"], "CONSENT_REQUIRED"),
+                (["dashboard", "licenceTotals"], "CONSENT_REQUIRED"),
+            ]
+            data = json.loads(answer.data)["dashboard"]
+            assert data["entitlementsByStatus"]
+            assert data["excludedSchools"][0]["missing"] == ["ACTIVATIONS"]
+        elif (who == "dashboard" and school == board.c) or (who == "school" and school != board.b):
+            assert answer.data == "null"
+            assert len(answer.errors) == 1
+        else:
+            assert not answer.errors, (who, school, answer.errors)
+
+
+@pytest.mark.parametrize("who", list(CALLERS))
+async def test_a_board_and_nothing_named_compile(
+    postgres_only: None, session: Any, gql: GraphQLClient, board: Board, who: str
+) -> None:
+    answer, result = await both_ways(session, gql, board, who, {"board": board.ref()})
+    assert not answer.errors
+    excluded = result.data["dashboard"]["excludedSchools"]
+    assert bool(excluded) == (who in ("dashboard", "school"))
+    answer, _result = await both_ways(session, gql, board, who, {})
+    assert not answer.errors
+
+
+@pytest.mark.parametrize("who", list(CALLERS))
+async def test_product_and_shop_filters_compile(
+    postgres_only: None, session: Any, gql: GraphQLClient, board: Board, who: str
+) -> None:
+    for variables in (
+        {"board": board.ref(), "product": board.p1},
+        {"school": board.ref(board.a), "product": board.p3},
+        {"product": board.p1},
+        {"board": board.ref(), "shop": "demo-combined"},
+        {"shop": "demo-shop", "product": board.p1},
+    ):
+        answer, result = await both_ways(session, gql, board, who, variables)
+        if who == "shop" and variables.get("shop") == "demo-combined":
+            # A shop sees its own deliveries only: FORBIDDEN, from the resolvers' rule.
+            assert _codes(answer) == [(["dashboard"], "FORBIDDEN")]
+        elif who == "combined" and variables.get("shop") == "demo-shop":
+            assert _codes(answer) == [(["dashboard"], "FORBIDDEN")]
+        elif who == "school" and variables.get("school"):
+            assert _codes(answer) == [(["dashboard"], "FORBIDDEN")]  # not its school
+        else:
+            assert not answer.errors, (who, variables, answer.errors)
+
+
+async def test_an_unknown_product_or_shop_runs_on_the_resolvers(
+    postgres_only: None, session: Any, gql: GraphQLClient, board: Board
+) -> None:
+    pk = await session.scalar(select(Supplier.id).where(Supplier.code == board.dashboard))
+    caller = Principal(pk, frozenset({Role.DASHBOARD}), supplier_code=board.dashboard)
+    for variables in ({"shop": "no-such-shop"}, {"product": "9789999999991"}):
+        plan = ReadCompiler(_SCHEMA, TEST_SETTINGS).plan(parse(FIGURES), None, caller, variables)
+        assert not isinstance(plan, Fallback)
+        answer = await plan.execute(await raw_connection(session), variables, caller, today())
+        assert isinstance(answer, Fallback)  # the resolvers' BadInput
+        result = await gql.execute(FIGURES, variables, as_=(board.dashboard, "dashboard"))
+        assert [e.extensions["code"] for e in result.errors] == ["BAD_USER_INPUT"]
