@@ -23,12 +23,13 @@ from typing import Any, cast
 from graphql import GraphQLObjectType, get_named_type
 from graphql.execution.collect_fields import collect_subfields
 
+from compiler import dashboard_figures as shown
 from compiler.arguments import Replay, Root, organisation_ids, organisation_search
 from compiler.objects import Compiler, Details
 from compiler.sql import NotCompiled, json_object, quote
 from db import dashboard as figures
 from domain.identifiers import IdentifierError, validate_product_id
-from domain.roles import DataType, Role
+from domain.roles import Role
 from settings import Settings
 
 _READING = (
@@ -36,41 +37,6 @@ _READING = (
     frozenset({Role.SCHOOL}),
     frozenset({Role.OPERATOR}),
 )
-
-
-def _reason(refused_by_dashboard: bool) -> str:
-    """`resolvers.dashboard._decide`'s reason for an excluded school, as SQL over
-    `s_` (a row of the board's schools with `entitlements`, `activations`)."""
-    from resolvers import dashboard as resolve
-
-    if not refused_by_dashboard:
-        return quote("not your school")
-    arms = []
-    for entitlements, activations in ((False, False), (False, True), (True, False)):
-        missing = [
-            t
-            for t, ok in (
-                (DataType.ENTITLEMENTS, entitlements),
-                (DataType.ACTIVATIONS, activations),
-            )
-            if not ok
-        ]
-        before, _, after = resolve.consent_message("\x00", missing).partition("\x00")
-        arms.append(
-            f"WHEN {'' if entitlements else 'NOT '}s_.entitlements AND "
-            f"{'' if activations else 'NOT '}s_.activations "
-            f"THEN {quote(before)} || s_.rio_id || {quote(after)}"
-        )
-    return f"(CASE {' '.join(arms)} END)"
-
-
-def _missing() -> str:
-    return (
-        "(SELECT coalesce(json_agg(m.t ORDER BY m.n), '[]'::json) FROM (VALUES "
-        f"(1, {quote(DataType.ENTITLEMENTS.value)}, s_.entitlements), "
-        f"(2, {quote(DataType.ACTIVATIONS.value)}, s_.activations)) AS m(n, t, ok) "
-        "WHERE NOT m.ok)"
-    )
 
 
 def dashboard(
@@ -230,7 +196,7 @@ def dashboard(
         elif name == "untilDate":
             pairs.append((field_key, str(dates["until_date"]) if ranged else "NULL::date"))
         elif name == "excludedSchools":
-            listed = _excluded(c, field_details, named_arg is not None, everyone)
+            listed = shown.excluded(c, field_details, named_arg is not None, everyone)
             pairs.append((field_key, listed))
         elif name == "schools":
             if everything:
@@ -253,14 +219,14 @@ def dashboard(
                 figures._status_statement("postgresql", shape),
                 {**params, **dates, "schools": entitlement_ids},
             )
-            pairs.append((field_key, _status_list(c, field_details, counts)))
+            pairs.append((field_key, shown.status_list(c, field_details, counts)))
         elif name == "licenceTotals":
             totals = st.embed(
                 figures._totals_statement("postgresql", shape),
                 {**params, **dates, "schools": licence_ids},
             )
             pairs.append(
-                (field_key, licence_figure(_totals(c, field_details, totals), field_details))
+                (field_key, licence_figure(shown.totals(c, field_details, totals), field_details))
             )
         elif name == "activationsPerDay":
             curve = st.embed(
@@ -274,8 +240,14 @@ def dashboard(
                 },
             )
             pairs.append(
-                (field_key, licence_figure(_curve(c, field_details, curve), field_details))
+                (field_key, licence_figure(shown.curve(c, field_details, curve), field_details))
             )
+        elif name == "failures":
+            failed = st.embed(
+                figures._failures_statement("postgresql", shape),
+                {**params, **dates, "schools": entitlement_ids},
+            )
+            pairs.append((field_key, shown.failures(c, field_details, failed)))
         else:
             raise NotCompiled(f"DashboardSummary.{name}")
     sql = (
@@ -397,112 +369,6 @@ def _curve_days(run: Any, key: str) -> tuple[Any, Any]:
     values = run.values[key]
     end = values["until_date"] or run.today
     return values["from_date"] or end - timedelta(days=DEFAULT_DAYS - 1), end
-
-
-def _excluded(c: Compiler, details: Details, named: bool, operator: bool) -> str:
-    if not named or operator:
-        return "'[]'::json"
-    excluded_type = get_named_type(c.type("DashboardSummary").fields["excludedSchools"].type)
-    collected = collect_subfields(
-        c.schema, c.fragments, c.variables, c.operation, excluded_type, details
-    )
-    pairs = []
-    for key, field_details in collected.grouped_field_set.items():
-        name = field_details[0].node.name.value
-        if name == "__typename":
-            pairs.append((key, quote(excluded_type.name)))
-        elif name == "school":
-            b = c.st.alias()
-            obj = c.object("Organisation", b, field_details)
-            pairs.append((key, f"(SELECT {obj} FROM organisation AS {b} WHERE {b}.id = s_.id)"))
-        elif name == "missing":
-            pairs.append((key, _missing()))
-        elif name == "reason":
-            pairs.append((key, _reason(Role.DASHBOARD in c.caller.roles)))
-        else:
-            raise NotCompiled(f"ExcludedSchool.{name}")
-    return (
-        f"(SELECT coalesce(json_agg({json_object(pairs)} ORDER BY s_.rio_id), '[]'::json) "
-        "FROM s_ WHERE NOT (s_.entitlements AND s_.activations))"
-    )
-
-
-def _fields(c: Compiler, type_name: str, details: Details, columns: dict[str, str]) -> str:
-    object_type = c.type(type_name)
-    collected = collect_subfields(
-        c.schema, c.fragments, c.variables, c.operation, object_type, details
-    )
-    pairs = []
-    for key, field_details in collected.grouped_field_set.items():
-        name = field_details[0].node.name.value
-        if name == "__typename":
-            pairs.append((key, quote(type_name)))
-        elif name in columns:
-            pairs.append((key, columns[name]))
-        else:
-            raise NotCompiled(f"{type_name}.{name}")
-    return json_object(pairs)
-
-
-def _status_list(c: Compiler, details: Details, counts: str) -> str:
-    obj = _fields(
-        c,
-        "EntitlementStatusCount",
-        details,
-        {
-            "status": "x.status",
-            "entitlements": "x.n::bigint",
-            "openEntitlements": "coalesce(x.n_open, 0)::bigint",
-            "quantity": "coalesce(x.quantity, 0)::bigint",
-        },
-    )
-    return (
-        f"(SELECT coalesce(json_agg({obj} ORDER BY x.status), '[]'::json) "
-        f"FROM {counts} AS x(status, n, n_open, quantity))"
-    )
-
-
-def _rate(part: str, whole: str) -> str:
-    """`activationRate`: a float division, null when nothing was bought."""
-    return f"(CASE WHEN {whole} = 0 THEN NULL ELSE ({part})::float8 / ({whole})::float8 END)"
-
-
-def _totals(c: Compiler, details: Details, totals: str) -> str:
-    obj = _fields(
-        c,
-        "LicenceTotals",
-        details,
-        {
-            "entitlements": "x.entitlements::bigint",
-            "openEntitlements": "x.open_entitlements::bigint",
-            "quantityBought": "x.quantity::bigint",
-            "licencesActivated": "x.used::bigint",
-            "licencesActivatedOpen": "x.used_open::bigint",
-            "activationRate": _rate("x.used_open", "x.quantity"),
-        },
-    )
-    return (
-        f"(SELECT {obj} FROM {totals} "
-        "AS x(entitlements, open_entitlements, quantity, used, used_open))"
-    )
-
-
-def _curve(c: Compiler, details: Details, curve: str) -> str:
-    obj = _fields(
-        c,
-        "ActivationDay",
-        details,
-        {
-            "day": "x.day",
-            "activations": "x.activations::bigint",
-            "cumulative": "x.cumulative::bigint",
-            "activationRate": _rate("x.cumulative_open", "x.bought"),
-        },
-    )
-    return (
-        f"(SELECT coalesce(json_agg({obj} ORDER BY x.day), '[]'::json) "
-        f"FROM {curve} AS x(day, activations, cumulative, cumulative_open, bought))"
-    )
 
 
 def _value_getter(key: str, name: str) -> Any:

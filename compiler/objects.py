@@ -401,7 +401,7 @@ def _delivery_totals(c: Compiler, a: str, details: Details) -> str:
     has no entitlements)."""
     from sqlalchemy import ARRAY, BigInteger
 
-    from compiler.dashboard import _fields
+    from compiler.dashboard_figures import _fields
     from db.delivery_reads import totals_statements
 
     # Placeholders with values (the statement's IN lists render only when every

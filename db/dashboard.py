@@ -639,8 +639,10 @@ def _unanswered() -> Any:
     )
 
 
-async def failures(session: AsyncSession, piece: Slice) -> list[FailureCount]:
-    """Entitlements a recipient failed on, per status code and recipient."""
+@lru_cache(maxsize=64)
+def _failures_statement(dialect: str, shape: Shape) -> Any:
+    """(code, role, supplier_id, entitlements, last reported) per status code and
+    recipient of a slice's failed entitlements, most frequent first."""
     r, e = EntitlementRecipient, Entitlement
     statement = (
         select(
@@ -651,13 +653,19 @@ async def failures(session: AsyncSession, piece: Slice) -> list[FailureCount]:
             func.max(r.updated_at),
         )
         .join(e, e.id == r.entitlement_id)
-        .where(_unanswered(), r.state == RecipientState.FAILED.value)
-        .where(*_entitlement_where(_dialect(session), piece.shape))
+        .where(_unanswered(), r.state == literal_column(f"'{RecipientState.FAILED.value}'"))
+        .where(*_entitlement_where(dialect, shape))
         .group_by(r.failure_code, r.role, r.supplier_id)
         .order_by(func.count().desc(), r.failure_code, r.role, r.supplier_id)
     )
-    if piece.seller_id is not None:
+    if shape.seller:
         statement = statement.join(Delivery, Delivery.id == e.delivery_id)
+    return statement
+
+
+async def failures(session: AsyncSession, piece: Slice) -> list[FailureCount]:
+    """Entitlements a recipient failed on, per status code and recipient."""
+    statement = _failures_statement(_dialect(session), piece.shape)
     rows = await session.execute(statement, piece.params())
     return [
         FailureCount(int(code or 0), RecipientRole(role), supplier_id, int(n), last)

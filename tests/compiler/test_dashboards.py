@@ -3,9 +3,9 @@ matrix (the operator, a dashboard provider, a school administrator, a shop, a sh
 that is also a licence office) and every consent state (the board of
 tests/api/test_dashboard.py: school A with ENTITLEMENTS and ACTIVATIONS, B with
 ENTITLEMENTS only, C with none): a named school or board, nothing named, and the
-`productId` and `shopCode` filters. Each case is answered compiled in one statement,
-and the test client compares it with the resolvers' answer (data, errors with their
-paths)."""
+`productId` and `shopCode` filters, with every figure (failures too). Each case is
+answered compiled in one statement, and the test client compares it with the
+resolvers' answer (data, errors with their paths)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ FIGURES = """query ($board: OrganisationIdentifierInput, $school: OrganisationId
     entitlementsByStatus { status entitlements openEntitlements quantity }
     licenceTotals { entitlements quantityBought licencesActivated activationRate }
     activationsPerDay { day activations cumulative activationRate }
+    failures { code meaning recipientRole recipient { code } entitlements lastReportedAt }
   }
 }"""
 
@@ -128,6 +129,11 @@ async def test_a_board_and_nothing_named_compile(
 ) -> None:
     answer, result = await both_ways(session, gql, board, who, {"board": board.ref()})
     assert not answer.errors
+    codes = [f["code"] for f in result.data["dashboard"]["failures"]]
+    # The shop that is also a licence office: its own delivery (3); the administrator
+    # of B: its school's (11); the others see several schools' failures.
+    expected = {"combined": [3], "school": [11]}
+    assert codes == expected[who] if who in expected else len(codes) > 1, codes
     excluded = result.data["dashboard"]["excludedSchools"]
     assert bool(excluded) == (who in ("dashboard", "school"))
     answer, _result = await both_ways(session, gql, board, who, {})

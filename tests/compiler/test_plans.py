@@ -74,7 +74,11 @@ def test_skip_and_include_follow_their_variables() -> None:
             {},
             "dashboard(schoolPeriod)",
         ),
-        ("{ dashboard { failures { code } } }", {}, "DashboardSummary.failures"),
+        (
+            "{ dashboard { stuckDeliveries(pendingLongerThanMinutes: 5) { total } } }",
+            {},
+            "DashboardSummary.stuckDeliveries",
+        ),
         (
             "query ($v: String!) { products(filter: {nameContains: $v}) { totalCount } }",
             {"v": "123456782"},
