@@ -4,14 +4,14 @@ shape there, embedded here with the plan's parameters), so both paths count with
 the same SQL.
 
 Compiled: a board, a school (with its refusals, FORBIDDEN and CONSENT_REQUIRED, at
-the field), or nothing named, for a dashboard provider, a school administrator or
-the operator, or nothing named for a caller without a reading role (a shop: its
-own deliveries), with `fromDate`/`untilDate` and the fields `fromDate`, `untilDate`,
-`excludedSchools`, `schools`, `entitlementsByStatus`, `licenceTotals` and
-`activationsPerDay`. The rest (a school whose licence figures alone are refused
-when they are asked for, shop, product or period filters, failures, stuck
-deliveries, callers in several reading roles) runs on the resolvers.
-"""
+the field; its licence figures alone refused at their own paths), or nothing named,
+for a dashboard provider, a school administrator, the operator or a caller without
+a reading role (a shop: its own deliveries), filtered by `productId`, `shopCode`
+(a shop naming another: FORBIDDEN) and `fromDate`/`untilDate`, with the fields
+`fromDate`, `untilDate`, `excludedSchools`, `schools`, `entitlementsByStatus`,
+`licenceTotals`, `activationsPerDay` and `failures` (their JSON:
+`compiler/dashboard_figures.py`). The rest (a school period, stuck deliveries,
+callers in several reading roles) runs on the resolvers."""
 
 from __future__ import annotations
 
