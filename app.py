@@ -1,7 +1,9 @@
 """The ASGI application: GraphQL over HTTP and websockets at /graphql, GraphiQL,
 and the probes /livez, /readyz, /healthz (gateway/probes.py). One app factory, one
 settings object; the engine is opened and closed in the Starlette lifespan, one
-database session per request.
+database session per request. HTTP requests for /graphql are served ahead of
+Starlette's middleware and router (gateway/front.py), with the same observation and
+body limit.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gateway import graphiql as graphiql_page
 from gateway import logging as request_logging
 from gateway import metrics, shared, tracing
 from gateway.caches import AuditBuffer
+from gateway.front import Gateway
 from gateway.http import GraphQLHTTP, open_compiled_reads
 from gateway.limits import gateway_schema
 from gateway.middleware import BodySizeLimit
@@ -79,7 +82,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     sessionmaker: Callable[[], AsyncSession] | None = None,
-) -> Starlette:
+) -> Gateway:
     """Build the gateway. Pass `sessionmaker` to run on an engine you manage
     (tests); otherwise the lifespan opens one for `settings.database_url`."""
     settings = settings or get_settings()
@@ -177,7 +180,7 @@ def create_app(
 
     probes = Probes(settings, current_sessionmaker, lambda: graphql.broker)
 
-    app = Starlette(
+    app = Gateway(
         routes=[
             Route("/graphql", graphql),
             *push_routes.routes(),
@@ -191,6 +194,7 @@ def create_app(
     # Websockets at /graphql, with the server's own send (live/transport.py).
     app.add_middleware(WebSocketsAt, endpoint=websockets, path="/graphql")
     app.add_middleware(RequestObserver)  # outermost: request id, log line, metrics, span
+    app.graphql = graphql  # HTTP at /graphql, ahead of the middleware (gateway/front.py)
     app.state.graphql = graphql
     app.state.probes = probes
     app.state.settings = settings

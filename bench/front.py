@@ -1,11 +1,13 @@
 """The HTTP front's fixed cost (issue 14: `{ __typename }` ≤ 0.2 ms gateway CPU): one
 uvicorn process serving the gateway, N keep-alive clients posting `{ __typename }`
 with an operator's bearer token, the server's CPU read from /proc (its process tree)
-before and after; the gateway's own handler (gateway/http.py) with and without its
-pipeline (gateway/pipeline.py), and strawberry's ASGI view over the same app and
-schema (what the front was before), alternated in the same run so that the
-machine's noise falls on all. First, in-process: the handler and the whole ASGI
-app called directly (no socket), pipeline on and off.
+before and after; the gateway as it is (/graphql served ahead of Starlette,
+gateway/front.py, by the own handler gateway/http.py with its pipeline
+gateway/pipeline.py), the same handler behind Starlette's middleware and router (the
+front before gateway/front.py), the handler without its pipeline, and strawberry's
+ASGI view over the same app and schema (what the front was before gateway/http.py),
+alternated in the same run so that the machine's noise falls on all. First,
+in-process: the handler and the whole ASGI app called directly (no socket).
 
     .venv/bin/python -m bench.front [--clients 1,8] [--seconds 5] [--rounds 3] [--calls 4000]
 
@@ -33,9 +35,20 @@ from bench.support import ROOT, free_port, machine, throwaway_database, token, w
 TYPENAME = {"query": "{ __typename }"}
 VARIANTS = {
     "own": "app:create_app",
+    "own behind Starlette": "bench.front:starlette_app",
     "own, no pipeline": "bench.front:extensions_app",
     "strawberry": "bench.front:strawberry_app",
 }
+
+
+def starlette_app() -> Any:
+    """The gateway with /graphql served through Starlette's middleware and router (the
+    request observer, the body limit, routing) instead of ahead of them."""
+    from app import create_app
+
+    app = create_app()
+    app.graphql = None
+    return app
 
 
 def extensions_app() -> Any:
@@ -49,10 +62,10 @@ def extensions_app() -> Any:
 
 
 async def in_process(calls: int, rounds: int) -> dict[str, list[float]]:
-    """CPU per `{ __typename }` of the handler alone and of the whole ASGI app
-    (middleware, routing, handler), called directly (no socket, no uvicorn):
-    `time.process_time()` over `calls` calls, pipeline on and off alternated."""
-    from app import create_app
+    """CPU per `{ __typename }` of the handler alone and of the whole ASGI app (the
+    front, or Starlette's middleware and routing, and the handler), called directly
+    (no socket, no uvicorn): `time.process_time()` over `calls` calls, alternated."""
+    from app import create_app, tune_gc
     from settings import Environment, Settings
 
     settings = Settings(
@@ -88,17 +101,20 @@ async def in_process(calls: int, rounds: int) -> dict[str, list[float]]:
             sent.append(message["body"])
 
     app = create_app(settings, sessionmaker=lambda: None)  # type: ignore[arg-type,return-value]
+    tune_gc(settings)  # as the lifespan does in a server
     handler = app.state.graphql
     pipeline = handler.pipeline
     found: dict[str, list[float]] = {}
     for _ in range(rounds):
-        for label, target, on in (
-            ("handler, pipeline", handler, True),
-            ("handler, no pipeline", handler, False),
-            ("app, pipeline", app, True),
-            ("app, no pipeline", app, False),
+        for label, target, on, front in (
+            ("handler, pipeline", handler, True, True),
+            ("handler, no pipeline", handler, False, True),
+            ("app, pipeline", app, True, True),
+            ("app behind Starlette, pipeline", app, True, False),
+            ("app, no pipeline", app, False, True),
         ):
             handler.pipeline = pipeline if on else None
+            app.graphql = handler if front else None
             for _ in range(50):  # warm (caches)
                 await target(dict(scope), receive, send)
             started = time.process_time()
@@ -152,6 +168,7 @@ def strawberry_app() -> Any:
                     await found.finish()
 
     view = View(front.schema, graphql_ide=None)
+    app.graphql = None  # /graphql through Starlette's router, to the view
     for route in app.router.routes:
         if getattr(route, "path", None) == "/graphql":
             route.app = view  # type: ignore[attr-defined]
@@ -182,6 +199,7 @@ def serve(database_url: str, target: str) -> Iterator[tuple[str, int]]:
             "uvloop",
             "--http",
             "httptools",
+            "--no-server-header",  # as `ketenpoort serve`
         ],
         cwd=ROOT,
         env={
@@ -291,11 +309,14 @@ def report(
         "(one uvicorn worker, uvloop + httptools, PostgreSQL throwaway database, rate limit "
         "off, request log off; `{ __typename }` posted with an operator's bearer token over "
         "keep-alive connections; CPU of the server's process tree from /proc). `own` is "
+        "the gateway as it is: /graphql served ahead of Starlette (gateway/front.py) by "
         "gateway/http.py with its pipeline (gateway/pipeline.py), `own, no pipeline` the same "
         "handler running every request through strawberry's `Schema.execute` and the "
         "schema's extensions (the front before the pipeline), `strawberry` strawberry's "
         "ASGI view on the same app, schema and context (the front before gateway/http.py); "
-        "alternated in one run, medians of the rounds.",
+        "`own behind Starlette` the same handler and pipeline reached through Starlette's "
+        "middleware (request observer, body limit) and router, the front before "
+        "gateway/front.py; alternated in one run, medians of the rounds.",
         "",
         "| front | clients | gateway CPU per request | req/s | p50 | p99 | rounds (CPU µs) |",
         "|---|---|---|---|---|---|---|",
@@ -314,9 +335,12 @@ def report(
     for clients in clients_list:
         own, old = med("own", clients, "cpu_us"), med("strawberry", clients, "cpu_us")
         before = med("own, no pipeline", clients, "cpu_us")
+        behind = med("own behind Starlette", clients, "cpu_us")
         verdict = "met" if own <= 200 else "missed"
         lines.append(
-            f"- {clients} clients: own / own without pipeline CPU = **{own / before:.2f}** "
+            f"- {clients} clients: own / own behind Starlette CPU = **{own / behind:.2f}** "
+            f"({own:.0f} vs {behind:.0f} µs); "
+            f"own / own without pipeline = **{own / before:.2f}** "
             f"({own:.0f} vs {before:.0f} µs); own / strawberry = **{own / old:.2f}** "
             f"({old:.0f} µs); target ≤ 200 µs: **{verdict}**."
         )

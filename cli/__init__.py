@@ -212,6 +212,7 @@ def serve(
             # subscription a compressor (tens of KiB) and every message a deflate,
             # per subscriber: at thousands of subscribers, more than the fan-out itself.
             ws_per_message_deflate=False,
+            server_header=False,  # `server: uvicorn` tells a client nothing it needs
         ),
         host,
         port,

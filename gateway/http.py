@@ -59,6 +59,7 @@ from domain.privacy import contains_pgn
 from gateway import errors as error_log
 from gateway import metrics, shared
 from gateway.caches import SupplierCache
+from gateway.middleware import declared_too_large, refuse_too_large
 from gateway.pipeline import Pipeline
 from gateway.token_cache import CachedVerifier
 from gateway.tokens import TokenError, TokenVerifier
@@ -291,6 +292,7 @@ class GraphQLHTTP:
         # for a schema not built by gateway_schema (Schema.execute runs it all).
         self.pipeline = Pipeline.of(schema, (HttpRules, CompiledReads))
         self.graphiql_html = graphiql_html
+        self.max_body_bytes = settings.max_body_bytes
         # Verified tokens kept until their exp (gateway/token_cache.py); the websockets'
         # endpoint is given the same one.
         self.verifier = CachedVerifier(TokenVerifier(settings))
@@ -305,6 +307,9 @@ class GraphQLHTTP:
         headers = _headers(scope)
         accept = headers.get(b"accept", b"").decode("latin-1")
         spec = GRAPHQL_RESPONSE in accept
+        if declared_too_large(headers.get(b"content-length"), self.max_body_bytes):
+            await refuse_too_large(send, self.max_body_bytes)
+            return
         try:
             method = scope["method"]
             if method == "GET":
@@ -320,7 +325,12 @@ class GraphQLHTTP:
                 kind = headers.get(b"content-type", JSON.encode()).decode("latin-1").lower()
                 if not kind.startswith(JSON):
                     raise _Refusal(415, f"send the request as {JSON}", "UNSUPPORTED_MEDIA_TYPE")
-                request = _from_body(await _body(receive))
+                try:
+                    body = await _body(receive, self.max_body_bytes)
+                except _TooLarge:
+                    await refuse_too_large(send, self.max_body_bytes)
+                    return
+                request = _from_body(body)
                 allowed = QUERY_OR_MUTATION
             else:
                 raise _Refusal(
@@ -459,13 +469,22 @@ def _headers(scope: dict[str, Any]) -> dict[bytes, bytes]:
     return found
 
 
-async def _body(receive: Any) -> bytes:
+class _TooLarge(Exception):
+    """The body grew over `Settings.max_body_bytes` while it was read."""
+
+
+async def _body(receive: Any, max_bytes: int) -> bytes:
     chunks = []
+    received = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise _Refusal(400, "the client left before the body was complete")
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise _TooLarge
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 

@@ -1,9 +1,47 @@
-"""ASGI middleware of the HTTP front."""
+"""The request body's size limit (`Settings.max_body_bytes`): a body declared or
+received over it is refused with 413 before it is parsed. The gateway's front
+(gateway/front.py) applies it where the GraphQL handler reads the body; this
+middleware applies it to every other HTTP request."""
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+import json
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def declared_too_large(content_length: bytes | None, max_bytes: int) -> bool:
+    """Whether the declared `Content-Length` is over the limit."""
+    if content_length is None or not content_length.isdigit():
+        return False
+    return int(content_length) > max_bytes
+
+
+async def refuse_too_large(send: Send, max_bytes: int) -> None:
+    """The one 413 answer, from the middleware and from the GraphQL handler alike."""
+    body = json.dumps(
+        {
+            "errors": [
+                {
+                    "message": f"request body exceeds {max_bytes} bytes",
+                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                }
+            ]
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodySizeLimit:
@@ -18,8 +56,8 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared_too_large(declared, self.max_bytes):
+            await refuse_too_large(send, self.max_bytes)
             return
         received = 0
 
@@ -34,21 +72,7 @@ class BodySizeLimit:
         try:
             await self.app(scope, counting_receive, send)
         except _TooLarge:
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {
-                "errors": [
-                    {
-                        "message": f"request body exceeds {self.max_bytes} bytes",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                    }
-                ]
-            },
-            status_code=413,
-        )
-        await response(scope, receive, send)
+            await refuse_too_large(send, self.max_bytes)
 
 
 class _TooLarge(Exception):

@@ -76,6 +76,74 @@ def _role(context: Any) -> tuple[str | None, str]:
     return supplier, "+".join(sorted(getattr(r, "value", str(r)) for r in roles)) or "none"
 
 
+class Observation:
+    """One HTTP request as the observer sees it: its id (set as the context variable
+    every log record reads), its start, the span when tracing is on, and the status
+    its answer started with. `send` echoes the id on the answer; `finish` writes the
+    metrics, the request line and the span's end. The middleware below and the
+    gateway's front for /graphql (gateway/front.py) both observe through it."""
+
+    __slots__ = ("_send", "header", "request_id", "span", "started", "status", "token")
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self.request_id = request_id = request_id_of(scope)
+        self.token = REQUEST_ID.set(request_id)
+        self.started = time.perf_counter()
+        self.status = 0  # no answer started yet (a failure then is a 500)
+        self.header = (b"x-request-id", request_id.encode())
+        self._send = send
+        self.span = (
+            RequestObserver._start_span(scope, request_id) if tracing.tracer is not None else None
+        )
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", ()), self.header]
+        await self._send(message)
+
+    def finish(self, scope: Scope) -> None:
+        status = self.status or 500
+        seconds = time.perf_counter() - self.started
+        context = (scope.get("state") or {}).get("gateway_context")
+        noted = getattr(context, "observed", None)
+        if noted is not None:
+            operation, outcome, code = noted
+            if outcome == "ok" and status >= 500:
+                outcome, code = "error", None
+        else:
+            operation = None
+            if status < 400:
+                outcome, code = "ok", None
+            elif status < 500:
+                outcome, code = "refused", STATUS_CODES.get(status, str(status))
+            else:
+                outcome, code = "error", None
+        supplier, role = _role(context)
+        metrics.observe_request(operation, role, outcome, code, seconds)
+        request_logging.request_line(
+            request_id=self.request_id,
+            method=scope["method"],
+            path=scope["path"],
+            status=status,
+            duration_ms=seconds * 1000,
+            outcome=outcome,
+            code=code,
+            supplier=supplier,
+            role=role,
+            operation=operation,
+        )
+        span = self.span
+        if span is not None:
+            span.set_attribute("http.response.status_code", status)
+            span.set_attribute("ketenpoort.outcome", outcome)
+            if code:
+                span.set_attribute("ketenpoort.code", code)
+            span.end()
+            RequestObserver._detach(span)
+        REQUEST_ID.reset(self.token)
+
+
 class RequestObserver:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,62 +156,11 @@ class RequestObserver:
         if kind != "http" or scope["path"].startswith(QUIET):
             await self.app(scope, receive, send)
             return
-        request_id = request_id_of(scope)
-        token = REQUEST_ID.set(request_id)
-        started = time.perf_counter()
-        status = 500
-        header = (b"x-request-id", request_id.encode())
-
-        async def observed_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        span = None
-        if tracing.tracer is not None:
-            span = self._start_span(scope, request_id)
+        observation = Observation(scope, send)
         try:
-            await self.app(scope, receive, observed_send)
+            await self.app(scope, receive, observation.send)
         finally:
-            seconds = time.perf_counter() - started
-            context = (scope.get("state") or {}).get("gateway_context")
-            noted = getattr(context, "observed", None)
-            if noted is not None:
-                operation, outcome, code = noted
-                if outcome == "ok" and status >= 500:
-                    outcome, code = "error", None
-            else:
-                operation = None
-                if status < 400:
-                    outcome, code = "ok", None
-                elif status < 500:
-                    outcome, code = "refused", STATUS_CODES.get(status, str(status))
-                else:
-                    outcome, code = "error", None
-            supplier, role = _role(context)
-            metrics.observe_request(operation, role, outcome, code, seconds)
-            request_logging.request_line(
-                request_id=request_id,
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=seconds * 1000,
-                outcome=outcome,
-                code=code,
-                supplier=supplier,
-                role=role,
-                operation=operation,
-            )
-            if span is not None:
-                span.set_attribute("http.response.status_code", status)
-                span.set_attribute("ketenpoort.outcome", outcome)
-                if code:
-                    span.set_attribute("ketenpoort.code", code)
-                span.end()
-                self._detach(span)
-            REQUEST_ID.reset(token)
+            observation.finish(scope)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         global open_websockets
