@@ -60,7 +60,7 @@ from gateway import errors as error_log
 from gateway import metrics, shared
 from gateway.caches import SupplierCache
 from gateway.middleware import declared_too_large, refuse_too_large
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Pipeline, RawJSON
 from gateway.token_cache import CachedVerifier
 from gateway.tokens import TokenError, TokenVerifier
 from resolvers.auth import principal
@@ -80,12 +80,6 @@ QUERY_ONLY = frozenset({OperationType.QUERY})
 QUERY_OR_MUTATION = frozenset({OperationType.QUERY, OperationType.MUTATION})
 COMPILED = metrics.COMPILED_READS.labels("compiled")
 FALLBACK = metrics.COMPILED_READS.labels("fallback")
-
-
-class RawJSON(str):
-    """JSON text to be put into the answer as it is (PostgreSQL's `data`)."""
-
-    __slots__ = ()
 
 
 def _dumps(value: Any) -> str:

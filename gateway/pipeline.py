@@ -11,7 +11,11 @@ Most of what they do depends on the document alone, so it is done here once per
 - the rules about the document: one operation chosen (`HttpRules`), the BSN guard
   on its names and literals (`pgn_in_document`), the door's checks on its literals
   (`Checker.document`, which also answers where each variable is used);
-- the observer's operation name and the operation's type.
+- the observer's operation name and the operation's type;
+- the answer of an operation that selects `__typename` only (`{ __typename }`, a
+  client's or a balancer's liveness check): the same `data` for every request, so
+  neither graphql-core nor the compiled front runs for it (the resolvers ask
+  nothing of the caller for it either).
 
 Per request: the BSN guard and the door's checks on the variables, their
 coercion, then the deadline and graphql-core's `execute` (or the compiled
@@ -29,12 +33,14 @@ the extensions would have let through to execution.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
     DocumentNode,
+    FieldNode,
     GraphQLError,
     OperationDefinitionNode,
     get_operation_ast,
@@ -61,6 +67,12 @@ CACHE_SIZE = 256
 MAX_CACHED_TEXT = 100_000
 
 
+class RawJSON(str):
+    """JSON text to be put into the answer as it is (PostgreSQL's `data`, a constant
+    answer's)."""
+
+    __slots__ = ()
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -74,6 +86,8 @@ class Prepared:
     name: str | None
     #: Where each variable is used (its cap), from the door's document check.
     usages: dict[str, Path]
+    #: `data` when the operation selects `__typename` only (the same every time).
+    constant: RawJSON | None = None
 
 
 class _Execution:
@@ -172,7 +186,9 @@ class Pipeline:
         except InputRefused:
             return None
         name = operation_name or (operation.name.value if operation.name else None)
-        return Prepared(document, operation, kind, operation_label(name), usages)
+        root = self.graphql_schema.get_root_type(operation.operation)
+        constant = _typename_only(operation, root.name) if root is not None else None
+        return Prepared(document, operation, kind, operation_label(name), usages, constant)
 
     # --- per request -----------------------------------------------------------------------
 
@@ -206,6 +222,10 @@ class Pipeline:
         context: Any,
         compiled: Any,
     ) -> GraphQLExecutionResult:
+        if prepared.constant is not None:
+            result = GraphQLExecutionResult(data=prepared.constant)  # type: ignore[arg-type]
+            note_outcome(context, prepared.name, result)
+            return result
         execution = _Execution(context, prepared, variables)
         try:
             if self.deadline > 0:
@@ -248,3 +268,21 @@ class Pipeline:
                 **({"executor_class": self.executor_class} if self.executor_class else {}),
             )
         )
+
+
+def _typename_only(operation: OperationDefinitionNode, type_name: str) -> RawJSON | None:
+    """The JSON text of `data` for an operation whose selection is `__typename` fields
+    only (aliases allowed; no directive, no fragment); None for any other."""
+    if operation.directives:
+        return None
+    keys = []
+    for selection in operation.selection_set.selections:
+        if (
+            not isinstance(selection, FieldNode)
+            or selection.name.value != "__typename"
+            or selection.directives
+        ):
+            return None
+        keys.append((selection.alias or selection.name).value)
+    data = dict.fromkeys(keys, type_name)
+    return RawJSON(json.dumps(data, separators=(",", ":"), ensure_ascii=False))

@@ -57,6 +57,12 @@ REQUESTS: list[tuple[str, dict[str, Any], dict[str, str]]] = [
     ("POST", {"query": "{ " + "a: __typename " * 200 + "}"}, OPERATOR),  # aliases
     ("GET", {"query": "{ __typename }"}, OPERATOR),
     ("GET", {"query": "mutation { __typename }"}, OPERATOR),
+    # Typename only: a constant answer (aliases, a mutation); not with a directive or a
+    # fragment (graphql-core runs those).
+    ("POST", {"query": "query T { a: __typename __typename a: __typename }"}, SHOP),
+    ("POST", {"query": "mutation { __typename }"}, OPERATOR),
+    ("POST", {"query": "{ __typename @skip(if: true) a: __typename }"}, OPERATOR),
+    ("POST", {"query": "{ ... on Query { __typename } }"}, OPERATOR),
 ]
 
 
@@ -123,7 +129,31 @@ async def test_the_pipeline_answers_as_the_extensions_do(
             for key in ("status", "outcome", "code", "supplier", "role", "operation"):
                 assert mine[key] == reference_line[key], (what, key)
     # The requests every rule lets through ran on the pipeline; the refusals did not.
-    assert taken == 8, taken
+    assert taken == 12, taken
+
+
+async def test_a_typename_only_operation_is_answered_without_executing(
+    clients: tuple[Any, httpx.AsyncClient, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client, _ = clients
+    executed: list[Any] = []
+    original = pipeline_module.graphql_execute
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        executed.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "graphql_execute", recorded)
+    constant = await client.post(
+        "/graphql", json={"query": "{ __typename b: __typename }"}, headers=OPERATOR
+    )
+    assert constant.json() == {"data": {"__typename": "Query", "b": "Query"}}
+    assert executed == []
+    skipped = await client.post(
+        "/graphql", json={"query": "{ __typename @skip(if: true) }"}, headers=OPERATOR
+    )
+    assert skipped.json() == {"data": {}}
+    assert len(executed) == 1
 
 
 async def test_the_document_cache_is_bounded(
