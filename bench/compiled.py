@@ -415,7 +415,12 @@ def verdicts(lines: list[Line]) -> list[str]:
 
 
 def report(
-    lines: list[Line], statements: dict[str, int], spy: str, command: str, idles: dict[str, float]
+    lines: list[Line],
+    statements: dict[str, int],
+    spy: str,
+    command: str,
+    idles: dict[str, float],
+    spied: str = "the compiled 100-row page",
 ) -> str:
     rows = [
         "| scenario | path | clients | req/s | p50 ms | p95 ms | p99 ms | gateway CPU ms/req "
@@ -453,7 +458,7 @@ databases; their backends are left out). Compiled statements per request
 Targets (issue 14), from this run:
 {targets}
 
-Profile of one worker serving the compiled 100-row page at 32 clients (py-spy, 250 Hz):
+Profile of one worker serving {spied} at 32 clients (py-spy, 250 Hz):
 
 {spy}
 
@@ -461,7 +466,19 @@ _Measured {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}._
 """
 
 
-async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
+PATHS = ("compiled", "resolvers", "hand", "raw")
+
+
+async def main(
+    seconds: float = 4.0,
+    latency_seconds: float = 3.0,
+    keys: set[str] | None = None,
+    paths: tuple[str, ...] = PATHS,
+    spied: str = "b",
+    command: str = "python -m bench.compiled",
+) -> str:
+    """Every scenario on every path, or the `keys` asked for on the `paths` asked for;
+    py-spy on a worker serving `spied` compiled at 32 clients."""
     lines: list[Line] = []
     statements: dict[str, int] = {}
     idles: dict[str, float] = {}
@@ -471,8 +488,10 @@ async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
 
         await asyncio.to_thread(upgrade, url)
         data = await generate(url, QUICK, log=lambda text: print(text, flush=True))
-        found = await scenarios(url, data)
+        found = [s for s in await scenarios(url, data) if keys is None or s.key in keys]
         for label, env in (("compiled", ENV), ("resolvers", OFF)):
+            if label not in paths:
+                continue
             with gateway(url, workers=2, env=env) as base:
                 idle = await idle_cpu(base)
                 idles[label] = idle
@@ -481,14 +500,14 @@ async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
                         print(f"  {scenario.name}, {label}, {clients} clients …", flush=True)
                         run = await through(url, base, scenario, clients, length, label)
                         lines.append(Line(scenario.name, label, clients, run, idle))
-                        if label == "compiled" and scenario.key == "b" and clients == 32:
+                        if label == "compiled" and scenario.key == spied and clients == 32:
                             # The profile in a run of its own: py-spy takes CPU from the
                             # 2 cores, which would show in the measured run's latency.
                             spy = profile(base, scenario, length, spy_path)
                             await through(url, base, scenario, clients, length, label)
                             spy.wait(timeout=60)
         for scenario in found:
-            if scenario.key != "typename":
+            if scenario.key != "typename" and "hand" in paths:
                 hand = await hand_statements(url, scenario)
                 statements[f"{scenario.key} (hand)"] = len(hand[0][0]) if hand[0] else 0
                 for clients, length in ((1, latency_seconds), (32, seconds)):
@@ -502,6 +521,8 @@ async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
                         server_pids=lambda: {"postgres": backends(url)},
                     )
                     lines.append(Line(scenario.name, "hand", clients, run))
+            if "raw" not in paths:
+                continue
             compiled = await compiled_statements(url, scenario)
             statements[scenario.key] = len(compiled) and 1
             if not compiled:
@@ -511,7 +532,9 @@ async def main(seconds: float = 4.0, latency_seconds: float = 3.0) -> str:
                 lines.append(Line(scenario.name, "raw", clients, run))
     order = {s.name: i for i, s in enumerate(found)}
     lines.sort(key=lambda line: (order[line.scenario], line.clients, line.path))
-    return report(lines, statements, profile_summary(spy_path), "python -m bench.compiled", idles)
+    spy = profile_summary(spy_path)
+    name = next((f"the compiled {s.name}" for s in found if s.key == spied), "(none)")
+    return report(lines, statements, spy, command, idles, name)
 
 
 # --- statements: PostgreSQL's CPU per request, compiled against hand-written -----------------
@@ -640,6 +663,17 @@ def cli(argv: list[str] | None = None) -> None:
         action="store_true",
         help="only PostgreSQL's CPU per request, compiled against hand-written SQL",
     )
+    parser.add_argument(
+        "--scenarios",
+        help="only these scenarios (comma-separated keys: b, one, a, typename); the run "
+        "writes its own section (compiled-selected) instead of the full one",
+    )
+    parser.add_argument(
+        "--paths", default=",".join(PATHS), help="of compiled, resolvers, hand, raw"
+    )
+    parser.add_argument(
+        "--profile", default="b", help="the scenario py-spy records, compiled at 32 clients"
+    )
     arguments = parser.parse_args(argv)
     if arguments.statements:
         text = asyncio.run(statements_main())
@@ -652,8 +686,17 @@ def cli(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
-    text = asyncio.run(main(arguments.seconds))
-    write_section("compiled", text)
+    keys = set(arguments.scenarios.split(",")) if arguments.scenarios else None
+    paths = tuple(p for p in arguments.paths.split(",") if p)
+    selected = keys is not None or set(paths) != set(PATHS)
+    command = "python -m bench.compiled " + " ".join(argv or sys.argv[1:])
+    text = asyncio.run(
+        main(arguments.seconds, min(3.0, arguments.seconds), keys, paths, arguments.profile,
+             command.strip())
+    )
+    if selected:
+        text = text.replace("## Compiled reads (issue 14)", "## Compiled reads, selected scenarios")
+    write_section("compiled-selected" if selected else "compiled", text)
     print(text)
 
 

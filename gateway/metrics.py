@@ -144,12 +144,21 @@ def operation_label(name: str | None) -> str:
     return name
 
 
+#: The labelled children per (operation, role, outcome, code): `labels()` takes a lock
+#: and checks its arguments on every call. Bounded as the labels are.
+_request_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+
+
 def observe_request(
     operation: str | None, role: str, outcome: str, code: str | None, seconds: float
 ) -> None:
     label = operation_label(operation)
-    REQUESTS.labels(label, role, outcome, code or "").inc()
-    REQUEST_SECONDS.labels(label).observe(seconds)
+    key = (label, role, outcome, code or "")
+    children = _request_children.get(key)
+    if children is None:
+        children = _request_children[key] = (REQUESTS.labels(*key), REQUEST_SECONDS.labels(label))
+    children[0].inc()
+    children[1].observe(seconds)
     if code == "RATE_LIMITED":
         RATE_LIMITED.labels(role).inc()
 
