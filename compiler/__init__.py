@@ -93,14 +93,23 @@ class ReadCompiler:
     # --- planning ------------------------------------------------------------------------
 
     def plan(
-        self, document: DocumentNode, operation: Any, caller: Any, variables: Any
+        self,
+        document: DocumentNode,
+        operation: Any,
+        caller: Any,
+        variables: Any,
+        coerced: Any = None,
     ) -> Plan | Fallback:
+        """The plan for this request, or a Fallback. `coerced`: the variables as
+        graphql-core's `get_variable_values` coerced them for this operation, given by
+        a caller that has also run the BSN guard on them (the HTTP pipeline); neither
+        is done again here."""
         if isinstance(operation, OperationDefinitionNode):
             operation_name = operation.name.value if operation.name else None
         else:
             operation_name = operation
         variables = variables or {}
-        if variables:
+        if variables and coerced is None:
             refused = self._guarded(None, variables)
             if refused is not None:
                 return self.fallback(refused)
@@ -128,11 +137,12 @@ class ReadCompiler:
             self._cache.move_to_end(key)
         if isinstance(found, Fallback):
             return self.fallback(found.reason)
-        coerced = get_variable_values(
-            self.graphql_schema, found.operation.variable_definitions or (), variables
-        )
-        if isinstance(coerced, list):
-            return self.fallback("variables do not coerce")
+        if coerced is None:
+            coerced = get_variable_values(
+                self.graphql_schema, found.operation.variable_definitions or (), variables
+            )
+            if isinstance(coerced, list):
+                return self.fallback("variables do not coerce")
         self.compiled += 1
         return Plan(found, coerced)
 

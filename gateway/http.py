@@ -60,7 +60,7 @@ from gateway import errors as error_log
 from gateway import metrics, shared
 from gateway.caches import SupplierCache
 from gateway.middleware import declared_too_large, refuse_too_large
-from gateway.pipeline import Pipeline, RawJSON
+from gateway.pipeline import NOT_READY, Pipeline, RawJSON
 from gateway.token_cache import CachedVerifier
 from gateway.tokens import TokenError, TokenVerifier
 from resolvers.auth import principal
@@ -214,8 +214,10 @@ class CompiledFront:
         await context.db.close()
         try:
             variables = execution.variables or {}
+            # Coerced and BSN-guarded by the pipeline already (None: not yet).
+            coerced = getattr(execution, "coerced", None)
             plan = self.compiler.plan(
-                execution.graphql_document, execution.operation_name, caller, variables
+                execution.graphql_document, execution.operation_name, caller, variables, coerced
             )
             if isinstance(plan, Fallback):
                 FALLBACK.inc()
@@ -376,19 +378,18 @@ class GraphQLHTTP:
             context.auth_error = str(error)  # no token: a field that needs one says so
         pipeline = self.pipeline
         prepared = pipeline.prepared(query, operation_name) if pipeline is not None else None
-        if (
-            prepared is not None
-            and prepared.kind in allowed
-            and pipeline.ready(prepared, variables)  # type: ignore[union-attr]
-        ):
-            try:
-                result = await pipeline.execute(  # type: ignore[union-attr]
-                    prepared, variables, context, self.compiled
-                )
-            finally:
-                await context.finish()
-            await self._answer(send, result, response, spec, getattr(context, "compiled", False))
-            return
+        if pipeline is not None and prepared is not None and prepared.kind in allowed:
+            coerced = pipeline.ready(prepared, variables)
+            if coerced is not NOT_READY:
+                try:
+                    result = await pipeline.execute(
+                        prepared, variables, context, self.compiled, coerced
+                    )
+                finally:
+                    await context.finish()
+                compiled = getattr(context, "compiled", False)
+                await self._answer(send, result, response, spec, compiled)
+                return
         # Everything else (every refusal before execution included): the schema's
         # extensions, one source for each rule.
         try:

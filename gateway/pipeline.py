@@ -67,6 +67,10 @@ CACHE_SIZE = 256
 MAX_CACHED_TEXT = 100_000
 
 
+#: `Pipeline.ready`'s answer for variables the extensions must answer.
+NOT_READY: Any = object()
+
+
 class RawJSON(str):
     """JSON text to be put into the answer as it is (PostgreSQL's `data`, a constant
     answer's)."""
@@ -92,15 +96,18 @@ class Prepared:
 
 class _Execution:
     """What `CompiledFront.answer` and `process_errors` read of strawberry's
-    ExecutionContext."""
+    ExecutionContext, and the variables already coerced (`Pipeline.ready`)."""
 
-    __slots__ = ("context", "graphql_document", "operation_name", "variables")
+    __slots__ = ("coerced", "context", "graphql_document", "operation_name", "variables")
 
-    def __init__(self, context: Any, prepared: Prepared, variables: dict[str, Any] | None):
+    def __init__(
+        self, context: Any, prepared: Prepared, variables: dict[str, Any] | None, coerced: Any
+    ):
         self.context = context
         self.graphql_document = prepared.document
         self.operation_name = prepared.name
         self.variables = variables
+        self.coerced = coerced
 
 
 class Pipeline:
@@ -192,28 +199,25 @@ class Pipeline:
 
     # --- per request -----------------------------------------------------------------------
 
-    def ready(
-        self,
-        prepared: Prepared,
-        variables: dict[str, Any] | None,
-    ) -> bool:
-        """Whether the variables pass every rule (else the extensions answer)."""
+    def ready(self, prepared: Prepared, variables: dict[str, Any] | None) -> Any:
+        """The variables as graphql-core coerces them when they pass every rule (None
+        for an operation without any), `NOT_READY` otherwise (the extensions answer)."""
         if tracing.tracer is not None:
-            return False
+            return NOT_READY
         definitions = prepared.operation.variable_definitions
         if not definitions and not variables:
-            return True
+            return None
         variables = variables or {}
         if pgn_in_variables(variables) is not None:
-            return False
+            return NOT_READY
         try:
             Checker(self.default_cap).variables(
                 self.graphql_schema, prepared.operation, variables, prepared.usages
             )
         except InputRefused:
-            return False
+            return NOT_READY
         coerced = get_variable_values(self.graphql_schema, definitions or (), variables)
-        return not isinstance(coerced, list)
+        return NOT_READY if isinstance(coerced, list) else coerced
 
     async def execute(
         self,
@@ -221,12 +225,14 @@ class Pipeline:
         variables: dict[str, Any] | None,
         context: Any,
         compiled: Any,
+        coerced: Any = None,
     ) -> GraphQLExecutionResult:
+        """Run `prepared` (`coerced`: what `ready` answered for these variables)."""
         if prepared.constant is not None:
             result = GraphQLExecutionResult(data=prepared.constant)  # type: ignore[arg-type]
             note_outcome(context, prepared.name, result)
             return result
-        execution = _Execution(context, prepared, variables)
+        execution = _Execution(context, prepared, variables, coerced)
         try:
             if self.deadline > 0:
                 try:

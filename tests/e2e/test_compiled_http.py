@@ -34,7 +34,7 @@ query Page($first: Int!) {
   }
 }"""
 QUERIES: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
-    ("typename", "{ __typename }", {}, ("operator", "operator")),
+    ("typename", "{ __typename products(first: 1) { totalCount } }", {}, ("operator", "operator")),
     (
         "products",
         "{ products(first: 5) { totalCount nodes { productId name } } }",
@@ -136,10 +136,23 @@ def test_what_does_not_compile_is_answered_by_the_resolvers(
     slow = post(resolvers, query, {}, ("demo-shop", "seller"))
     assert "x-ketenpoort-compiled" not in fast.headers
     assert fast.json() == slow.json()
-    post(compiled, "{ __typename }", {}, ("demo-shop", "seller"))
+    post(compiled, "{ products(first: 1) { totalCount } }", {}, ("demo-shop", "seller"))
     after = compiled_reads(compiled)
     assert after["fallback"] == metrics_before["fallback"] + 1
     assert after["compiled"] == metrics_before["compiled"] + 1
+
+
+def test_a_typename_only_query_is_its_constant_answer_on_both(
+    gateways: tuple[Gateway, Gateway],
+) -> None:
+    """`{ __typename }` needs neither the compiler nor the resolvers (gateway/pipeline.py)."""
+    compiled, resolvers = gateways
+    before = compiled_reads(compiled)
+    fast = post(compiled, "{ t: __typename __typename }", {}, ("demo-shop", "seller"))
+    slow = post(resolvers, "{ t: __typename __typename }", {}, ("demo-shop", "seller"))
+    assert fast.json() == slow.json() == {"data": {"t": "Query", "__typename": "Query"}}
+    assert "x-ketenpoort-compiled" not in fast.headers
+    assert compiled_reads(compiled) == before
 
 
 def test_a_mutation_and_a_bad_token_are_not_compiled(gateways: tuple[Gateway, Gateway]) -> None:
