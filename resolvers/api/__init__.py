@@ -28,6 +28,7 @@ from resolvers.api.push import PushMutation, PushQuery
 from resolvers.api.query import ReadQuery
 from resolvers.api.roster import RosterMutation
 from resolvers.privacy import RefusePgnInput
+from schema import conversion
 from schema.errors import GatewayError
 
 # The roots are composed from one class per capability, so each capability keeps
@@ -110,12 +111,15 @@ def build_schema(
             error_message="Unexpected error; it has been logged.",
         ),
     ]
-    return strawberry.Schema(
+    schema = strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=chain,
     )
+    # Input objects built through a table per type, not re-derived per call.
+    conversion.install(schema._schema)
+    return schema
 
 
 schema = build_schema()
