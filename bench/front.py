@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bench.load import http_request, http_run, process_tree
-from bench.support import ROOT, free_port, machine, throwaway_database, token, write_section
+from bench.support import ROOT, free_port, throwaway_database, token, write_section
 
 TYPENAME = {"query": "{ __typename }"}
 VARIANTS = {
@@ -365,8 +365,6 @@ def report(
         f"Load average (1 min) during the runs: {min(loads):.1f}–{max(loads):.1f} "
         "(a shared machine: other test runs and benchmarks were running; the ratio, "
         "measured alternately in one run, is the figure to trust).",
-        "",
-        f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}._",
     ]
     return "\n".join(lines)
 
