@@ -11,7 +11,8 @@ field not sent is None unless it has a default, scalars and enums are graphql-co
 values as they are, nested input objects are built the same way, and everything else
 (lists, GlobalID, lazy types) goes through strawberry's own `InputContext.convert`.
 Types with a `Maybe` field keep strawberry's conversion (its check of nulls in the
-document skips types with the hook).
+document skips types with the hook). A table is kept per class, for every schema of
+the process: they all name fields with strawberry's default name converter.
 """
 
 from __future__ import annotations
