@@ -9,9 +9,9 @@ for a dashboard provider, a school administrator, the operator or a caller witho
 a reading role (a shop: its own deliveries), filtered by `productId`, `shopCode`
 (a shop naming another: FORBIDDEN) and `fromDate`/`untilDate`, with the fields
 `fromDate`, `untilDate`, `excludedSchools`, `schools`, `entitlementsByStatus`,
-`licenceTotals`, `activationsPerDay` and `failures` (their JSON:
-`compiler/dashboard_figures.py`). The rest (a school period, stuck deliveries,
-callers in several reading roles) runs on the resolvers."""
+`licenceTotals`, `activationsPerDay`, `failures` and `stuckDeliveries` with literal
+arguments (JSON: `compiler/dashboard_figures.py`). The rest (a school period, those
+arguments as variables, callers in several reading roles) runs on the resolvers."""
 
 from __future__ import annotations
 
@@ -187,6 +187,20 @@ def dashboard(
     pairs = []
     for field_key, field_details in collected.grouped_field_set.items():
         name = field_details[0].node.name.value
+        if name == "stuckDeliveries":
+            minutes, first = shown.stuck_arguments(c, field_details)
+            rows = st.embed(
+                figures._stuck_statement("postgresql", shape),
+                {
+                    **params,
+                    **dates,
+                    "schools": entitlement_ids,
+                    "before": st.param(_moment_before(minutes), "timestamptz"),
+                    "first": st.constant(first, "int"),
+                },
+            )
+            pairs.append((field_key, shown.stuck(c, field_details, rows)))
+            continue
         if field_details[0].node.arguments:
             raise NotCompiled(f"DashboardSummary.{name} with arguments")
         if name == "__typename":
@@ -369,6 +383,11 @@ def _curve_days(run: Any, key: str) -> tuple[Any, Any]:
     values = run.values[key]
     end = values["until_date"] or run.today
     return values["from_date"] or end - timedelta(days=DEFAULT_DAYS - 1), end
+
+
+def _moment_before(minutes: int) -> Any:
+    """A getter of the request's moment less `minutes` (`resolvers.dashboard.stuck_deliveries`)."""
+    return lambda run: run.now - timedelta(minutes=minutes)
 
 
 def _value_getter(key: str, name: str) -> Any:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from graphql import get_named_type
+from graphql import VariableNode, get_named_type
 from graphql.execution.collect_fields import collect_subfields
+from graphql.execution.values import get_argument_values
 
-from compiler.objects import Compiler, Details
+from compiler.objects import Compiler, Details, free_text
 from compiler.sql import NotCompiled, json_object, quote, timestamp
 from domain.errors import StatusCode
 from domain.roles import DataType, Role
@@ -192,4 +193,66 @@ def failures(c: Compiler, details: Details, rows: str) -> str:
     return (
         f"(SELECT coalesce(json_agg({obj} ORDER BY x.n DESC, x.code, x.role, x.supplier_id), "
         f"'[]'::json) FROM {rows} AS x(code, role, supplier_id, n, last))"
+    )
+
+
+def stuck_arguments(c: Compiler, details: Details) -> tuple[int, int]:
+    """`stuckDeliveries`' arguments, given as literals and within the bounds
+    `resolvers.dashboard.stuck_arguments` sets (else the resolvers answer)."""
+    from resolvers.dashboard import stuck_arguments
+    from schema.errors import GatewayError
+
+    node = details[0].node
+    if any(isinstance(argument.value, VariableNode) for argument in node.arguments or ()):
+        # A plan serves every value of a variable; these are checked and used at
+        # plan time, so only literals compile.
+        raise NotCompiled("DashboardSummary.stuckDeliveries with variables")
+    field = c.type("DashboardSummary").fields["stuckDeliveries"]
+    args = get_argument_values(field, node, c.variables)
+    minutes, first = args["pendingLongerThanMinutes"], args["first"]
+    try:
+        stuck_arguments(minutes, first)
+    except GatewayError as refused:
+        raise NotCompiled("DashboardSummary.stuckDeliveries out of bounds") from refused
+    return minutes, first
+
+
+def stuck(c: Compiler, details: Details, rows: str) -> str:
+    """`stuckDeliveries` over the rows of `db.dashboard._stuck_statement`, longest
+    wait first, each with its delivery (`resolvers.dashboard.stuck_deliveries`)."""
+    d = c.st.alias()
+
+    def deliveries(found: Details) -> str:
+        delivery = _fields(
+            c,
+            "StuckDelivery",
+            found,
+            {
+                "deliveryId": "x.delivery_id::text",
+                "orderNumber": free_text("order_number")(c, d, found),
+                "submittedAt": timestamp(f"{d}.created_at"),
+                "entitlements": "x.n::bigint",
+                "pendingAtLicensor": "x.licensor::bigint",
+                "pendingAtPortal": "x.portal::bigint",
+                "pendingSince": timestamp("x.since"),
+            },
+            {
+                "shop": lambda shop: c.one("Supplier", "supplier", f"{d}.seller_id", shop),
+                "school": lambda school: c.one(
+                    "Organisation", "organisation", f"{d}.buyer_school_id", school
+                ),
+            },
+        )
+        return f"coalesce(json_agg({delivery} ORDER BY x.since, x.delivery_id), '[]'::json)"
+
+    summary = _fields(
+        c,
+        "StuckDeliveries",
+        details,
+        {"total": "coalesce(max(x.total), 0)::bigint"},
+        {"deliveries": deliveries},
+    )
+    return (
+        f"(SELECT {summary} FROM {rows} AS x(delivery_id, n, licensor, portal, since, total) "
+        f"JOIN delivery AS {d} ON {d}.id = x.delivery_id)"
     )

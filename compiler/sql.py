@@ -14,7 +14,7 @@ import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from graphql import GraphQLEnumType
@@ -24,14 +24,22 @@ from sqlalchemy.dialects import postgresql
 from domain.roles import Principal, Role
 
 
+def _utc_now() -> datetime:
+    from resolvers import clock
+
+    return clock.utc_now()
+
+
 @dataclass
 class Run:
-    """What a plan reads when it runs: the caller, today, and the values each root
-    field prepared from its arguments (keyed by the root field's response key)."""
+    """What a plan reads when it runs: the caller, today, the values each root
+    field prepared from its arguments (keyed by the root field's response key), and
+    the request's moment (taken once, from the resolvers' clock)."""
 
     caller: Any
     today: date
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    now: datetime = field(default_factory=_utc_now)
 
 
 Getter = Callable[[Run], Any]

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Date,
+    DateTime,
     Integer,
     String,
     any_,
@@ -682,11 +683,12 @@ class StuckDelivery:
     pending_since: datetime
 
 
-async def stuck_deliveries(
-    session: AsyncSession, piece: Slice, before: datetime, first: int
-) -> tuple[int, list[StuckDelivery]]:
-    """Deliveries with entitlements a licence office or portal has not confirmed (nor
-    failed) since before `before`: the total, and the `first` that wait longest."""
+@lru_cache(maxsize=64)
+def _stuck_statement(dialect: str, shape: Shape) -> Any:
+    """(delivery, entitlements, pending at the licence office, pending at a portal,
+    pending since, total) of a slice's deliveries with entitlements a licence office
+    or portal has not confirmed (nor failed) since before `:before`, the `:first`
+    that wait longest; `total` counts them all."""
     r, e = EntitlementRecipient, Entitlement
     pending = func.min(r.updated_at)
     statement = (
@@ -702,16 +704,24 @@ async def stuck_deliveries(
         .where(
             _unanswered(),
             r.state == RecipientState.PENDING.value,
-            r.updated_at < before,
+            r.updated_at < bindparam("before", type_=DateTime(timezone=True)),
         )
-        .where(*_entitlement_where(_dialect(session), piece.shape))
+        .where(*_entitlement_where(dialect, shape))
         .group_by(e.delivery_id)
         .order_by(pending, e.delivery_id)
-        .limit(first)
+        .limit(bindparam("first", type_=Integer()))
     )
-    if piece.seller_id is not None:
+    if shape.seller:
         statement = statement.join(Delivery, Delivery.id == e.delivery_id)
-    rows = (await session.execute(statement, piece.params())).all()
+    return statement
+
+
+async def stuck_deliveries(
+    session: AsyncSession, piece: Slice, before: datetime, first: int
+) -> tuple[int, list[StuckDelivery]]:
+    """`_stuck_statement`'s deliveries: the total, and the `first` that wait longest."""
+    statement = _stuck_statement(_dialect(session), piece.shape)
+    rows = (await session.execute(statement, piece.params(before=before, first=first))).all()
     total = int(rows[0][5]) if rows else 0
     return total, [
         StuckDelivery(delivery_id, int(n), int(licensor), int(portal), since)

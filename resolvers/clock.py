@@ -3,7 +3,7 @@ Europe/Amsterdam, not in UTC (an activation at 00:30 belongs to the new day)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from domain.calendar import CHAIN_ZONE as AMSTERDAM
 from domain.calendar import today
@@ -13,4 +13,10 @@ def now() -> datetime:
     return datetime.now(AMSTERDAM)
 
 
-__all__ = ["AMSTERDAM", "now", "today"]
+def utc_now() -> datetime:
+    """The present moment in UTC, the one clock "N minutes ago" is measured from on
+    the resolvers and compiled alike (`compiler.sql.Run`), so a test can pin both."""
+    return datetime.now(UTC)
+
+
+__all__ = ["AMSTERDAM", "now", "today", "utc_now"]

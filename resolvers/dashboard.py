@@ -33,7 +33,7 @@ from domain.consent import Access
 from domain.errors import StatusCode
 from domain.identifiers import OrgLevel
 from domain.roles import DataType, Role
-from resolvers import lookup
+from resolvers import clock, lookup
 from resolvers.auth import Principal, principal
 from resolvers.clock import today
 from resolvers.queries import product_pk
@@ -59,6 +59,8 @@ class Scoped:
     excluded: list[tuple[Organisation, list[DataType], str]] = field(default_factory=list)
     # Set when the one named school may not be shown licence figures.
     licence_refusal: str | None = None
+    # The moment "pending longer than N minutes" counts back from, taken once.
+    moment: datetime = field(default_factory=lambda: clock.utc_now())
 
 
 def consent_message(shown: str, missing: list[DataType]) -> str:
@@ -324,8 +326,8 @@ async def failures(info: Info, scoped: Scoped) -> list[FailureCount]:
     ]
 
 
-async def stuck_deliveries(info: Info, scoped: Scoped, minutes: int, first: int) -> StuckDeliveries:
-
+def stuck_arguments(minutes: int, first: int) -> None:
+    """`stuckDeliveries`' arguments checked (BadInput when out of range)."""
     if not 1 <= minutes <= MAX_WAIT_MINUTES:
         raise BadInput(
             f"pendingLongerThanMinutes must be between 1 and {MAX_WAIT_MINUTES}",
@@ -333,8 +335,13 @@ async def stuck_deliveries(info: Info, scoped: Scoped, minutes: int, first: int)
         )
     if not 1 <= first <= MAX_LISTED:
         raise BadInput(f"first must be between 1 and {MAX_LISTED}", argument="first")
+
+
+async def stuck_deliveries(info: Info, scoped: Scoped, minutes: int, first: int) -> StuckDeliveries:
+
+    stuck_arguments(minutes, first)
     piece = scoped.entitlements
-    before = datetime.now(UTC) - timedelta(minutes=minutes)
+    before = scoped.moment - timedelta(minutes=minutes)
     total, rows = await info.context.db.run(
         lambda s: figures.stuck_deliveries(s, piece, before, first)
     )

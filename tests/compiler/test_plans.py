@@ -75,9 +75,10 @@ def test_skip_and_include_follow_their_variables() -> None:
             "dashboard(schoolPeriod)",
         ),
         (
-            "{ dashboard { stuckDeliveries(pendingLongerThanMinutes: 5) { total } } }",
-            {},
-            "DashboardSummary.stuckDeliveries",
+            "query ($m: Int!) { dashboard { stuckDeliveries(pendingLongerThanMinutes: $m) "
+            "{ total } } }",
+            {"m": 5},
+            "DashboardSummary.stuckDeliveries with variables",
         ),
         (
             "query ($v: String!) { products(filter: {nameContains: $v}) { totalCount } }",
