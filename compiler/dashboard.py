@@ -7,11 +7,11 @@ Compiled: a board, a school (with its refusals, FORBIDDEN and CONSENT_REQUIRED, 
 the field; its licence figures alone refused at their own paths), or nothing named,
 for a dashboard provider, a school administrator, the operator or a caller without
 a reading role (a shop: its own deliveries), filtered by `productId`, `shopCode`
-(a shop naming another: FORBIDDEN) and `fromDate`/`untilDate`, with the fields
-`fromDate`, `untilDate`, `excludedSchools`, `schools`, `entitlementsByStatus`,
-`licenceTotals`, `activationsPerDay`, `failures` and `stuckDeliveries` with literal
-arguments (JSON: `compiler/dashboard_figures.py`). The rest (a school period, those
-arguments as variables, callers in several reading roles) runs on the resolvers."""
+(a shop naming another: FORBIDDEN), `fromDate`/`untilDate` or `schoolPeriod`
+(`compiler/dashboard_period.py`), with every field of `DashboardSummary`
+(`stuckDeliveries` with literal arguments; JSON: `compiler/dashboard_figures.py`).
+The rest (those arguments as variables, callers in several reading roles) runs on
+the resolvers. (Over 400 lines: the root's one statement is built in one place.)"""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from graphql.execution.collect_fields import collect_subfields
 
 from compiler import dashboard_figures as shown
 from compiler.arguments import Replay, Root, organisation_ids, organisation_search
+from compiler.dashboard_period import period
 from compiler.objects import Compiler, Details
 from compiler.sql import NotCompiled, json_object, quote
 from db import dashboard as figures
@@ -46,11 +47,10 @@ def dashboard(
     no_readers = not roles & figures.READERS  # a shop (its own deliveries), say
     if roles not in _READING and not no_readers:
         raise NotCompiled("dashboard for this combination of roles")
-    if args.get("schoolPeriod") is not None:
-        raise NotCompiled("dashboard(schoolPeriod)")
     if args.get("school") is not None and args.get("board") is not None:
         raise NotCompiled("dashboard(school, board)")  # the resolvers' BadInput
-    ranged = args.get("fromDate") is not None or args.get("untilDate") is not None
+    in_period = args.get("schoolPeriod") is not None
+    ranged = in_period or args.get("fromDate") is not None or args.get("untilDate") is not None
     st = c.st
     operator = Role.OPERATOR in roles
     dashboard_role = Role.DASHBOARD in roles
@@ -158,6 +158,25 @@ def dashboard(
             "CASE WHEN s.activations THEN 't' ELSE 'f' END || s.rio_id END FROM s_ AS s)"
         )
         refusals["school refused:*"] = _school_refusal
+    dates: dict[str, Any] = {
+        "from_date": st.lazy(_value_getter(key, "from_date"), "date"),
+        "until_date": st.lazy(_value_getter(key, "until_date"), "date"),
+    }
+    curve_days: dict[str, Any] = {
+        "first_day": st.lazy(_curve_day(key, 0), "date"),
+        "last_day": st.lazy(_curve_day(key, 1), "date"),
+    }
+    if in_period:
+        # After the school's refusal, as `resolvers.dashboard.summary` looks it up.
+        named_ids = None
+        if named_arg is not None:
+            named_ids = "(SELECT board_.ids[1:1] FROM board_)"  # the school
+            if board is not None:
+                named_ids = "(SELECT array_agg(id) FROM s_)"  # the board's schools
+        period_cte, period_problem, dates = period(c, key, named_ids, params["own_school"])
+        setup.append(period_cte)
+        problems.append(period_problem)
+        curve_days = {"first_day": dates["from_date"], "last_day": dates["until_date"]}
     problem = f"coalesce({', '.join(problems)})" if problems else "NULL::text"
     everything = everyone and named_arg is None
     entitlement_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_ WHERE s_.entitlements)"
@@ -165,10 +184,6 @@ def dashboard(
     if everyone and named_arg is not None:
         entitlement_ids = licence_ids = "(SELECT coalesce(array_agg(id), '{}') FROM s_)"
     shape = figures.Shape("all" if everything else "some", product, shop or shop_only, ranged)
-    dates = {
-        "from_date": st.lazy(_value_getter(key, "from_date"), "date"),
-        "until_date": st.lazy(_value_getter(key, "until_date"), "date"),
-    }
     summary_type = cast(
         GraphQLObjectType,
         get_named_type(c.schema.query_type.fields["dashboard"].type),  # type: ignore[union-attr]
@@ -249,8 +264,7 @@ def dashboard(
                     **params,
                     **dates,
                     "schools": licence_ids,
-                    "first_day": st.lazy(_curve_day(key, 0), "date"),
-                    "last_day": st.lazy(_curve_day(key, 1), "date"),
+                    **curve_days,
                 },
             )
             pairs.append(
@@ -278,6 +292,10 @@ def dashboard(
             if until_date < from_date or days > figures.MAX_RANGE_DAYS:
                 raise Replay("date range")
         values: dict[str, Any] = {"from_date": from_date, "until_date": until_date}
+        if args.get("schoolPeriod") is not None:
+            if from_date is not None:
+                raise Replay("schoolPeriod and a date range")
+            values["school_period"] = args["schoolPeriod"]
         named = args.get("board") or args.get("school")
         if named is not None:
             if named.get("scheme") is None:

@@ -732,19 +732,23 @@ async def stuck_deliveries(
 # --- what a name means --------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4)
+def _period_statement(dialect: str) -> Any:
+    """(first day, last day) of the school period `:code` at the schools `:schools`:
+    for a board, from the earliest start to the latest end among its schools'
+    periods; nulls when none has it."""
+    return select(func.min(SchoolPeriod.start_date), func.max(SchoolPeriod.end_date)).where(
+        _in_schools(dialect, SchoolPeriod.school_id),
+        SchoolPeriod.code == bindparam("code", type_=String()),
+    )
+
+
 async def period_range(
     session: AsyncSession, school_ids: Sequence[int], code: str
 ) -> tuple[date, date] | None:
-    """The days a school period (by its code) covers at these schools; for a board,
-    from the earliest start to the latest end among its schools' periods."""
-    row = (
-        await session.execute(
-            select(func.min(SchoolPeriod.start_date), func.max(SchoolPeriod.end_date)).where(
-                SchoolPeriod.school_id.in_(list(school_ids)),
-                SchoolPeriod.code == code,
-            )
-        )
-    ).one()
+    """`_period_statement`'s days."""
+    statement = _period_statement(_dialect(session))
+    row = (await session.execute(statement, {"schools": list(school_ids), "code": code})).one()
     if row[0] is None:
         return None
     start, end = (v if isinstance(v, date) else date.fromisoformat(str(v)) for v in row)

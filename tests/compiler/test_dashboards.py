@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from graphql import parse
 from sqlalchemy import select
 
 from compiler import CompiledAnswer, Fallback, ReadCompiler
-from db.models import Organisation, Supplier, SupplierSchool
+from db.models import Organisation, SchoolPeriod, Supplier, SupplierSchool
 from domain.roles import Role
 from resolvers.auth import Principal
 from resolvers.clock import today
@@ -247,6 +247,68 @@ async def test_stuck_deliveries_with_variables_or_out_of_bounds_run_on_the_resol
             {"m": 60},
         ),
         ("{ dashboard { stuckDeliveries(pendingLongerThanMinutes: 0) { total } } }", {}),
-        ("{ dashboard { stuckDeliveries(pendingLongerThanMinutes: 5, first: 101) { total } } }", {}),
+        ("{ dashboard { stuckDeliveries(pendingLongerThanMinutes: 5, first: 101) "
+         "{ total } } }", {}),
     ):
         assert isinstance(compiler.plan(parse(query), None, caller, variables), Fallback)
+
+
+PERIOD = FIGURES.replace("$product: String)", "$product: String, $period: String)").replace(
+    "productId: $product)", "productId: $product, schoolPeriod: $period)"
+).replace("schools { rioId }", "fromDate untilDate schools { rioId }")
+
+
+@pytest.mark.parametrize("who", list(CALLERS))
+async def test_a_school_period_compiles(
+    postgres_only: None, session: Any, gql: GraphQLClient, board: Board, who: str
+) -> None:
+    b = await session.scalar(select(Organisation.id).where(Organisation.rio_id == board.b))
+    day = today()
+    session.add(
+        SchoolPeriod(
+            school_id=b,
+            code=board.period,
+            start_date=day - timedelta(days=10),
+            end_date=day + timedelta(days=10),
+        )
+    )
+    await session.commit()
+    seen = {}
+    for name, variables in (
+        ("board", {"board": board.ref()}),
+        ("a", {"school": board.ref(board.a)}),
+        ("b", {"school": board.ref(board.b)}),
+    ):
+        answer, result = await both_ways(
+            session, gql, board, who, {**variables, "period": board.period}, PERIOD
+        )
+        seen[name] = result.data and result.data["dashboard"]
+    # The board's period runs from A's start to A's end (B's lies within it).
+    assert seen["board"]["fromDate"] == (day - timedelta(days=25)).isoformat()
+    assert seen["board"]["untilDate"] == (day + timedelta(days=100)).isoformat()
+    if seen["b"] is not None:
+        assert seen["b"]["fromDate"] == (day - timedelta(days=10)).isoformat()
+    if who == "school":
+        # Nothing named: the administrator's own school's period.
+        answer, result = await both_ways(session, gql, board, who, {"period": board.period}, PERIOD)
+        assert result.data["dashboard"]["untilDate"] == (day + timedelta(days=10)).isoformat()
+
+
+async def test_a_school_period_the_resolvers_refuse_runs_on_them(
+    postgres_only: None, session: Any, gql: GraphQLClient, board: Board
+) -> None:
+    pk = await session.scalar(select(Supplier.id).where(Supplier.code == board.dashboard))
+    caller = Principal(pk, frozenset({Role.DASHBOARD}), supplier_code=board.dashboard)
+    compiler = ReadCompiler(_SCHEMA, TEST_SETTINGS)
+    nothing_named = compiler.plan(parse(PERIOD), None, caller, {"period": board.period})
+    assert isinstance(nothing_named, Fallback)  # "schoolPeriod needs a school or a board"
+    for variables in (
+        {"school": board.ref(board.b), "period": board.period},  # not at B
+        {"board": board.ref(), "period": "no-such-period"},
+    ):
+        plan = compiler.plan(parse(PERIOD), None, caller, variables)
+        assert not isinstance(plan, Fallback)
+        answer = await plan.execute(await raw_connection(session), variables, caller, today())
+        assert isinstance(answer, Fallback)  # the resolvers' BadInput
+        result = await gql.execute(PERIOD, variables, as_=(board.dashboard, "dashboard"))
+        assert [e.extensions["code"] for e in result.errors] == ["BAD_USER_INPUT"]

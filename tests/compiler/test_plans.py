@@ -72,7 +72,7 @@ def test_skip_and_include_follow_their_variables() -> None:
         (
             '{ dashboard(schoolPeriod: "2026-2027") { schools { rioId } } }',
             {},
-            "dashboard(schoolPeriod)",
+            "dashboard(schoolPeriod) without a school",
         ),
         (
             "query ($m: Int!) { dashboard { stuckDeliveries(pendingLongerThanMinutes: $m) "
