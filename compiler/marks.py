@@ -2,13 +2,17 @@
 own path, the field null) or an audit read of the object shown. The statement
 writes a mark into the JSON where it happens; the compiler reads the marks out of
 the answer with their paths (decoding the JSON only when there are any) and
-removes them. Free text other suppliers wrote never carries a mark: text holding
-the mark's control character is answered by the resolvers (`objects.free_text`).
+removes them. No stored text can pass for a mark: every mark carries a nonce drawn
+when the process starts, which never leaves it (the marks are removed from every
+answer); input holding the mark's control character is refused at the door
+(gateway/inputs.py), and free text that holds one all the same is answered by the
+resolvers (`objects.free_text`).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +21,7 @@ from graphql import located_error
 
 #: The control character that opens every mark (JSON text writes it `\\u0001`).
 MARK = "\u0001"
-_PREFIX = MARK + "ketenpoort:"
+_PREFIX = MARK + "ketenpoort:" + secrets.token_hex(8) + ":"
 REFUSED = _PREFIX + "refused:"  # a string value: REFUSED + index [+ ":" + detail] + MARK
 READ = _PREFIX + "read:"  # an object key: READ + index; its value the school id
 #: How the marks start in PostgreSQL's JSON text (control characters escaped).

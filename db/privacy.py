@@ -66,10 +66,10 @@ async def record_reads(session: AsyncSession, actor: Actor, reads: Iterable[Read
 
 
 async def copy_reads(session: AsyncSession, batches: Iterable[tuple[Actor, list[Read]]]) -> None:
-    """Many requests' reads in one write: PostgreSQL's COPY through asyncpg (its
-    binary encoding costs a twentieth of the CPU of building an INSERT's
-    parameters, and the buffer flushes thousands of rows a second); elsewhere
-    `record_reads` once per actor. Its own transaction: the session has done nothing else."""
+    """Many requests' reads in one write, inside the caller's transaction:
+    PostgreSQL's COPY through asyncpg (binary records, far less CPU than an INSERT's
+    parameters for the thousands of rows a busy buffer flushes; bench/RESULTS.md);
+    elsewhere `record_reads` once per actor."""
     if session.get_bind().dialect.name != "postgresql":
         by_actor: dict[Actor, list[Read]] = {}
         for actor, reads in batches:

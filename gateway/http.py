@@ -35,6 +35,9 @@ observer's notes (gateway/observe.py) and error masking. On PostgreSQL with
 schema extension that fills the result before graphql-core would execute);
 PostgreSQL's JSON text is spliced into the answer without being decoded
 (`RawJSON`). The answer carries `x-ketenpoort-compiled: 1`.
+
+Over 400 lines: the GraphQL-over-HTTP rules (methods, media types, status codes,
+refusals) and the compiled front they decide for, in one place.
 """
 
 from __future__ import annotations

@@ -238,7 +238,7 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(tmp_path: Pat
         code = process.wait(60)
     assert code == 0
     assert _children(process.pid) == []
-    assert "starting another" in errors.read_text()
+    assert "ended (exit code -9); another in" in errors.read_text()
 
 
 def listening_on(url: str) -> int:
@@ -261,3 +261,21 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
     return workers
+
+
+def test_a_port_another_server_listens_on_is_refused(tmp_path: Path) -> None:
+    """Even when that server's sockets share the port (SO_REUSEPORT, as a second
+    `ketenpoort serve` would): the kernel would split the traffic between the two."""
+    from gateway.workers import STARTUP_FAILURE, listening_socket
+
+    port = free_port()
+    other = listening_socket("127.0.0.1", port)
+    other.listen()
+    try:
+        env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+        done = subprocess.run([*CLI, "serve", "--workers", "2", "--port", str(port)],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        other.close()
+    assert done.returncode == STARTUP_FAILURE
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
