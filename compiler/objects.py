@@ -6,9 +6,6 @@ and the same order; `tests/compiler` holds the two paths equal.
 
 A field without an entry here makes the whole operation run on the resolvers.
 (Longer than most modules: the table of every compiled field is one place to read.)
-
-Over 400 lines: the one table of every object type's fields, kept together so that
-a field and its resolver's filters are read side by side.
 """
 
 from __future__ import annotations
