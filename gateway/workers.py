@@ -19,6 +19,7 @@ supervisor.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -38,6 +39,7 @@ STARTUP_FAILURE = 3
 SUPPORTED = hasattr(socket, "SO_REUSEPORT")
 
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_PR_SET_PDEATHSIG = 1
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -54,10 +56,22 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(options: dict[str, Any], host: str, port: int) -> None:
+def _die_with(supervisor: int) -> None:
+    """SIGTERM to this worker when the supervisor dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so that no worker outlives it; gone already: end now."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor's stop must do
+        pass
+    if os.getppid() != supervisor:
+        sys.exit(0)
+
+
+def _worker(options: dict[str, Any], host: str, port: int, supervisor: int) -> None:
     """One worker process: its own process group and socket, one uvicorn server."""
     import uvicorn
 
+    _die_with(supervisor)
     # Started with SIGINT and SIGTERM blocked (Supervisor._start); one sent meanwhile
     # is delivered now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
@@ -108,7 +122,9 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             process = self.context.Process(
-                target=_worker, args=(self.options, self.host, self.port), daemon=False
+                target=_worker,
+                args=(self.options, self.host, self.port, os.getpid()),
+                daemon=False,
             )
             process.start()
             self.processes.append(process)

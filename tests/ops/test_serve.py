@@ -279,3 +279,24 @@ def test_a_port_another_server_listens_on_is_refused(tmp_path: Path) -> None:
         other.close()
     assert done.returncode == STARTUP_FAILURE
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_no_worker_outlives_a_killed_supervisor(tmp_path: Path) -> None:
+    process, url, errors = _serve(tmp_path, 2)
+    workers = _children(process.pid)
+    assert len(workers) == 2
+    process.kill()
+    process.wait(30)
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers), errors.read_text()[-2000:]
+    assert listening_on(url) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
