@@ -185,7 +185,7 @@ class CompiledReads(SchemaExtension):
 
 
 class CompiledFront:
-    """The process's compiler and its asyncpg pool (PostgreSQL only)."""
+    """The process's compiler and its plain asyncpg connections (PostgreSQL only)."""
 
     def __init__(self, compiler: Any, pool: Any) -> None:
         self.compiler = compiler
@@ -251,15 +251,16 @@ class CompiledFront:
 
 
 async def open_compiled_reads(settings: Settings, schema: Any, engine: Any) -> CompiledFront | None:
-    """The compiler and a plain asyncpg pool of `Settings.db_pool_size` connections,
+    """The compiler and up to `Settings.db_pool_size` plain asyncpg connections,
     on PostgreSQL with `Settings.compiled_reads`; None otherwise."""
     if not settings.compiled_reads or engine is None or engine.dialect.name != "postgresql":
         return None
     from compiler import ReadCompiler
-    from db.pg import create_pool
+    from db.pg import Connections
 
-    pool = await create_pool(engine.url, min_size=1, max_size=settings.db_pool_size)
-    return CompiledFront(ReadCompiler(schema, settings), pool)
+    return CompiledFront(
+        ReadCompiler(schema, settings), Connections(engine.url, max_size=settings.db_pool_size)
+    )
 
 
 # --- the handler ----------------------------------------------------------------------

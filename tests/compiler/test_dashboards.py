@@ -53,12 +53,6 @@ CALLERS = {
 
 
 @pytest.fixture
-def postgres_only(backend: Any) -> None:
-    if not backend.is_postgres:
-        pytest.skip("compiled reads run on PostgreSQL")
-
-
-@pytest.fixture
 async def board(session: Any, dashboard_board: Board) -> Board:  # noqa: F811
     """The board, with demo-school-admin registered for its school B."""
     admin = await session.scalar(select(Supplier.id).where(Supplier.code == "demo-school-admin"))

@@ -27,12 +27,6 @@ LOOKUP = """query ($id: ID, $identifier: OrganisationIdentifierInput) {
 }"""
 
 
-@pytest.fixture
-def postgres_only(backend: Any) -> None:
-    if not backend.is_postgres:
-        pytest.skip("compiled reads run on PostgreSQL")
-
-
 async def _answered_compiled(session: Any, query: str, variables: dict[str, Any]) -> Any:
     caller = await _principal(session, "operator", "operator")
     plan = ReadCompiler(_SCHEMA, TEST_SETTINGS).plan(parse(query), None, caller, variables)

@@ -28,12 +28,6 @@ from tests.factories import grant_consent, supplier_id
 
 
 @pytest.fixture
-def postgres_only(backend: Any) -> None:
-    if not backend.is_postgres:
-        pytest.skip("compiled reads run on PostgreSQL")
-
-
-@pytest.fixture
 def world(person_world: World) -> World:  # noqa: F811
     """The pupil, its licence and its schools' consent of the person rule's tests."""
     return person_world

@@ -54,12 +54,6 @@ class Counting:
         return await self.connection.execute(sql, *args)
 
 
-@pytest.fixture
-def postgres_only(backend: Any) -> None:
-    if not backend.is_postgres:
-        pytest.skip("compiled reads run on PostgreSQL")
-
-
 async def _principal(session: Any, code: str, role: str) -> Principal:
     supplier_id = await session.scalar(select(Supplier.id).where(Supplier.code == code))
     return Principal(supplier_id, frozenset({Role(role)}), supplier_code=code)
@@ -174,9 +168,9 @@ async def test_a_large_compiled_statement_is_prepared_once_per_connection(
     postgres_only: None, backend: Any, session: Any
 ) -> None:
     """asyncpg prepares (and PostgreSQL plans) a statement once per connection only
-    when it caches it; `db.pg.create_pool` caches compiled statements larger than
+    when it caches it; `db.pg.Connections` caches compiled statements larger than
     asyncpg's default limit (15 KiB), which a rich page exceeds."""
-    from db.pg import create_pool
+    from db.pg import Connections
 
     caller = await _principal(session, "demo-portal", "portal")
     variables = {"first": 100, "school": {"value": "104A158"}}
@@ -184,7 +178,7 @@ async def test_a_large_compiled_statement_is_prepared_once_per_connection(
     assert not isinstance(plan, Fallback)
     assert plan.sql is not None
     assert len(plan.sql.encode()) > 15 * 1024  # over asyncpg's default: the case in point
-    pool = await create_pool(backend.engine.url, min_size=1, max_size=1)
+    pool = Connections(backend.engine.url, max_size=1)
     try:
         async with pool.acquire() as connection:
             for _ in range(3):
