@@ -758,8 +758,8 @@ Where the time goes:
   the asyncpg share below probably includes waiting for a core, not only CPU.
 * PostgreSQL's CPU includes the server's background processes (WAL writer,
   checkpointer), which also work for the other databases on this shared server.
-* So the targets through the gateway depend on the HTTP front (being rebuilt in
-  `gateway/http.py`): the activation path itself is
+* So what is left to cut per click is the HTTP front and GraphQL's execution of the
+  mutation: the activation path itself is
   {case_hot.per("gateway") + case_hot.per("postgres"):.2f} ms of the 2 ms budget.
 """
 
