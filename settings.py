@@ -38,8 +38,12 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_echo: bool = False
     # Queries answered from one compiled SQL statement on PostgreSQL (compiler/); off:
-    # every query runs on the resolvers.
+    # every query runs on the resolvers. `compiled_reads_connections`: their statements
+    # in flight at once per process; further requests wait their turn in the gateway,
+    # first come, first served (a few per PostgreSQL core are enough: more backends
+    # only compete for the same cores and lengthen the slowest answers).
     compiled_reads: bool = True
+    compiled_reads_connections: int = Field(default=3, ge=1)
 
     # Tokens (SEM recommendation: iss, aud, exp, iat, jti, supplier, scopes).
     jwt_secret: str = DEV_SECRET

@@ -251,7 +251,7 @@ class CompiledFront:
 
 
 async def open_compiled_reads(settings: Settings, schema: Any, engine: Any) -> CompiledFront | None:
-    """The compiler and up to `Settings.db_pool_size` plain asyncpg connections,
+    """The compiler and up to `Settings.compiled_reads_connections` plain asyncpg connections,
     on PostgreSQL with `Settings.compiled_reads`; None otherwise."""
     if not settings.compiled_reads or engine is None or engine.dialect.name != "postgresql":
         return None
@@ -259,7 +259,8 @@ async def open_compiled_reads(settings: Settings, schema: Any, engine: Any) -> C
     from db.pg import Connections
 
     return CompiledFront(
-        ReadCompiler(schema, settings), Connections(engine.url, max_size=settings.db_pool_size)
+        ReadCompiler(schema, settings),
+        Connections(engine.url, max_size=settings.compiled_reads_connections),
     )
 
 

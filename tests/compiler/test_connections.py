@@ -113,3 +113,13 @@ async def _until_waiting(connections: Connections) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("no checkout is waiting")
+
+
+def test_the_compiled_reads_take_at_least_one_connection() -> None:
+    from pydantic import ValidationError
+
+    from settings import Settings
+
+    assert Settings().compiled_reads_connections == 3
+    with pytest.raises(ValidationError, match="compiled_reads_connections"):
+        Settings(compiled_reads_connections=0)
