@@ -121,7 +121,7 @@ async def http_run(
         *[_http_client(host, int(port), requests, i, warm, False) for i in range(clients)]
     )
     pids = server_pids() if server_pids else {}
-    before = {k: cpu_seconds(v) for k, v in pids.items()}
+    before = {k: {pid: cpu_seconds([pid]) for pid in v} for k, v in pids.items()}
     cpu = time.process_time()
     started = time.perf_counter()
     results = await asyncio.gather(
@@ -132,7 +132,13 @@ async def http_run(
     )
     elapsed = time.perf_counter() - started
     client_cpu = time.process_time() - cpu
-    server = {k: cpu_seconds(v) - before[k] for k, v in pids.items()}
+    # Processes that started during the run (a worker's first PostgreSQL connection,
+    # opened on demand) count with all their CPU.
+    after = server_pids() if server_pids else {}
+    server = {
+        k: sum(cpu_seconds([pid]) - before[k].get(pid, 0.0) for pid in set(v) | set(after[k]))
+        for k, v in pids.items()
+    }
     latencies = [t for r in results for t in r[0]]
     errors = sum(r[1] for r in results)
     first = next((r[2] for r in results if r[2]), None)

@@ -210,9 +210,11 @@ class Checker:
         operation: OperationDefinitionNode,
         values: dict[str, Any],
         usages: dict[str, Path],
+        types: dict[str, Any] | None = None,
     ) -> None:
         """Check every string of the variables along their declared types (values of
-        a custom scalar such as JSON: every string inside); each value once."""
+        a custom scalar such as JSON: every string inside); each value once. `types`:
+        the declared types when the caller has them already (else found here)."""
         # (value, its type, where in the variables, the name of the argument or input
         # field it is given for); a refusal also names the argument the variable
         # stands for (`$f.nameContains (filter.nameContains)`).
@@ -220,7 +222,9 @@ class Checker:
         for definition in operation.variable_definitions or ():
             variable = definition.variable.name.value
             if variable in values:
-                declared = type_from_ast(schema, definition.type)
+                declared = (
+                    types[variable] if types is not None else type_from_ast(schema, definition.type)
+                )
                 used = usages.get(variable)
                 stack.append((values[variable], declared, (None, f"${variable}"),
                               used[1] if used else None))

@@ -44,11 +44,13 @@ from graphql import (
     GraphQLError,
     OperationDefinitionNode,
     get_operation_ast,
+    is_input_type,
     parse,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import execute as graphql_execute
 from graphql.execution.values import get_variable_values
+from graphql.utilities import type_from_ast
 from graphql.validation import specified_rules
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import MaskErrors
@@ -92,6 +94,9 @@ class Prepared:
     usages: dict[str, Path]
     #: `data` when the operation selects `__typename` only (the same every time).
     constant: RawJSON | None = None
+    #: Each declared variable's input type, by name (for the door's checks); None when
+    #: one's type is not an input type (graphql-core says why).
+    declared: dict[str, Any] | None = None
 
 
 class _Execution:
@@ -195,7 +200,10 @@ class Pipeline:
         name = operation_name or (operation.name.value if operation.name else None)
         root = self.graphql_schema.get_root_type(operation.operation)
         constant = _typename_only(operation, root.name) if root is not None else None
-        return Prepared(document, operation, kind, operation_label(name), usages, constant)
+        return Prepared(
+            document, operation, kind, operation_label(name), usages, constant,
+            _declared(self.graphql_schema, operation),
+        )
 
     # --- per request -----------------------------------------------------------------------
 
@@ -212,7 +220,8 @@ class Pipeline:
             return NOT_READY
         try:
             Checker(self.default_cap).variables(
-                self.graphql_schema, prepared.operation, variables, prepared.usages
+                self.graphql_schema, prepared.operation, variables, prepared.usages,
+                prepared.declared,
             )
         except InputRefused:
             return NOT_READY
@@ -292,3 +301,18 @@ def _typename_only(operation: OperationDefinitionNode, type_name: str) -> RawJSO
         keys.append((selection.alias or selection.name).value)
     data = dict.fromkeys(keys, type_name)
     return RawJSON(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+
+
+# --- variables ---------------------------------------------------------------------------
+
+
+def _declared(schema: Any, operation: OperationDefinitionNode) -> dict[str, Any] | None:
+    """The operation's variables' input types, found once per document instead of on
+    every request."""
+    declared = {}
+    for definition in operation.variable_definitions or ():
+        of = type_from_ast(schema, definition.type)
+        if of is None or not is_input_type(of):
+            return None
+        declared[definition.variable.name.value] = of
+    return declared
