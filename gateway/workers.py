@@ -116,11 +116,13 @@ class Supervisor:
         self.first: set[BaseProcess] = set()
         self.stopping = False
 
-    def _start(self) -> BaseProcess:
-        """Start a worker; the signals wait until it is in `processes`, so that a
-        stop never misses one."""
+    def _start(self) -> BaseProcess | None:
+        """Start a worker unless stopping; the signals wait until it is in
+        `processes`, so that a stop never misses one."""
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
+            if self.stopping:
+                return None
             process = self.context.Process(
                 target=_worker,
                 args=(self.options, self.host, self.port, os.getpid()),
@@ -147,7 +149,7 @@ class Supervisor:
             return STARTUP_FAILURE
         previous = {sig: signal.signal(sig, self._stop) for sig in _SIGNALS}
         try:
-            self.first = {self._start() for _ in range(self.workers)}
+            self.first = {p for p in (self._start() for _ in range(self.workers)) if p}
             log.info("%d workers on %s:%d (SO_REUSEPORT)", self.workers, self.host, self.port)
             return self._supervise()
         finally:
@@ -179,8 +181,7 @@ class Supervisor:
             now = time.monotonic()
             for due in [due for due in pending if due <= now]:
                 pending.remove(due)
-                if not self.stopping:
-                    self._start()
+                self._start()
         return code
 
 
