@@ -36,6 +36,7 @@ from tests.api.test_delivery import DASHBOARD, LMS, PORTAL, PUBLISHER, SHOP, del
 from tests.api.test_delivery import step as delivery_step
 from tests.api.test_delivery import submit as delivery_submit
 from tests.conftest import Backend, demo_database, token_for
+from tests.waiting import until_async
 
 EVENT_FIELDS = """
     __typename
@@ -71,11 +72,7 @@ def ref(prefix: str) -> str:
 
 async def until(condition: Any, what: str) -> None:
     """Wait for a state the test needs (bounded; not a timing assertion)."""
-    for _ in range(400):
-        if condition():
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"gave up waiting for {what}")
+    await until_async(condition, what)
 
 
 class Stream:

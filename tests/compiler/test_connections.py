@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from db.pg import Connections
+from tests.waiting import until_async
 
 WAIT = 60
 
@@ -107,12 +108,7 @@ async def test_a_waiter_that_gives_up_leaves_no_place_taken(
 
 
 async def _until_waiting(connections: Connections) -> None:
-    """Until a checkout waits for a place (a few turns of the loop)."""
-    for _ in range(10_000):
-        if connections.waiting:
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("no checkout is waiting")
+    await until_async(lambda: connections.waiting, "a checkout waiting for a place")
 
 
 def test_the_compiled_reads_take_at_least_one_connection() -> None:

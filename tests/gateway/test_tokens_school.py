@@ -30,6 +30,7 @@ from tests.e2e.conftest import CLI, ROOT, Gateway, start_gateway, stop_gateway
 from tests.ops.conftest import database as database  # noqa: F401 (fixture)
 from tests.ops.conftest import ops_settings, running_app
 from tests.ops.conftest import postgres_database as postgres_database  # noqa: F401 (fixture)
+from tests.waiting import until_async
 
 COLLEGE, BASISSCHOOL = "104A158", "104A159"
 EXCHANGES = """query ($school: OrganisationIdentifierInput!) {
@@ -123,11 +124,8 @@ async def test_a_school_token_without_one_known_school_is_a_401(
 
 async def _invalidated(client: Any, seen: int) -> None:
     invalidation = client.app.state.supplier_invalidation
-    for _ in range(WAIT * 20):  # bounded wait for the notification itself
-        if invalidation.invalidations > seen:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("no NOTIFY for the supplier_school change")
+    await until_async(lambda: invalidation.invalidations > seen,
+                      "the NOTIFY for the supplier_school change", bound=WAIT)
 
 
 @pytest.mark.postgres_only

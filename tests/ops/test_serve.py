@@ -18,6 +18,7 @@ import httpx
 from tests.conftest import token_for
 from tests.e2e.conftest import CLI, ROOT, free_port
 from tests.ops.test_observability import value
+from tests.waiting import until
 
 
 def test_two_workers_metrics_on_their_own_port_and_json_lines(tmp_path: Path) -> None:
@@ -161,11 +162,11 @@ def _serve(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, 
             [*CLI, "serve", "--workers", str(workers), "--port", str(port)],
             env=env, cwd=ROOT, stderr=stderr, stdout=subprocess.DEVNULL,
         )
-    deadline = time.monotonic() + 120
-    while listening(port) < workers:
+    def up() -> bool:
         assert process.poll() is None, errors.read_text()[-2000:]
-        assert time.monotonic() < deadline, errors.read_text()[-2000:]
-        time.sleep(0.05)
+        return listening(port) >= workers
+
+    until(up, f"{workers} workers listening", seen=lambda: errors.read_text()[-2000:])
     return process, f"http://127.0.0.1:{port}", errors
 
 
@@ -204,9 +205,7 @@ def test_a_burst_of_connections_is_spread_over_the_workers(tmp_path: Path) -> No
     process, url, errors = _serve(tmp_path, 2)
     try:
         _burst(url, 32)
-        deadline = time.monotonic() + 60
-        while len(_counted(errors)) < 32 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until(lambda: len(_counted(errors)) >= 32, "32 request lines")
     finally:
         process.terminate()
         assert process.wait(30) == 0
@@ -224,12 +223,11 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(tmp_path: Pat
         workers = _children(process.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        def replaced() -> bool:
             now = _children(process.pid)
-            if len(now) == 2 and workers[0] not in now and listening_on(url) == 2:
-                break
-            time.sleep(0.05)
+            return len(now) == 2 and workers[0] not in now and listening_on(url) == 2
+
+        until(replaced, "a new worker listening in place of the killed one")
         assert workers[0] not in _children(process.pid)
         assert listening_on(url) == 2
         _burst(url, 8)
@@ -287,10 +285,8 @@ def test_no_worker_outlives_a_killed_supervisor(tmp_path: Path) -> None:
     assert len(workers) == 2
     process.kill()
     process.wait(30)
-    deadline = time.monotonic() + 60
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in workers), errors.read_text()[-2000:]
+    until(lambda: not any(_alive(pid) for pid in workers), "the workers to end",
+          seen=lambda: errors.read_text()[-2000:])
     assert listening_on(url) == 0
 
 

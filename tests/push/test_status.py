@@ -13,9 +13,10 @@ from prometheus_client import REGISTRY
 
 from push import deliverer
 from tests.conftest import LiveGateway
-from tests.push.conftest import WAIT_ROUNDS, Clock, queued, register, submit
+from tests.push.conftest import Clock, queued, register, submit
 from tests.push.receiver import Receiver
 from tests.push.test_delivery import status_of, stored
+from tests.waiting import until_async
 
 
 def sample(name: str, **labels: str) -> float:
@@ -33,15 +34,12 @@ async def test_lag_shows_the_wait_of_a_request_not_answered_yet(
     oldest = worker.queue[0].occurred_at
     receiver.hold = asyncio.Event()
     step = asyncio.create_task(worker.step())
-    for _ in range(WAIT_ROUNDS):  # the request is out
-        if receiver.requests:
-            break
-        await asyncio.sleep(0.05)
+    await until_async(lambda: receiver.requests, "the request to be out")
     assert service.mark_waiting(deliverer.utc_now()) == 1  # what the sampler does
-    for _ in range(WAIT_ROUNDS):
-        if (await stored(live, endpoint_id)).pending_since is not None:
-            break
-        await asyncio.sleep(0.05)
+    async def pending() -> bool:
+        return (await stored(live, endpoint_id)).pending_since is not None
+
+    await until_async(pending, "the endpoint marked waiting")
     row = await stored(live, endpoint_id)
     assert row.pending_since is not None
     assert row.pending_since.replace(tzinfo=None) == oldest.replace(tzinfo=None)
@@ -82,11 +80,11 @@ async def test_lag_survives_dropping_the_queue_while_the_receiver_is_away(
     receiver.fail_next = 100
     assert await worker.step() == "failed"
     await submit(live, lines=3)  # more than the queue may hold: dropped from memory
-    for _ in range(WAIT_ROUNDS):
+    async def dropped() -> bool:
         await service.pump()
-        if not worker.synced:
-            break
-        await asyncio.sleep(0.05)
+        return not worker.synced
+
+    await until_async(dropped, "the queue dropped from memory")
     assert not worker.synced
     assert not worker.queue
     assert worker.waiting_since() == oldest
