@@ -62,6 +62,7 @@ Normalisation rule
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -636,6 +637,7 @@ class ProductIdKind(StrEnum):
 _NUMBERISH_RE: Final = re.compile(r"[0-9][0-9 -]*[0-9Xx]")
 
 
+@functools.lru_cache(maxsize=4096)
 def validate_product_id(raw: str) -> tuple[str, ProductIdKind]:
     """A productId is a 13-digit EAN/ISBN-13 (products for sale) or else a UUID.
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,10 +24,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 log = logging.getLogger("ketenpoort.audit")
 
 
+#: An entry in the last fifth of its life is read again by the one request that
+#: finds it so, while every other request is still answered from it.
+REFRESH_AHEAD = 0.2
+
+#: A waiter's answer when the read it waited for failed: it reads for itself.
+_FAILED: Any = object()
+
+
 class SupplierCache:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._entries: dict[str, tuple[float, Any]] = {}
+        #: The read in flight per supplier, with the generation it started in.
+        self._reading: dict[str, tuple[int, asyncio.Future[Any]]] = {}
         #: How often the cache was emptied; a row read before the last emptying is
         #: not kept (it may predate the change that emptied it).
         self.generation = 0
@@ -49,6 +59,39 @@ class SupplierCache:
         """Forget every supplier (a registry change elsewhere: gateway/shared.py)."""
         self.generation += 1
         self._entries.clear()
+        self._reading.clear()  # a read begun before the change answers its own request only
+
+    async def lookup(self, code: str, load: Callable[[], Awaitable[Any]]) -> Any:
+        """The supplier's registration: from the cache while it is fresh, otherwise
+        read once (`load`) for every request that asks while the read is in flight.
+        Without this, the moment an entry expires every request a busy process has in
+        hand would read the registry at once, and the event loop would stall on them.
+        An entry in its last fifth (`REFRESH_AHEAD`) is read again by one request."""
+        if self.seconds <= 0:
+            return await load()
+        entry = self._entries.get(code)
+        now = time.monotonic()
+        reading = self._reading.get(code)
+        if entry is not None and now < entry[0]:
+            if reading is not None or entry[0] - now > self.seconds * REFRESH_AHEAD:
+                return entry[1]
+        elif reading is not None and reading[0] == self.generation:
+            value = await asyncio.shield(reading[1])
+            if value is not _FAILED:
+                return value
+            return await load()
+        generation = self.generation
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._reading[code] = (generation, future)
+        value = _FAILED
+        try:
+            value = await load()
+            self.put(code, value, generation)
+            return value
+        finally:
+            future.set_result(value)
+            if self._reading.get(code, (0, None))[1] is future:
+                del self._reading[code]
 
 
 class AuditBuffer:

@@ -112,7 +112,9 @@ class Observation:
     def finish(self, scope: Scope) -> None:
         status = self.status or 500
         seconds = time.perf_counter() - self.started
-        context = (scope.get("state") or {}).get("gateway_context")
+        # Taken out of the scope: the context holds the request, which holds the scope,
+        # and that cycle would otherwise wait for the garbage collector.
+        context = (scope.get("state") or {}).pop("gateway_context", None)
         noted = getattr(context, "observed", None)
         if noted is not None:
             operation, outcome, code = noted

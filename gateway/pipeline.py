@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -48,7 +48,8 @@ from graphql import (
     parse,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import execute as graphql_execute
+from graphql import default_field_resolver, default_type_resolver
+from graphql.execution.executor import UNEXPECTED_MULTIPLE_PAYLOADS
 from graphql.execution.values import get_variable_values
 from graphql.utilities import type_from_ast
 from graphql.validation import specified_rules
@@ -97,6 +98,9 @@ class Prepared:
     #: Each declared variable's input type, by name (for the door's checks); None when
     #: one's type is not an input type (graphql-core says why).
     declared: dict[str, Any] | None = None
+    #: graphql-core's fragment definitions and details of the document, kept from the
+    #: first executor built for it (`Pipeline._execute`).
+    fragments: list[Any] = field(default_factory=list)
 
 
 class _Execution:
@@ -142,7 +146,7 @@ class Pipeline:
         `gateway_schema` plus `known` (the handler's own), none of them a resolver
         middleware; None otherwise."""
         spec = getattr(schema, "gateway_spec", None)
-        if spec is None:
+        if spec is None or schema.execution_context_class is None:
             return None
         extensions = list(schema.extensions)
         if extensions[: len(spec.extensions)] != list(spec.extensions):
@@ -271,18 +275,41 @@ class Pipeline:
             answer = await compiled.answer(execution)
             if answer is not None:
                 return answer
-        return await await_maybe(
-            graphql_execute(
-                self.graphql_schema,
-                prepared.document,
-                variable_values=execution.variables,
-                operation_name=prepared.name,
-                context_value=execution.context,
-                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # a TypeGuard at heart
+        # graphql-core's executor, as `graphql.execute` builds it, except that the
+        # variables `ready` coerced are not coerced again: the first request of a
+        # document builds it from the raw variables (`Executor.build`), and later
+        # ones reuse its fragments with their own coerced variables.
+        parts = prepared.fragments
+        coerced = execution.coerced
+        if coerced is not None and parts:
+            executor = self.executor_class(
+                self.graphql_schema, parts[0], parts[1], None, execution.context,
+                prepared.operation, coerced, default_field_resolver, default_type_resolver,
+                default_field_resolver, is_awaitable=optimized_is_awaitable,
                 operation_extensions=None,  # as strawberry passes it
-                **({"executor_class": self.executor_class} if self.executor_class else {}),
             )
-        )
+        else:
+            built = self.executor_class.build(
+                self.graphql_schema, prepared.document, None, execution.context,
+                execution.variables,
+                prepared.operation.name.value if prepared.operation.name else None,
+                is_awaitable=optimized_is_awaitable, operation_extensions=None,
+            )
+            if isinstance(built, list):
+                return GraphQLExecutionResult(data=None, errors=built)
+            executor = built
+            if not parts:
+                parts[:] = (executor.fragment_definitions, executor.fragments)
+        try:
+            result = await await_maybe(executor.execute_operation())
+        finally:
+            # Its helpers hold its own bound methods: without this cycle broken, each
+            # request's executor (and all it collected) would wait for the collector,
+            # whose young-generation passes then stall the event loop for tens of ms.
+            executor.async_helpers = None
+        if not isinstance(result, GraphQLExecutionResult):
+            raise GraphQLError(UNEXPECTED_MULTIPLE_PAYLOADS)  # no @defer or @stream here
+        return result
 
 
 def _typename_only(operation: OperationDefinitionNode, type_name: str) -> RawJSON | None:

@@ -59,12 +59,11 @@ async def principal(context: Context) -> Principal:
                 retryAfter=round(wait, 3),
             )
     cache = context.supplier_cache
-    row = cache.get(caller.supplier_code) if cache is not None else None
-    if row is None:
-        generation = cache.generation if cache is not None else None
-        row = await context.db.run(lambda s: supplier_queries.registration(s, caller.supplier_code))
-        if cache is not None:
-            cache.put(caller.supplier_code, row, generation)
+
+    def read() -> Any:
+        return context.db.run(lambda s: supplier_queries.registration(s, caller.supplier_code))
+
+    row = await (cache.lookup(caller.supplier_code, read) if cache is not None else read())
     if row is None:
         if context.response is not None and hasattr(context.response, "status_code"):
             context.response.status_code = 401

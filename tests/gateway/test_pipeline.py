@@ -18,6 +18,12 @@ from tests.conftest import TEST_SETTINGS, Backend, token_for
 
 SPEC = "application/graphql-response+json"
 PGN = "123456782"  # passes the 11-test
+#: A fragment and variables: the first request of the document builds graphql-core's
+#: executor, later ones reuse its fragments with their own variables.
+FRAGMENTED = (
+    "query F($n: Int, $with: Boolean!) { products(first: $n) { ...Page } } "
+    "fragment Page on ProductConnection { totalCount nodes { productId name @include(if: $with) } }"
+)
 PAGE = "query Page($n: Int, $name: String) { products(first: $n, filter: {nameContains: $name}) { totalCount nodes { productId } } }"  # noqa: E501
 
 
@@ -37,6 +43,9 @@ REQUESTS: list[tuple[str, dict[str, Any], dict[str, str]]] = [
     ("POST", {"query": PAGE, "variables": {"n": 2}}, OPERATOR),
     ("POST", {"query": PAGE, "variables": {"n": 2, "name": "x"}}, OPERATOR),
     ("POST", {"query": PAGE, "variables": {"n": "many"}}, OPERATOR),  # no coercion
+    ("POST", {"query": FRAGMENTED, "variables": {"n": 1, "with": True}}, OPERATOR),
+    ("POST", {"query": FRAGMENTED, "variables": {"n": 3, "with": False}}, OPERATOR),
+    ("POST", {"query": FRAGMENTED, "variables": {"n": 2}}, OPERATOR),  # $with missing
     ("POST", {"query": PAGE, "variables": {"name": "x" * 201}}, OPERATOR),  # too long
     ("POST", {"query": PAGE, "variables": {"name": f"a {PGN} b"}}, OPERATOR),  # BSN
     ("POST", {"query": PAGE, "variables": {"name": "a\x00b"}}, OPERATOR),  # NUL
@@ -129,21 +138,14 @@ async def test_the_pipeline_answers_as_the_extensions_do(
             for key in ("status", "outcome", "code", "supplier", "role", "operation"):
                 assert mine[key] == reference_line[key], (what, key)
     # The requests every rule lets through ran on the pipeline; the refusals did not.
-    assert taken == 12, taken
+    assert taken == 14, taken
 
 
 async def test_a_typename_only_operation_is_answered_without_executing(
     clients: tuple[Any, httpx.AsyncClient, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, client, _ = clients
-    executed: list[Any] = []
-    original = pipeline_module.graphql_execute
-
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        executed.append(args[1])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline_module, "graphql_execute", recorded)
+    fast, client, _ = clients
+    executed = _record_executions(fast, monkeypatch)
     constant = await client.post(
         "/graphql", json={"query": "{ __typename b: __typename }"}, headers=OPERATOR
     )
@@ -154,6 +156,73 @@ async def test_a_typename_only_operation_is_answered_without_executing(
     )
     assert skipped.json() == {"data": {}}
     assert len(executed) == 1
+
+
+def _record_executions(app: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The operations graphql-core's executor runs on the pipeline of `app`."""
+    pipeline = app.state.graphql.pipeline
+    executed: list[Any] = []
+
+    class Recorded(pipeline.executor_class):  # type: ignore[name-defined,misc]
+        def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+            executed.append(type(self))  # not the executor: that would keep it alive
+            return super().execute_operation(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "executor_class", Recorded)
+    return executed
+
+
+async def test_the_variables_are_coerced_once_and_the_executor_is_freed_at_once(
+    clients: tuple[Any, httpx.AsyncClient, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The door coerces the variables; graphql-core's executor takes them as they are
+    (the fragments of the document's first executor reused), and leaves no reference
+    cycle behind (which would wait for the collector's passes over the heap)."""
+    import gc
+
+    from graphql.execution import values
+
+    fast, client, _ = clients
+    executed = _record_executions(fast, monkeypatch)
+    coercions: list[Any] = []
+    original = values.coerce_variable_values
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        coercions.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(values, "coerce_variable_values", counted)
+    for n in (1, 2, 3):
+        coercions.clear()
+        answer = await client.post(
+            "/graphql",
+            json={"query": FRAGMENTED, "variables": {"n": n, "with": n != 2}},
+            headers=OPERATOR,
+        )
+        nodes = answer.json()["data"]["products"]["nodes"]
+        assert len(nodes) == n
+        assert all(("name" in node) is (n != 2) for node in nodes)
+        # The first request of the document is coerced twice (the door, then
+        # graphql-core's Executor.build); every later one once.
+        assert len(coercions) == (2 if n == 1 else 1)
+    assert len(executed) == 3
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await client.post(
+            "/graphql", json={"query": FRAGMENTED, "variables": {"n": 2, "with": True}},
+            headers=OPERATOR,
+        )
+        gc.collect()
+        cyclic = {type(found) for found in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    from starlette.requests import Request
+
+    from resolvers.context import Context, Database
+
+    assert not cyclic & {executed[0], Context, Database, Request}
 
 
 async def test_the_document_cache_is_bounded(
