@@ -43,12 +43,13 @@ from graphql import (
     FieldNode,
     GraphQLError,
     OperationDefinitionNode,
+    default_field_resolver,
+    default_type_resolver,
     get_operation_ast,
     is_input_type,
     parse,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import default_field_resolver, default_type_resolver
 from graphql.execution.executor import UNEXPECTED_MULTIPLE_PAYLOADS
 from graphql.execution.values import get_variable_values
 from graphql.utilities import type_from_ast
