@@ -87,6 +87,8 @@ def _ascii(digits: str) -> str:
 
 def _pgn_spans(text: str) -> Iterator[tuple[int, int]]:
     """(start, end) of every stretch of `text` that is a pgn by the rule above."""
+    if len(text) < _PGN_DIGITS:  # (most names and values: no room for nine digits)
+        return
     if _WHOLE_HEX_IDENTIFIER.fullmatch(text) or not _NINE_DIGITS.search(text):
         return
     # Hex identifiers are blanked out first (same length, so positions hold).

@@ -201,13 +201,17 @@ def formatted(now: float, arguments: tuple[Any, ...], fields: dict[str, Any]) ->
         }
         return json.dumps(entry, default=str, ensure_ascii=False) + "\n"
     seconds = int(now)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+    if _stamp[0] != seconds:
+        _stamp[:] = [seconds, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))]
+    stamp = _stamp[1]
     return (
         f"{stamp},{int((now - seconds) * 1000):03d} INFO {request_log.name} {message} "
         f"[{fields['request_id']}]\n"
     )
 
 
+#: The text line's time to the second, for the second it was made in.
+_stamp: list[Any] = [None, ""]
 _pending: list[str] = []
 
 

@@ -16,6 +16,7 @@ graceful shutdown waits on) and traced as one span per connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import re
@@ -78,9 +79,17 @@ def _role(context: Any) -> tuple[str | None, str]:
         if caller is None:
             return None, "anonymous"
         roles, supplier = caller.roles, caller.supplier_code
+    try:
+        return supplier, _role_label(roles)
+    except TypeError:  # roles that cannot be hashed: spelled out each time
+        return supplier, _role_label.__wrapped__(roles)
+
+
+@functools.lru_cache(maxsize=256)
+def _role_label(roles: Any) -> str:
     if any(getattr(r, "value", r) == "operator" for r in roles):
-        return supplier, "operator"
-    return supplier, "+".join(sorted(getattr(r, "value", str(r)) for r in roles)) or "none"
+        return "operator"
+    return "+".join(sorted(getattr(r, "value", str(r)) for r in roles)) or "none"
 
 
 class Observation:

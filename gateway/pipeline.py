@@ -51,8 +51,10 @@ from graphql import (
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution.executor import UNEXPECTED_MULTIPLE_PAYLOADS
-from graphql.execution.values import get_variable_values
-from graphql.utilities import type_from_ast
+from graphql.execution.get_variable_signature import get_variable_signature
+from graphql.execution.values import VariableValues, VariableValueSource, get_variable_values
+from graphql.pyutils import Undefined
+from graphql.utilities import coerce_input_value, type_from_ast
 from graphql.validation import specified_rules
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import MaskErrors
@@ -102,6 +104,8 @@ class Prepared:
     #: graphql-core's fragment definitions and details of the document, kept from the
     #: first executor built for it (`Pipeline._execute`).
     fragments: list[Any] = field(default_factory=list)
+    #: graphql-core's signature of each declared variable (for `Pipeline._coerce`).
+    signatures: tuple[Any, ...] = ()
 
 
 class _Execution:
@@ -205,9 +209,14 @@ class Pipeline:
         name = operation_name or (operation.name.value if operation.name else None)
         root = self.graphql_schema.get_root_type(operation.operation)
         constant = _typename_only(operation, root.name) if root is not None else None
+        signatures = tuple(
+            get_variable_signature(self.graphql_schema, definition)
+            for definition in operation.variable_definitions or ()
+        )
         return Prepared(
             document, operation, kind, operation_label(name), usages, constant,
             _declared(self.graphql_schema, operation),
+            signatures=signatures,
         )
 
     # --- per request -----------------------------------------------------------------------
@@ -230,7 +239,9 @@ class Pipeline:
             )
         except InputRefused:
             return NOT_READY
-        coerced = get_variable_values(self.graphql_schema, definitions or (), variables)
+        coerced = _coerced(prepared.signatures, variables)
+        if coerced is None:
+            coerced = get_variable_values(self.graphql_schema, definitions or (), variables)
         return NOT_READY if isinstance(coerced, list) else coerced
 
     async def execute(
@@ -332,6 +343,33 @@ def _typename_only(operation: OperationDefinitionNode, type_name: str) -> RawJSO
 
 
 # --- variables ---------------------------------------------------------------------------
+
+#: The values `_coerced` takes: no nesting (graphql-core's guard against input nested
+#: beyond the interpreter's recursion limit is needless for them).
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
+def _coerced(signatures: tuple[Any, ...], variables: dict[str, Any]) -> Any:
+    """graphql-core's `get_variable_values` for the common case of every declared
+    variable given a flat value that coerces (an id, a name, a page size), with the
+    signatures found once per document; None for anything else (a missing variable
+    and its default, an input object or list, a value that does not coerce, a
+    variable whose type is unknown): graphql-core then coerces and says why."""
+    sources: dict[str, VariableValueSource] = {}
+    coerced: dict[str, Any] = {}
+    for signature in signatures:
+        if isinstance(signature, GraphQLError):
+            return None
+        name = signature.name
+        value = variables.get(name, Undefined)
+        if value is Undefined or type(value) not in _FLAT:
+            return None
+        found = coerce_input_value(value, signature.type)
+        if found is Undefined:
+            return None
+        sources[name] = VariableValueSource(signature, value)
+        coerced[name] = found
+    return VariableValues(sources, coerced)
 
 
 def _declared(schema: Any, operation: OperationDefinitionNode) -> dict[str, Any] | None:

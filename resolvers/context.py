@@ -101,6 +101,8 @@ class Database:
                 yield session
 
     async def close(self) -> None:
+        if self._session is None and not self._lock.locked():
+            return  # nothing opened, nothing running (most compiled reads, every click)
         # After any statement a cancelled resolver left running (`run`).
         async with self._lock:
             if self._session is not None:

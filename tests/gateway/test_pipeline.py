@@ -202,9 +202,9 @@ async def test_the_variables_are_coerced_once_and_the_executor_is_freed_at_once(
         nodes = answer.json()["data"]["products"]["nodes"]
         assert len(nodes) == n
         assert all(("name" in node) is (n != 2) for node in nodes)
-        # The first request of the document is coerced twice (the door, then
-        # graphql-core's Executor.build); every later one once.
-        assert len(coercions) == (2 if n == 1 else 1)
+        # The door coerces these flat values itself (`_coerced`); graphql-core coerces
+        # them again only when it builds the document's first executor.
+        assert len(coercions) == (1 if n == 1 else 0)
     assert len(executed) == 3
     gc.collect()
     gc.set_debug(gc.DEBUG_SAVEALL)
@@ -267,3 +267,56 @@ def test_a_schema_with_other_extensions_is_not_taken() -> None:
     assert Pipeline.of(schema) is None
     schema.extensions = built
     assert Pipeline.of(build_schema()) is None  # not the gateway's schema
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"id": "17", "n": 5, "s": "x", "b": True, "e": "LINK_READY", "d": "2026-09-01", "j": 3},
+        {"id": 17, "n": None, "s": None, "b": None, "e": None, "d": None, "j": None},
+        {"id": "17", "n": 5.0, "s": "", "b": False, "e": "ENDED", "d": "2026-02-29", "j": "x"},
+        {"id": "17", "n": 5.5, "s": "x", "b": True, "e": "LINK_READY", "d": None, "j": 1},
+        {"id": "17", "n": "5", "s": "x", "b": True, "e": "LINK_READY", "d": None, "j": 1},
+        {"id": "17", "n": 5, "s": 3, "b": 1, "e": "NOPE", "d": "soon", "j": 1},
+        {"id": None, "n": 5, "s": "x", "b": True, "e": "ENDED", "d": None, "j": 1},
+        {"n": 5, "s": "x", "b": True, "e": "ENDED", "d": None, "j": 1},  # $id missing
+        {"id": "1", "s": "x", "b": True, "e": "ENDED", "d": None, "j": 1},  # $n: its default
+        {"id": ["1"], "n": 5, "s": "x", "b": True, "e": "ENDED", "d": None, "j": {"a": 1}},
+        {"id": "1", "n": 2**40, "s": "x", "b": True, "e": "ENDED", "d": None, "j": 1},
+    ],
+)
+def test_the_variables_coerced_without_graphql_core_are_what_it_coerces(
+    variables: dict[str, Any],
+) -> None:
+    """`_coerced` (flat values, signatures found once) answers exactly what graphql-core's
+    `get_variable_values` answers, or leaves the variables to it."""
+    from graphql import parse
+    from graphql.execution.get_variable_signature import get_variable_signature
+    from graphql.execution.values import get_variable_values
+
+    from gateway.limits import gateway_schema
+    from gateway.pipeline import _coerced
+
+    schema = gateway_schema(TEST_SETTINGS)._schema
+    document = parse(
+        "query Q($id: ID!, $n: Int = 3, $s: String, $b: Boolean, $e: EntitlementStatus, "
+        "$d: Date, $j: JSON) { __typename }"
+    )
+    definitions = document.definitions[0].variable_definitions  # type: ignore[attr-defined]
+    signatures = tuple(get_variable_signature(schema, d) for d in definitions)
+    theirs = get_variable_values(schema, definitions, variables)
+    ours = _coerced(signatures, variables)
+    if ours is not None:
+        assert not isinstance(theirs, list)
+        assert ours.coerced == theirs.coerced
+
+        def sources(found: Any) -> dict[str, Any]:  # (a default is a new object per call)
+            return {
+                name: (source.signature.name, str(source.signature.type), source.value)
+                for name, source in found.sources.items()
+            }
+
+        assert sources(ours) == sources(theirs)
+    flat = all(type(v) in (str, int, float, bool, type(None)) for v in variables.values())
+    if flat and "id" in variables and "n" in variables and not isinstance(theirs, list):
+        assert ours is not None  # the common case is taken
