@@ -18,9 +18,12 @@ Most of what they do depends on the document alone, so it is done here once per
   nothing of the caller for it either).
 
 Per request: the BSN guard and the door's checks on the variables, their
-coercion, then the deadline and graphql-core's `execute` (or the compiled
-statement, `CompiledReads`), the schema's `process_errors` (refusal logging),
-its `MaskErrors`, and the observer's note on the request's context.
+coercion (flat values with the document's variable signatures, `_coerced`; others
+by graphql-core), then the deadline and graphql-core's executor on those coerced
+values (or the compiled statement, `CompiledReads`), the schema's `process_errors`
+(refusal logging), its `MaskErrors`, and the observer's note on the request's
+context. The executor's reference cycle is broken when it ends, so a request
+leaves nothing for the garbage collector.
 
 A request the fast path does not take runs through `Schema.execute` as before, so
 every refusal keeps its one source: a document that does not parse or validate,
@@ -104,7 +107,7 @@ class Prepared:
     #: graphql-core's fragment definitions and details of the document, kept from the
     #: first executor built for it (`Pipeline._execute`).
     fragments: list[Any] = field(default_factory=list)
-    #: graphql-core's signature of each declared variable (for `Pipeline._coerce`).
+    #: graphql-core's signature of each declared variable (for `_coerced`).
     signatures: tuple[Any, ...] = ()
 
 
