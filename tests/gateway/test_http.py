@@ -394,3 +394,31 @@ async def test_a_school_token_without_its_school_is_401(
         assert answer.status_code == 401
         assert answer.headers["www-authenticate"] == "Bearer"
         assert "school" in only_error(answer)["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"query": "{ __typename }"}',
+        '{"query": "{ __typename }", "variables": {"n": "é☃"}}'.encode(),
+        b'\xef\xbb\xbf{"query": "{ __typename }"}',  # UTF-8 with a byte-order mark
+        '{"query": "{ __typename }"}'.encode("utf-16"),
+        '{"query": "{ __typename }"}'.encode("utf-32-le"),
+        b'{"query": "\xed\xa0\x80"}',  # a lone surrogate, as json.loads lets it through
+        b'{"query": "\xff"}',  # not UTF-8
+        b"\x00\x00",
+        b"",
+    ],
+)
+def test_a_body_is_read_as_json_loads_reads_bytes(body: bytes) -> None:
+    """The body is decoded without json's search for the encoding when it is plainly
+    UTF-8; whatever the bytes, the answer is json.loads's (or a 400 where it fails)."""
+    from gateway.http import _json, _Refusal
+
+    try:
+        expected = json.loads(body)
+    except ValueError:
+        with pytest.raises(_Refusal):
+            _json(body, "the request body")
+    else:
+        assert _json(body, "the request body") == expected
