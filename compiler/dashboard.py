@@ -9,9 +9,9 @@ for a dashboard provider, a school administrator, the operator or a caller witho
 a reading role (a shop: its own deliveries), filtered by `productId`, `shopCode`
 (a shop naming another: FORBIDDEN), `fromDate`/`untilDate` or `schoolPeriod`
 (`compiler/dashboard_period.py`), with every field of `DashboardSummary`
-(`stuckDeliveries` with literal arguments; JSON: `compiler/dashboard_figures.py`).
-The rest (those arguments as variables, callers in several reading roles) runs on
-the resolvers. (Over 400 lines: the root's one statement is built in one place.)"""
+(`stuckDeliveries` with its arguments as literals or variables; JSON:
+`compiler/dashboard_figures.py`). Callers in several reading roles run on the
+resolvers. (Over 400 lines: the root's one statement is built in one place.)"""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from compiler import dashboard_figures as shown
 from compiler.arguments import Replay, Root, organisation_ids, organisation_search
 from compiler.dashboard_period import period
 from compiler.objects import Compiler, Details
-from compiler.sql import NotCompiled, json_object, quote
+from compiler.sql import Getter, NotCompiled, json_object, quote
 from db import dashboard as figures
 from domain.identifiers import IdentifierError, validate_product_id
 from domain.roles import Role
@@ -211,7 +211,7 @@ def dashboard(
                     **dates,
                     "schools": entitlement_ids,
                     "before": st.param(_moment_before(minutes), "timestamptz"),
-                    "first": st.constant(first, "int"),
+                    "first": st.param(first, "int"),
                 },
             )
             pairs.append((field_key, shown.stuck(c, field_details, rows)))
@@ -403,9 +403,10 @@ def _curve_days(run: Any, key: str) -> tuple[Any, Any]:
     return values["from_date"] or end - timedelta(days=DEFAULT_DAYS - 1), end
 
 
-def _moment_before(minutes: int) -> Any:
-    """A getter of the request's moment less `minutes` (`resolvers.dashboard.stuck_deliveries`)."""
-    return lambda run: run.now - timedelta(minutes=minutes)
+def _moment_before(minutes: Getter) -> Getter:
+    """A getter of the request's moment less the minutes `minutes` gets
+    (`resolvers.dashboard.stuck_deliveries`)."""
+    return lambda run: run.now - timedelta(minutes=minutes(run))
 
 
 def _value_getter(key: str, name: str) -> Any:

@@ -5,13 +5,15 @@ the root embeds, with the resolvers' wording and order."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from graphql import VariableNode, get_named_type
 from graphql.execution.collect_fields import collect_subfields
 from graphql.execution.values import get_argument_values
 
+from compiler.arguments import Replay
 from compiler.objects import Compiler, Details, free_text
-from compiler.sql import NotCompiled, json_object, quote, timestamp
+from compiler.sql import Getter, NotCompiled, Run, fixed, json_object, quote, timestamp
 from domain.errors import StatusCode
 from domain.roles import DataType, Role
 
@@ -196,25 +198,37 @@ def failures(c: Compiler, details: Details, rows: str) -> str:
     )
 
 
-def stuck_arguments(c: Compiler, details: Details) -> tuple[int, int]:
-    """`stuckDeliveries`' arguments, given as literals and within the bounds
-    `resolvers.dashboard.stuck_arguments` sets (else the resolvers answer)."""
-    from resolvers.dashboard import stuck_arguments
+def stuck_arguments(c: Compiler, details: Details) -> tuple[Getter, Getter]:
+    """Getters of `stuckDeliveries`' arguments (wait in minutes, page size) for each
+    request, checked against the bounds `resolvers.dashboard.stuck_arguments` sets:
+    literals once, here (out of bounds: the resolvers answer, and refuse); variables
+    on every request (out of bounds: that request goes to the resolvers)."""
+    from resolvers.dashboard import stuck_arguments as check
     from schema.errors import GatewayError
 
     node = details[0].node
-    if any(isinstance(argument.value, VariableNode) for argument in node.arguments or ()):
-        # A plan serves every value of a variable; these are checked and used at
-        # plan time, so only literals compile.
-        raise NotCompiled("DashboardSummary.stuckDeliveries with variables")
     field = c.type("DashboardSummary").fields["stuckDeliveries"]
-    args = get_argument_values(field, node, c.variables)
-    minutes, first = args["pendingLongerThanMinutes"], args["first"]
-    try:
-        stuck_arguments(minutes, first)
-    except GatewayError as refused:
-        raise NotCompiled("DashboardSummary.stuckDeliveries out of bounds") from refused
-    return minutes, first
+
+    def checked(variables: Any) -> tuple[int, int]:
+        args = get_argument_values(field, node, variables)
+        minutes, first = args["pendingLongerThanMinutes"], args["first"]
+        check(minutes, first)
+        return minutes, first
+
+    if not any(isinstance(argument.value, VariableNode) for argument in node.arguments or ()):
+        try:
+            minutes, first = checked(c.variables)
+        except GatewayError as refused:
+            raise NotCompiled("DashboardSummary.stuckDeliveries out of bounds") from refused
+        return fixed(minutes), fixed(first)
+
+    def given(run: Run) -> tuple[int, int]:
+        try:
+            return checked(run.variables)
+        except GatewayError as refused:
+            raise Replay("stuckDeliveries out of bounds") from refused
+
+    return (lambda run: given(run)[0]), (lambda run: given(run)[1])
 
 
 def stuck(c: Compiler, details: Details, rows: str) -> str:

@@ -81,7 +81,7 @@ class Plan:
     def _run(self, caller: Any, today: date) -> Run | Fallback:
         """The values every root field prepares from its arguments for this request."""
         compiled = self._compiled
-        run = Run(caller, today)
+        run = Run(caller, today, variables=self._coerced)
         try:
             for plan in compiled.roots:
                 if plan.root is None:
@@ -103,7 +103,18 @@ class Plan:
         run = self._run(caller, today)
         if isinstance(run, Fallback):
             return run
-        return self._compiled.sql, [getter(run) for getter in self._compiled.getters]
+        arguments = self._arguments(run)
+        if isinstance(arguments, Fallback):
+            return arguments
+        return self._compiled.sql, arguments
+
+    def _arguments(self, run: Run) -> list[Any] | Fallback:
+        """The statement's parameters for this request (a Fallback when a nested
+        field's variable needs the resolvers' answer)."""
+        try:
+            return [getter(run) for getter in self._compiled.getters]
+        except Replay as replay:
+            return self._compiled.compiler.fallback(f"input: {replay}")
 
     async def execute(
         self, connection: Any, variables: Any, caller: Any, today: date
@@ -114,10 +125,13 @@ class Plan:
         run = self._run(caller, today)
         if isinstance(run, Fallback):
             return run
+        arguments = self._arguments(run)
+        if isinstance(arguments, Fallback):
+            return arguments
         try:
             row = None
             if compiled.sql is not None:
-                row = await connection.fetchrow(compiled.sql, *[g(run) for g in compiled.getters])
+                row = await connection.fetchrow(compiled.sql, *arguments)
         except Exception:
             # A statement the compiler built wrongly must not cost the caller an
             # answer: logged with its cause, the request goes to the resolvers.

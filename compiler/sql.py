@@ -40,6 +40,9 @@ class Run:
     today: date
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     now: datetime = field(default_factory=_utc_now)
+    #: The request's coerced variables (graphql-core's), for a nested field's
+    #: arguments given as variables.
+    variables: Any = None
 
 
 Getter = Callable[[Run], Any]

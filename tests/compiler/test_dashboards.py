@@ -192,6 +192,22 @@ STUCK = """query ($board: OrganisationIdentifierInput, $school: OrganisationIden
 }"""
 
 
+#: The same with every argument a variable: one plan for every value, each request's
+#: values checked and used when it runs.
+STUCK_VARIABLES = (
+    STUCK.replace(
+        "query ($board", "query ($hour: Int!, $recent: Int!, $first: Int!, $none: Int!, $board"
+    )
+    .replace("(pendingLongerThanMinutes: 60)", "(pendingLongerThanMinutes: $hour)")
+    .replace(
+        "(pendingLongerThanMinutes: 5, first: 1)",
+        "(pendingLongerThanMinutes: $recent, first: $first)",
+    )
+    .replace("(pendingLongerThanMinutes: 7200)", "(pendingLongerThanMinutes: $none)")
+)
+GIVEN = {"hour": 60, "recent": 5, "first": 1, "none": 7200}
+
+
 @pytest.fixture
 def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
     """One moment for both paths: "pending longer than N minutes" counts back from it."""
@@ -211,8 +227,13 @@ async def test_stuck_deliveries_compile(
     board: Board,
     who: str,
 ) -> None:
-    for variables in ({"board": board.ref()}, {"school": board.ref(board.a)}, {}):
-        answer, result = await both_ways(session, gql, board, who, variables, STUCK)
+    cases = [
+        (query, {**given, **where})
+        for query, given in ((STUCK, {}), (STUCK_VARIABLES, GIVEN))
+        for where in ({"board": board.ref()}, {"school": board.ref(board.a)}, {})
+    ]
+    for query, variables in cases:
+        answer, result = await both_ways(session, gql, board, who, variables, query)
         if who == "school" and "school" in variables:
             assert answer.data == "null"  # school A is not its school
             continue
@@ -229,22 +250,36 @@ async def test_stuck_deliveries_compile(
         assert len(data["hour"]["deliveries"]) == hour
 
 
-async def test_stuck_deliveries_with_variables_or_out_of_bounds_run_on_the_resolvers(
-    postgres_only: None, session: Any
+async def test_stuck_deliveries_out_of_bounds_run_on_the_resolvers(
+    postgres_only: None, session: Any, gql: GraphQLClient
 ) -> None:
+    """Literals out of bounds never compile; variables out of bounds compile into the
+    plan every value shares, and the request with them goes to the resolvers, which
+    refuse it at the field."""
     caller = Principal(1, frozenset({Role.OPERATOR}), supplier_code="operator")
     compiler = ReadCompiler(_SCHEMA, TEST_SETTINGS)
-    for query, variables in (
-        (
-            "query ($m: Int!) { dashboard { stuckDeliveries(pendingLongerThanMinutes: $m) "
-            "{ total } } }",
-            {"m": 60},
-        ),
-        ("{ dashboard { stuckDeliveries(pendingLongerThanMinutes: 0) { total } } }", {}),
-        ("{ dashboard { stuckDeliveries(pendingLongerThanMinutes: 5, first: 101) "
-         "{ total } } }", {}),
+    for query in (
+        "{ dashboard { stuckDeliveries(pendingLongerThanMinutes: 0) { total } } }",
+        "{ dashboard { stuckDeliveries(pendingLongerThanMinutes: 5, first: 101) { total } } }",
     ):
-        assert isinstance(compiler.plan(parse(query), None, caller, variables), Fallback)
+        assert isinstance(compiler.plan(parse(query), None, caller, {}), Fallback)
+    varied = (
+        "query ($m: Int!, $n: Int!) { dashboard { "
+        "stuckDeliveries(pendingLongerThanMinutes: $m, first: $n) { total } } }"
+    )
+    connection = await raw_connection(session)
+    for variables, compiled in (
+        ({"m": 60, "n": 5}, True),
+        ({"m": 0, "n": 5}, False),
+        ({"m": 60, "n": 101}, False),
+    ):
+        plan = compiler.plan(parse(varied), None, caller, variables)
+        assert not isinstance(plan, Fallback)
+        answer = await plan.execute(connection, variables, caller, today())
+        assert isinstance(answer, CompiledAnswer) is compiled, (variables, answer)
+        result = await gql.execute(varied, variables)
+        if not compiled:
+            assert [e.extensions["code"] for e in result.errors] == ["BAD_USER_INPUT"]
 
 
 PERIOD = FIGURES.replace("$product: String)", "$product: String, $period: String)").replace(

@@ -75,12 +75,6 @@ def test_skip_and_include_follow_their_variables() -> None:
             "dashboard(schoolPeriod) without a school",
         ),
         (
-            "query ($m: Int!) { dashboard { stuckDeliveries(pendingLongerThanMinutes: $m) "
-            "{ total } } }",
-            {"m": 5},
-            "DashboardSummary.stuckDeliveries with variables",
-        ),
-        (
             "query ($v: String!) { products(filter: {nameContains: $v}) { totalCount } }",
             {"v": "123456782"},
             "input refused by RefusePgnInput",
