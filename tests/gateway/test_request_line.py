@@ -87,7 +87,8 @@ async def test_the_lines_of_one_turn_go_out_together(
     assert len(writes) == 1
     lines = [json.loads(line) for line in writes[0].splitlines()]
     assert [line["request_id"] for line in lines] == ["r0", "r1", "r2"]
-    assert lines[0]["supplier"] == "démo-shop" and lines[0]["message"].endswith("1.2 ms")
+    assert lines[0]["supplier"] == "démo-shop"
+    assert lines[0]["message"].endswith("1.2 ms")
 
 
 @pytest.mark.parametrize("configured", ["text"], indirect=True)
