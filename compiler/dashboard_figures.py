@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from graphql import VariableNode, get_named_type
+from graphql import GraphQLError, VariableNode, get_named_type
 from graphql.execution.collect_fields import collect_subfields
 from graphql.execution.values import get_argument_values
 
@@ -227,6 +227,8 @@ def stuck_arguments(c: Compiler, details: Details) -> tuple[Getter, Getter]:
             return checked(run.variables)
         except GatewayError as refused:
             raise Replay("stuckDeliveries out of bounds") from refused
+        except GraphQLError as refused:  # null for a non-null argument with a default
+            raise Replay("stuckDeliveries arguments") from refused
 
     return (lambda run: given(run)[0]), (lambda run: given(run)[1])
 

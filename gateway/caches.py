@@ -85,7 +85,12 @@ class SupplierCache:
         self._reading[code] = (generation, future)
         value = _FAILED
         try:
-            value = await load()
+            try:
+                value = await load()
+            except Exception:
+                if entry is not None and time.monotonic() < entry[0]:
+                    return entry[1]  # a refresh that failed: the entry still holds
+                raise
             self.put(code, value, generation)
             return value
         finally:

@@ -213,6 +213,8 @@ def formatted(now: float, arguments: tuple[Any, ...], fields: dict[str, Any]) ->
 #: The text line's time to the second, for the second it was made in.
 _stamp: list[Any] = [None, ""]
 _pending: list[str] = []
+#: Lines kept for one write at most.
+_MOST_PENDING = 256
 
 
 def _write(handler: logging.StreamHandler[Any], line: str) -> None:
@@ -220,6 +222,8 @@ def _write(handler: logging.StreamHandler[Any], line: str) -> None:
     once outside an event loop)."""
     _pending.append(line)
     if len(_pending) > 1:
+        if len(_pending) >= _MOST_PENDING:
+            _flush()  # (should the due write never come, lines still go out)
         return  # a write is due already
     try:
         asyncio.get_running_loop().call_soon(_flush)

@@ -280,6 +280,15 @@ async def test_stuck_deliveries_out_of_bounds_run_on_the_resolvers(
         result = await gql.execute(varied, variables)
         if not compiled:
             assert [e.extensions["code"] for e in result.errors] == ["BAD_USER_INPUT"]
+    # A nullable variable for `first` (Int! with a default) given null: graphql-core
+    # refuses it at the field; the compiled plan hands the request to the resolvers
+    # instead of failing (which would log an unexpected error on every such request).
+    nullable = varied.replace("$n: Int!", "$n: Int")
+    plan = compiler.plan(parse(nullable), None, caller, {"m": 60, "n": None})
+    assert not isinstance(plan, Fallback)
+    answer = await plan.execute(connection, {"m": 60, "n": None}, caller, today())
+    assert isinstance(answer, Fallback)
+    assert "stuckDeliveries arguments" in answer.reason
 
 
 PERIOD = FIGURES.replace("$product: String)", "$product: String, $period: String)").replace(

@@ -92,6 +92,24 @@ async def test_the_lines_of_one_turn_go_out_together(
 
 
 @pytest.mark.parametrize("configured", ["text"], indirect=True)
+async def test_lines_go_out_without_waiting_for_the_turn_once_many_wait(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _alone()
+    handler = request_logging._handler
+    writes: list[str] = []
+    monkeypatch.setattr(handler, "stream", type("Stream", (), {
+        "write": lambda self, text: writes.append(text), "flush": lambda self: None,
+    })())
+    for number in range(request_logging._MOST_PENDING):
+        request_logging.request_line(**{**LINE, "request_id": f"r{number}"})
+    assert len(writes) == 1  # at the limit, before the end of the turn
+    assert writes[0].count("\n") == request_logging._MOST_PENDING
+    await asyncio.sleep(0)
+    assert len(writes) == 1  # nothing left for the turn's write
+
+
+@pytest.mark.parametrize("configured", ["text"], indirect=True)
 @pytest.mark.parametrize("listening", ["ketenpoort.request", "ketenpoort"])
 def test_another_handler_gets_the_record_through_logging(configured: str, listening: str) -> None:
     _alone()

@@ -68,6 +68,21 @@ async def test_an_entry_near_its_end_is_read_again_by_one_request_only() -> None
 
 
 @pytest.mark.asyncio
+async def test_a_refresh_that_fails_answers_from_the_entry_still_valid() -> None:
+    cache, registry = SupplierCache(60), Registry()
+    registry.release.set()
+    await cache.lookup("demo-shop", registry.load)
+    _expires, value = cache._entries["demo-shop"]
+    cache._entries["demo-shop"] = (time.monotonic() + 60 * REFRESH_AHEAD / 2, value)
+    registry.fail = RuntimeError("connection lost")
+    assert await cache.lookup("demo-shop", registry.load) == "row-1"
+    assert registry.reads == 2
+    cache._entries["demo-shop"] = (time.monotonic() - 1, value)  # expired: the caller fails
+    with pytest.raises(RuntimeError):
+        await cache.lookup("demo-shop", registry.load)
+
+
+@pytest.mark.asyncio
 async def test_when_the_shared_read_fails_each_waiter_reads_for_itself() -> None:
     cache, registry = SupplierCache(60), Registry()
     registry.fail = RuntimeError("connection lost")
