@@ -147,6 +147,17 @@ def _drive(coroutine: Coroutine[Any, Any, Any]) -> Any:
     raise Replay("the lookup waits for I/O")
 
 
+def invalid_answer(answer: Any) -> dict[str, Any]:
+    """A lookup's `InvalidIdentifier` as the plans keep it (`kind` "invalid")."""
+    return {
+        "kind": "invalid",
+        "scheme": answer.scheme,
+        "value": answer.value,
+        "problem": answer.problem,
+        "message": answer.message,
+    }
+
+
 def lookup_answer(args: dict[str, Any]) -> dict[str, Any]:
     """What `resolvers.queries.organisation` answers for these arguments when no
     organisation matches, asked of the resolver itself with a database that finds
@@ -173,13 +184,7 @@ def lookup_answer(args: dict[str, Any]) -> dict[str, Any]:
     )
     answer = _drive(queries.organisation(info, args.get("id"), identifier))  # type: ignore[arg-type]
     if isinstance(answer, InvalidIdentifier):
-        return {
-            "kind": "invalid",
-            "scheme": answer.scheme,
-            "value": answer.value,
-            "problem": answer.problem,
-            "message": answer.message,
-        }
+        return invalid_answer(answer)
     return {
         "kind": "lookup" if nothing.asked else "missing",
         "scheme": None if answer.scheme is None else OrgIdScheme(answer.scheme).value,

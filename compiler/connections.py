@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from graphql import GraphQLObjectType, get_named_type
 from graphql.execution.collect_fields import collect_subfields
@@ -17,7 +17,6 @@ def connection(
     root: str,
     details: Details,
     *,
-    connection_type: GraphQLObjectType,
     node_type: str,
     table: str,
     where: str,
@@ -30,7 +29,9 @@ def connection(
     cursor, one row more to tell whether a page follows. The statement reads at most
     the largest page and one row (a constant: PostgreSQL then keeps one generic plan
     for the prepared statement instead of planning each request) and cuts the page
-    to `first`."""
+    to `first`. The connection type is the root field's (`details`)."""
+    root_field = c.schema.query_type.fields[details[0].node.name.value]  # type: ignore[union-attr]
+    connection_type = cast(GraphQLObjectType, get_named_type(root_field.type))
     first = c.st.value(root, "first", "int")
     after = c.st.value(root, "after", "bigint")
     collected = collect_subfields(

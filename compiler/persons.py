@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.arguments import Replay, Root, _drive, organisation_ids
+from compiler.arguments import Replay, Root, _drive, invalid_answer, organisation_ids
 from compiler.objects import FIELDS, Compiler, Details, column, enum, gid, organisation
 from compiler.sql import quote
 from db.access import (
@@ -214,13 +214,7 @@ def person_answer(scheme: PersonIdScheme, value: str, school_given: bool) -> dic
     found = _drive(lookup.find_person(_NoRow(), scheme, value))  # type: ignore[arg-type]
     answer = person_lookup_result(found)
     if isinstance(answer, InvalidIdentifier):
-        return {
-            "kind": "invalid",
-            "scheme": answer.scheme,
-            "value": answer.value,
-            "problem": answer.problem,
-            "message": answer.message,
-        }
+        return invalid_answer(answer)
     assert isinstance(found, lookup.PersonMissing)
     if is_school_scoped(scheme) and not school_given:
         kind, message = "missing", found.message

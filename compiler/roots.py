@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from graphql import get_named_type
 from sqlalchemy import Date, bindparam, literal_column
 
 from compiler.arguments import (
@@ -83,12 +82,10 @@ def entitlements(
         conditions.append(f"{status} = ANY({st.value(key, 'statuses', 'text[]')})")
     if flt.get("variant") is not None:
         conditions.append(f"entitlement.variant = {st.value(key, 'variant', 'text')}")
-    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
     sql = connection(
         c,
         key,
         details,
-        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
         node_type="Entitlement",
         table="entitlement",
         where=" AND ".join(conditions),
@@ -200,12 +197,10 @@ def licences(
         conditions.append(
             st.condition(Licence.__table__, licence_status_matches(status, _today(c)))
         )
-    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
     sql = connection(
         c,
         key,
         details,
-        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
         node_type="Licence",
         table="licence",
         where=" AND ".join(conditions),
@@ -306,12 +301,10 @@ def licence_holders(
         st.condition(Licence.__table__, licence_scope(c.caller, c.today)),
         st.condition(Licence.__table__, holders),
     ]
-    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
     sql = connection(
         c,
         key,
         details,
-        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
         node_type="Licence",
         table="licence",
         where=" AND ".join(conditions),
@@ -420,12 +413,10 @@ def organisations(
             "(SELECT CASE WHEN board_ids IS NULL OR cardinality(board_ids) <> 1 "
             "THEN 'board not one' END FROM filter_)"
         )
-    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
     sql = connection(
         c,
         key,
         details,
-        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
         node_type="Organisation",
         table="organisation",
         where=" AND ".join(conditions),
@@ -471,12 +462,10 @@ def products(
         problem = (
             "(SELECT CASE WHEN publisher_id IS NULL THEN 'unknown publisher' END FROM filter_)"
         )
-    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
     sql = connection(
         c,
         key,
         details,
-        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
         node_type="Product",
         table="product",
         where=" AND ".join(conditions),
@@ -601,7 +590,6 @@ def audit_trail(
         conditions.append(f"audit_log.at >= {st.value(key, 'since', 'timestamptz')}")
     if args.get("until") is not None:
         conditions.append(f"audit_log.at < {st.value(key, 'until', 'timestamptz')}")
-    field_type = c.schema.query_type.fields[details[0].node.name.value].type  # type: ignore[union-attr]
     problem = (
         "(SELECT CASE WHEN school_ids IS NULL OR cardinality(school_ids) <> 1 "
         f"THEN 'school not one' WHEN {own} THEN 'not the own school' END FROM filter_)"
@@ -610,7 +598,6 @@ def audit_trail(
         c,
         key,
         details,
-        connection_type=get_named_type(field_type),  # type: ignore[arg-type]
         node_type="AuditEntry",
         table="audit_log",
         where=" AND ".join(conditions),

@@ -48,14 +48,19 @@ async def test_requests_arriving_together_share_one_read() -> None:
     assert registry.reads == 1
 
 
-@pytest.mark.asyncio
-async def test_an_entry_near_its_end_is_read_again_by_one_request_only() -> None:
+async def _aged() -> tuple[SupplierCache, Registry]:
+    """A cache whose entry for demo-shop ("row-1") is in the last fifth of its life."""
     cache, registry = SupplierCache(60), Registry()
     registry.release.set()
     await cache.lookup("demo-shop", registry.load)
-    # Age the entry into its last fifth.
-    expires, value = cache._entries["demo-shop"]
+    value = cache._entries["demo-shop"][1]
     cache._entries["demo-shop"] = (time.monotonic() + 60 * REFRESH_AHEAD / 2, value)
+    return cache, registry
+
+
+@pytest.mark.asyncio
+async def test_an_entry_near_its_end_is_read_again_by_one_request_only() -> None:
+    cache, registry = await _aged()
     registry.release.clear()
     refresher = asyncio.create_task(cache.lookup("demo-shop", registry.load))
     await _settle()
@@ -69,11 +74,8 @@ async def test_an_entry_near_its_end_is_read_again_by_one_request_only() -> None
 
 @pytest.mark.asyncio
 async def test_a_refresh_that_fails_answers_from_the_entry_still_valid() -> None:
-    cache, registry = SupplierCache(60), Registry()
-    registry.release.set()
-    await cache.lookup("demo-shop", registry.load)
-    _expires, value = cache._entries["demo-shop"]
-    cache._entries["demo-shop"] = (time.monotonic() + 60 * REFRESH_AHEAD / 2, value)
+    cache, registry = await _aged()
+    value = cache._entries["demo-shop"][1]
     registry.fail = RuntimeError("connection lost")
     assert await cache.lookup("demo-shop", registry.load) == "row-1"
     assert registry.reads == 2
